@@ -1,0 +1,29 @@
+# dmabuf-check: two commands for a fresh machine with python3 and make.
+#   make campaign   set up, then run the default property campaign
+#   make test       set up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup campaign test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+campaign: $(STAMP)
+	$(BIN)/dmabuf-check campaign --json reports/campaign.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m properties.bench
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,90 @@
+"""The buffer lifecycle: export, fd install, dup and close, kernel get and put.
+
+Documentation: "DOC: dma buf device access" steps 1, 2 and 4; code: corpus §3.1 and §3.5;
+derived behaviour §5.5 (the export reference moves to the fd table, last fput releases).
+"""
+from __future__ import annotations
+
+from ..constants import ERRNO
+from ..rules import lowest_free, maybe_release
+from ..state import LIFE_LIVE, LIFE_UNEXPORTED
+from ..terms import and_, eq, ite, not_, select
+from .registry import action
+
+
+@action("exporter", "buf")
+def dma_buf_export(m, buf):
+    """The exporter wraps buffer ``buf`` into a dma-buf (anon file, one reference)."""
+    s, n, k = m.s, m.n, m.k
+    m.require(eq(s.life[buf], LIFE_UNEXPORTED))
+    m.subject(buf)
+    n.life[buf] = LIFE_LIVE
+    n.kref[buf] = 1
+    n.resident[buf] = k.starts_resident
+    return buf
+
+
+@action("exporter", "buf")
+def dma_buf_fd(m, buf):
+    """The exporter installs the dma-buf's file as an fd; the export reference moves to it."""
+    s, n = m.s, m.n
+    m.require(and_(eq(s.life[buf], LIFE_LIVE), s.kref[buf] > 0))
+    m.subject(buf)
+    free, slot = lowest_free(list(s.fd_open))
+    for f in range(m.scope.fds):
+        take = and_(free, eq(slot, f))
+        m.set(n.fd_open, f, True, take)
+        m.set(n.fd_buf, f, buf, take)
+    m.set(n.kref, buf, s.kref[buf] - 1, free)
+    return ite(free, slot, -ERRNO["EMFILE"])
+
+
+@action("userspace", "fd")
+def dup(m, fd):
+    """Userspace duplicates an fd: another fd slot refers to the same file."""
+    s, n = m.s, m.n
+    is_open = s.fd_open[fd]
+    m.subject(s.fd_buf[fd])
+    free, slot = lowest_free(list(s.fd_open))
+    for f in range(m.scope.fds):
+        take = and_(is_open, free, eq(slot, f))
+        m.set(n.fd_open, f, True, take)
+        m.set(n.fd_buf, f, s.fd_buf[fd], take)
+    return ite(not_(is_open), -ERRNO["EBADF"], ite(free, slot, -ERRNO["EMFILE"]))
+
+
+@action("userspace", "fd")
+def close(m, fd):
+    """Userspace closes an fd; the last reference releases the dma-buf."""
+    s, n = m.s, m.n
+    is_open = s.fd_open[fd]
+    buf = s.fd_buf[fd]
+    m.subject(buf)
+    m.set(n.fd_open, fd, False, is_open)
+    m.set(n.fd_buf, fd, 0, is_open)
+    maybe_release(m, buf, is_open)
+    return ite(is_open, 0, -ERRNO["EBADF"])
+
+
+@action("kernel importer", "fd")
+def dma_buf_get(m, fd):
+    """A kernel importer turns an fd into a dma-buf reference (fget)."""
+    s, n = m.s, m.n
+    is_open = s.fd_open[fd]
+    buf = s.fd_buf[fd]
+    m.subject(buf)
+    m.require(not_(and_(is_open, eq(select(list(s.kref), buf), m.scope.refs))))  # scope bound
+    for b in range(m.scope.buffers):
+        m.set(n.kref, b, s.kref[b] + 1, and_(is_open, eq(buf, b)))
+    return ite(is_open, buf, -ERRNO["EBADF"])
+
+
+@action("kernel importer", "buf")
+def dma_buf_put(m, buf):
+    """A kernel importer drops its reference (fput); the last one releases the dma-buf."""
+    s, n = m.s, m.n
+    m.require(s.kref[buf] > 0)
+    m.subject(buf)
+    n.kref[buf] = s.kref[buf] - 1
+    maybe_release(m, buf, True)
+    return 0

@@ -1,0 +1,138 @@
+"""The exporter policy catalog: real drivers, a reference exporter, broken exporters, mutants.
+
+Real-driver policies follow the code quoted in the corpus (§7); where a driver postdates v4.11 it
+is checked against the v4.11 documentation as the tool's users would (is this driver keeping the
+rules the documentation states?). Every policy lists the claims it is expected to break, and why:
+the default campaign passes only when exactly those are found broken.
+
+Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
+and change one behaviour each; mutants change the core instead, so that each core property is
+shown to be able to fail.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .policy import ExporterPolicy
+
+__all__ = ["CATALOG", "get_policy", "REAL_DRIVERS", "BROKEN", "MUTANTS"]
+
+_KMAP_MISSING = ("KCPU-ALWAYS-SUCCEED",)
+
+_i915 = ExporterPolicy(
+    name="i915",
+    description="i915 GEM at v4.10/v4.11: kmap and kmap_atomic are NULL stubs; mmap redirected to "
+                "the GEM shmem file; begin/end move the object between CPU and GTT domains",
+    why="corpus §7.1 (S9): i915_gem_dmabuf_kmap returns NULL, i915_gem_dmabuf_mmap swaps vm_file, "
+        "begin pins pages only transiently and can fail with -EINTR",
+    breaks=_KMAP_MISSING,
+    has_kmap=False, has_kmap_atomic=False, swappable=True, starts_resident=False,
+    begin_swaps_in=True, begin_pins=False, begin_waits_fences=True, begin_interruptible=True,
+    end_interruptible=True, mmap_own_file=True,
+)
+
+_omapdrm = ExporterPolicy(
+    name="omapdrm",
+    description="omapdrm: begin_cpu_access allocates and pins the pages, end_cpu_access unpins, "
+                "kmap relies on the pin; write-combined (coherent) CPU mappings",
+    why="corpus §7.2 (S13): omap_gem_get_pages(obj, &pages, true) in begin, omap_gem_put_pages "
+        "in end, kmap uses get_pages(false); the SYNC ioctl reaches the same hook",
+    breaks=(
+        "FIXME-NO-USER-PIN",     # SYNC_START pins swappable storage for userspace
+        "BEGIN-ERRORS",          # the core's fence wait fails after the pin was taken
+        "FIXME-KMAP-PINNED",     # a userspace SYNC_END drops the pin a kernel bracket relies on
+        "KCPU-ALWAYS-SUCCEED",   # ... after which memory pressure evicts and kmap finds no pages
+    ),
+    coherent=True, swappable=True, starts_resident=False, begin_pins=True, begin_sync="none",
+    has_vmap=False,
+)
+
+_udmabuf = ExporterPolicy(
+    name="udmabuf",
+    description="udmabuf: memfd pages pinned for the buffer's life; begin creates the sg table on "
+                "first use and syncs for the CPU, end syncs for the device and fails before any begin",
+    why="corpus §7.4 (S14/S15): begin_cpu_udmabuf / end_cpu_udmabuf (-EINVAL without sg table), "
+        "mmap with a fault handler, no map_atomic callback (optional from v4.19)",
+    breaks=_KMAP_MISSING,
+    swappable=False, end_requires_begin=True, has_kmap_atomic=False,
+)
+
+_system_heap = ExporterPolicy(
+    name="system-heap",
+    description="DMA-BUF system heap: pages allocated at export and never swapped; begin/end sync "
+                "the mapped attachments and the vmap alias; mmap maps every page at once",
+    why="corpus §7.5 (S16): system_heap_dma_buf_begin/end_cpu_access never fail, system_heap_mmap "
+        "uses remap_pfn_range, no kmap callbacks (the heaps came after kmap was removed)",
+    breaks=_KMAP_MISSING,
+    swappable=False, has_kmap=False, has_kmap_atomic=False, mmap_prefault=True,
+)
+
+_coherent = ExporterPolicy(
+    name="coherent",
+    description="an exporter of coherent, never-swapped memory with no begin/end callbacks",
+    why="BEGIN-OPTIONAL / END-OPTIONAL: the core returns 0 without the callbacks",
+    has_begin=False, has_end=False, coherent=True, swappable=False,
+)
+
+_reference = ExporterPolicy(
+    name="reference",
+    description="a non-coherent exporter that keeps every documented exporter rule: storage is "
+                "never swapped (so kmap always finds it), begin syncs by direction, end flushes",
+    why="the starting point of the broken policies",
+    swappable=False, begin_waits_fences=True,
+)
+
+
+def _broken(name: str, description: str, breaks: tuple[str, ...], **knobs) -> ExporterPolicy:
+    return dataclasses.replace(_reference, name=name, description=description, breaks=breaks,
+                               why="deliberately broken: " + description, **knobs)
+
+
+BROKEN = (
+    _broken("broken-end-keeps-pin", "end_cpu_access forgets to drop the pin begin took",
+            ("END-FLUSH-UNPIN", "FIXME-NO-USER-PIN"),
+            swappable=True, begin_pins=True, end_unpins=False),
+    _broken("broken-begin-ignores-direction", "begin_cpu_access never invalidates, whatever the "
+            "direction", ("BEGIN-COHERENT", "DEV-COHERENT-HANDOFF"), begin_sync="ignore-direction"),
+    _broken("broken-end-no-flush", "end_cpu_access does not write CPU caches back",
+            ("DEV-COHERENT-HANDOFF",), end_flush=False),
+    _broken("broken-zap-anon-file", "fakes coherency by zapping PTEs through the anon file all "
+            "dma-bufs share", ("MMAP-OWN-FILE",), fake_coherency=True, zap_via="anon-file"),
+    _broken("broken-zap-without-own-file", "fakes coherency by zapping its own address space but "
+            "never sets vma->vm_file to its own file", ("MMAP-ZAP-ALL",),
+            fake_coherency=True, zap_via="own-file", mmap_own_file=False),
+    _broken("broken-pin-leak-on-interrupt", "an interrupted begin_cpu_access keeps the pin it took",
+            ("BEGIN-ERRORS",), begin_pins=True, begin_interruptible=True, begin_leaks_pin_on_error=True),
+    _broken("broken-kmap-unpinned", "serves kmap from swappable storage that begin did not pin",
+            ("FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED"), swappable=True),
+    _broken("broken-evict-pinned", "memory pressure evicts storage while it is pinned or mapped "
+            "for a device", ("LIFE-MIGRATE", "FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED"),
+            swappable=True, begin_pins=True, evict_pinned=True, begin_swaps_in=True),
+    _broken("broken-own-file-no-ref", "redirects mmap to its own file without keeping the storage "
+            "alive after release", ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"),
+            mmap_own_file=True, own_file_keeps_backing=False),
+)
+
+MUTANTS = (
+    _broken("mutant-vmap-no-refcount", "MUTANT core: dma_buf_vmap calls ops->vmap every time",
+            ("KCPU-VMAP-REFCOUNT",), mutant_vmap_no_refcount=True),
+    _broken("mutant-no-size-check", "MUTANT core: mmap skips the size check",
+            ("MMAP-SIZE-CHECK",), mutant_no_size_check=True),
+    _broken("mutant-sync-stateful", "MUTANT core: SYNC_END without SYNC_START is refused",
+            ("SYNC-STATELESS",), mutant_sync_stateful=True),
+    _broken("mutant-no-fence-wait", "MUTANT core: begin_cpu_access does not wait for fences",
+            ("BEGIN-FENCE-WAIT",), mutant_no_fence_wait=True, begin_waits_fences=False),
+    _broken("mutant-vma-no-file-ref", "MUTANT core: a mapping holds no reference on its vm_file",
+            ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"), mutant_vma_no_file_ref=True),
+)
+
+REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent)
+
+CATALOG: dict[str, ExporterPolicy] = {p.name: p for p in (*REAL_DRIVERS, _reference, *BROKEN, *MUTANTS)}
+
+
+def get_policy(name: str) -> ExporterPolicy:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise KeyError(f"unknown exporter {name!r}; the catalog has: {', '.join(CATALOG)}") from None

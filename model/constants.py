@@ -1,0 +1,79 @@
+"""Kernel constants the model uses, spelled as the kernel spells them.
+
+Sources: ``include/uapi/linux/dma-buf.h`` (v4.6 to v5.2 form, corpus §4.1 and §4.2),
+``enum dma_data_direction`` (``include/linux/dma-direction.h``) and the errno values of
+``include/uapi/asm-generic/errno-base.h`` / ``errno.h`` (x86-64). ``ERESTARTSYS`` is the
+kernel-internal 512 of ``include/linux/errno.h``.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "DMA_BIDIRECTIONAL", "DMA_TO_DEVICE", "DMA_FROM_DEVICE", "DMA_NONE", "DIRECTIONS",
+    "DMA_BUF_SYNC_READ", "DMA_BUF_SYNC_WRITE", "DMA_BUF_SYNC_RW", "DMA_BUF_SYNC_START",
+    "DMA_BUF_SYNC_END", "DMA_BUF_SYNC_VALID_FLAGS_MASK", "DMA_BUF_IOCTL_SYNC", "ERRNO",
+    "ERRNO_NAMES", "NAMED_CONSTANTS", "SIGBUS", "SIGSEGV", "FAULT_SIGBUS", "FAULT_SIGSEGV",
+    "errno_name", "reads", "writes",
+]
+
+# enum dma_data_direction
+DMA_BIDIRECTIONAL = 0
+DMA_TO_DEVICE = 1
+DMA_FROM_DEVICE = 2
+DMA_NONE = 3
+DIRECTIONS = {"DMA_BIDIRECTIONAL": DMA_BIDIRECTIONAL, "DMA_TO_DEVICE": DMA_TO_DEVICE,
+              "DMA_FROM_DEVICE": DMA_FROM_DEVICE}
+
+# include/uapi/linux/dma-buf.h
+DMA_BUF_SYNC_READ = 1 << 0
+DMA_BUF_SYNC_WRITE = 2 << 0
+DMA_BUF_SYNC_RW = DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE
+DMA_BUF_SYNC_START = 0 << 2
+DMA_BUF_SYNC_END = 1 << 2
+DMA_BUF_SYNC_VALID_FLAGS_MASK = DMA_BUF_SYNC_RW | DMA_BUF_SYNC_END
+DMA_BUF_IOCTL_SYNC = 0x40086200
+
+ERRNO = {
+    "EPERM": 1, "ENOENT": 2, "EINTR": 4, "EBADF": 9, "EAGAIN": 11, "ENOMEM": 12,
+    "EFAULT": 14, "EBUSY": 16, "ENODEV": 19, "EINVAL": 22, "EMFILE": 24, "ENOTTY": 25,
+    "ENOSYS": 38, "EOVERFLOW": 75, "ERESTARTSYS": 512,
+}
+ERRNO_NAMES = {v: k for k, v in ERRNO.items()}
+
+# A userspace load or store that faults delivers a signal rather than returning an errno.
+# The model returns these values for cpu_read/cpu_write; they are outside the errno range.
+SIGBUS = 7
+SIGSEGV = 11
+FAULT_SIGBUS = -(1000 + SIGBUS)
+FAULT_SIGSEGV = -(1000 + SIGSEGV)
+
+NAMED_CONSTANTS: dict[str, int] = {
+    **DIRECTIONS,
+    "DMA_NONE": DMA_NONE,
+    "DMA_BUF_SYNC_READ": DMA_BUF_SYNC_READ,
+    "DMA_BUF_SYNC_WRITE": DMA_BUF_SYNC_WRITE,
+    "DMA_BUF_SYNC_RW": DMA_BUF_SYNC_RW,
+    "DMA_BUF_SYNC_START": DMA_BUF_SYNC_START,
+    "DMA_BUF_SYNC_END": DMA_BUF_SYNC_END,
+    "DMA_BUF_SYNC_VALID_FLAGS_MASK": DMA_BUF_SYNC_VALID_FLAGS_MASK,
+}
+
+
+def errno_name(ret: int) -> str:
+    """``-22`` -> ``"-EINVAL"``; signals as ``"SIGBUS"``; other values as they are."""
+    if ret == FAULT_SIGBUS:
+        return "SIGBUS"
+    if ret == FAULT_SIGSEGV:
+        return "SIGSEGV"
+    if ret < 0 and -ret in ERRNO_NAMES:
+        return "-" + ERRNO_NAMES[-ret]
+    return str(ret)
+
+
+def reads(direction: int) -> bool:
+    """Does CPU access in ``direction`` read what a device wrote (FROM_DEVICE or BIDIRECTIONAL)?"""
+    return direction in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL)
+
+
+def writes(direction: int) -> bool:
+    """Does CPU access in ``direction`` write for a device (TO_DEVICE or BIDIRECTIONAL)?"""
+    return direction in (DMA_TO_DEVICE, DMA_BIDIRECTIONAL)

@@ -1,0 +1,62 @@
+"""Events: what a transition observes, beside its next state and return value.
+
+A transition sets the events that describe what happened in that step: a stale read, a kmap
+after end_cpu_access, a PTE the exporter failed to zap. Undefined behaviour is recorded this way
+(DESIGN.md point 4): reaching it is an event on the step, carried by traces and graph edges, and
+classified by the properties of kind ``undefined``. (Events live on the step rather than as sticky
+marks in the state so that the reachable state space does not double per mark; a trace or a graph
+edge still shows where the mark was set.)
+
+Each event is one bit of the step's event mask, in the order below.
+"""
+from __future__ import annotations
+
+__all__ = ["EVENTS", "EVENT_BIT", "event_names"]
+
+EVENTS: tuple[tuple[str, str], ...] = (
+    ("release", "ops->release ran (the last reference to the dma-buf file was dropped)"),
+    ("exporter_after_release", "a CPU access reached the buffer's storage after ops->release"),
+    ("vmap_release_bug", "release with vmapping_counter != 0 (BUG_ON in dma_buf_release)"),
+    ("release_while_attached", "release with an attachment still attached"),
+    ("detach_while_mapped", "dma_buf_detach of an attachment that is still mapped"),
+    ("vunmap_bug", "dma_buf_vunmap with vmapping_counter == 0 (BUG_ON)"),
+    ("kmap_fail", "a dma_buf_kmap or dma_buf_kmap_atomic returned NULL"),
+    ("kmap_after_end", "a kmap after end_cpu_access, with no bracket open"),
+    ("kmap_outside_bracket", "a kmap with no begin_cpu_access before it"),
+    ("atomic_over_2", "the importer holds more than 2 atomic kmaps"),
+    ("atomic_blocked", "kmap_atomic had to bring storage in, which blocks"),
+    ("kunmap_unmapped", "a kunmap of a page that is not kmapped"),
+    ("kernel_access_unmapped", "a kernel load or store to a page it has neither kmapped nor vmapped"),
+    ("kernel_access_unbacked", "a kernel load or store through a mapping whose storage was evicted"),
+    ("kernel_access_unbracketed", "a kernel load or store outside begin/end_cpu_access"),
+    ("kernel_stale_read", "a kernel load returned an older value than the newest written"),
+    ("user_access_unbracketed", "a userspace load or store outside SYNC_START..SYNC_END"),
+    ("user_stale_read", "a userspace load returned an older value than the newest written"),
+    ("device_stale_handoff", "a device read a page whose newest value a CPU wrote inside a write "
+     "bracket that has ended, and that never reached memory"),
+    ("device_stale_undisciplined", "a device read a page whose newest value a CPU wrote outside a "
+     "bracket or in a bracket without the write direction"),
+    ("device_stale_race", "a device read a page that a CPU is writing inside a bracket still open"),
+    ("lost_write", "a write-back of a stale dirty cache line overwrote newer data in memory"),
+    ("sigbus", "a userspace access faulted with SIGBUS"),
+    ("sigsegv", "a userspace access faulted with SIGSEGV"),
+    ("zap_missed", "after the exporter zapped the buffer's PTEs, a PTE of it is still present"),
+    ("collateral_zap", "the exporter's zap removed PTEs of another buffer's mapping"),
+    ("evicted_pinned", "memory pressure evicted storage that was pinned"),
+    ("begin_ok", "begin_cpu_access (or SYNC_START) returned 0"),
+    ("begin_failed", "begin_cpu_access (or SYNC_START) returned an error"),
+    ("end_ok", "end_cpu_access (or SYNC_END) returned 0"),
+    ("exporter_begin_called", "the core called ops->begin_cpu_access"),
+    ("exporter_end_called", "the core called ops->end_cpu_access"),
+    ("from_user", "the step was a userspace call into the dma-buf file"),
+    ("sync_bad_flags", "DMA_BUF_IOCTL_SYNC with flags the uapi does not accept"),
+    ("mmap_too_large", "the exporter's mmap was called with a vma larger than the buffer"),
+    ("vmap_fail", "dma_buf_vmap returned NULL"),
+)
+
+EVENT_BIT: dict[str, int] = {name: 1 << i for i, (name, _) in enumerate(EVENTS)}
+
+
+def event_names(mask: int) -> list[str]:
+    """The names of the events set in ``mask``."""
+    return [name for name, bit in EVENT_BIT.items() if mask & bit]

@@ -1,0 +1,198 @@
+"""The model as engines see it: a scope, a policy and a revision give an initial state, a list of
+action instances, and a compiled step function per instance.
+
+Transition definitions are traced once per (scope, revision) into terms with the knobs left as
+variables (:func:`transition_terms`, what the Z3 engine uses); a :class:`Model` substitutes one
+policy's knobs and compiles each instance to straight-line Python (what Hypothesis and the
+explicit engine run).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+from typing import Any, Iterable, Sequence
+
+from .actions import ACTIONS, ActionSpec
+from .constants import errno_name
+from .events import EVENT_BIT, EVENTS
+from .policy import REVISIONS, ExporterPolicy, knob_vars
+from .scope import Scope, get_scope
+from .state import Schema
+from .step import Knobs, Step
+from .terms import FALSE, Term, compile_function, const, ite, lift, substitute
+
+__all__ = ["Instance", "TransitionTerms", "Model", "transition_terms", "instances_for", "format_call"]
+
+
+def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
+    """``dma_buf_kmap(buf=0, page=1)``, with kernel constant names for directions and flags."""
+    from .constants import DIRECTIONS
+
+    dirs = {v: k for k, v in DIRECTIONS.items()}
+    parts = []
+    for k, v in args:
+        if k == "direction":
+            v = dirs.get(v, v)
+        elif k == "flags":
+            v = _flags_name(v)
+        elif k == "interrupted" and v is False:
+            continue
+        parts.append(f"{k}={v}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _flags_name(flags: int) -> str:
+    from .constants import DMA_BUF_SYNC_END, DMA_BUF_SYNC_RW
+
+    if flags & ~0x7 or not flags & DMA_BUF_SYNC_RW:
+        return hex(flags) if flags > 9 else str(flags)
+    rw = {1: "DMA_BUF_SYNC_READ", 2: "DMA_BUF_SYNC_WRITE", 3: "DMA_BUF_SYNC_RW"}[flags & DMA_BUF_SYNC_RW]
+    return ("DMA_BUF_SYNC_END|" if flags & DMA_BUF_SYNC_END else "DMA_BUF_SYNC_START|") + rw
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One action with all its parameters chosen: ``dma_buf_kmap(buf=0, page=1)``."""
+
+    index: int
+    name: str
+    args: tuple[tuple[str, Any], ...]
+    actor: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.args)
+
+    def __str__(self) -> str:
+        return format_call(self.name, self.args)
+
+
+@dataclass(frozen=True)
+class TransitionTerms:
+    """One instance's transition as terms over the pre-state variables and the knob variables."""
+
+    instance: Instance
+    guard: Term
+    next: tuple[Term, ...]
+    ret: Term
+    subject: Term
+    events: dict[str, Term]
+
+    def outputs(self) -> list[Term]:
+        return [self.guard, *self.next, self.ret, self.subject, *(self.events.get(n, FALSE) for n, _ in EVENTS)]
+
+
+def instances_for(scope: Scope, revision: str) -> list[Instance]:
+    out: list[Instance] = []
+    for spec in ACTIONS.values():
+        if revision not in spec.revisions:
+            continue
+        for values in product(*(spec.domain(p, scope) for p in spec.params)):
+            out.append(Instance(len(out), spec.name, tuple(zip(spec.params, values)), spec.actor))
+    return out
+
+
+@lru_cache(maxsize=16)
+def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tuple[TransitionTerms, ...]]:
+    """Trace every action instance of the scope into terms (knobs left free)."""
+    if revision not in REVISIONS:
+        raise ValueError(f"unknown revision {revision!r}; known: {', '.join(REVISIONS)}")
+    schema = Schema(scope)
+    knobs = Knobs(knob_vars())
+    out = []
+    for inst in instances_for(scope, revision):
+        m = Step(scope, schema.sym(), knobs)
+        ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
+        if ret.sort != "int":
+            raise TypeError(f"{inst}: a transition must return an int term")
+        out.append(TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events)))
+    return schema, tuple(out)
+
+
+def _event_mask(events: dict[str, Term]) -> Term:
+    mask = const(0)
+    for name, _ in EVENTS:
+        e = events.get(name)
+        if e is not None:
+            mask = mask + ite(e, EVENT_BIT[name], 0)
+    return mask
+
+
+class Model:
+    """A scope, an exporter policy and a revision, compiled.
+
+    ``step(state, i)`` applies instance ``i`` and returns ``(next_state, ret, events, buf)`` or
+    ``None`` when the instance is not enabled; ``events`` is a bit mask (see ``model.events``).
+    """
+
+    def __init__(self, policy: ExporterPolicy, scope: Scope | str = "small", revision: str = "v4.11") -> None:
+        self.scope = get_scope(scope) if isinstance(scope, str) else scope
+        self.policy = policy
+        self.revision = revision
+        self.schema, self.terms = transition_terms(self.scope, revision)
+        self.instances: list[Instance] = [t.instance for t in self.terms]
+        self.init: tuple = self.schema.init
+        self.knob_env = {"k." + name: v for name, v in policy.knob_values().items()}
+        self.var_expr = {n: f"s[{i}]" for i, n in enumerate(self.schema.names)}
+        self._steps = []
+        self._guards = []
+        self.sources: list[str] = []
+        for t in self.terms:
+            guard, ret, subject, mask, *nxt = substitute(
+                [t.guard, t.ret, t.subject, _event_mask(t.events), *t.next], self.knob_env)
+            fn, src = compile_function(
+                f"step_{t.instance.index}", ["s"], self.var_expr, [*nxt, ret, mask, subject], guard=guard,
+                result=lambda outs: "((" + "".join(o + ", " for o in outs[:-3]) + ")," + ", ".join(outs[-3:]) + ")")
+            g, _ = compile_function(f"guard_{t.instance.index}", ["s"], self.var_expr, [guard],
+                                    result=lambda outs: outs[0])
+            self._steps.append(fn)
+            self._guards.append(g)
+            self.sources.append(src)
+        self.by_name: dict[str, list[int]] = {}
+        for inst in self.instances:
+            self.by_name.setdefault(inst.name, []).append(inst.index)
+
+    # --- running ------------------------------------------------------------------------------
+    def step(self, state: tuple, index: int):
+        return self._steps[index](state)
+
+    def enabled(self, state: tuple, index: int) -> bool:
+        return bool(self._guards[index](state))
+
+    def enabled_instances(self, state: tuple, indices: Iterable[int] | None = None) -> list[int]:
+        g = self._guards
+        return [i for i in (range(len(g)) if indices is None else indices) if g[i](state)]
+
+    def successors(self, state: tuple):
+        """``(instance index, next state, ret, events, buf)`` for every enabled instance."""
+        for i, fn in enumerate(self._steps):
+            r = fn(state)
+            if r is not None:
+                yield (i, *r)
+
+    def find(self, name: str, **args: Any) -> Instance:
+        """The instance of ``name`` with these arguments (missing optional ones default False)."""
+        if name not in ACTIONS:
+            raise KeyError(f"unknown action {name!r}")
+        spec: ActionSpec = ACTIONS[name]
+        if self.revision not in spec.revisions:
+            raise KeyError(f"action {name} does not exist at revision {self.revision}")
+        full = {p: args.get(p, False) if p in spec.optional else args.get(p) for p in spec.params}
+        unknown = set(args) - set(spec.params)
+        if unknown:
+            raise KeyError(f"{name} has no parameter {sorted(unknown)[0]!r} (it takes {', '.join(spec.params)})")
+        missing = [p for p, v in full.items() if v is None]
+        if missing:
+            raise KeyError(f"{name} needs the parameter {missing[0]!r}")
+        for p, v in full.items():
+            if v not in spec.domain(p, self.scope):
+                raise KeyError(f"{name}: {p}={v!r} is outside the scope {self.scope.name}")
+        key = tuple(full.items())
+        for i in self.by_name.get(name, ()):
+            if self.instances[i].args == key:
+                return self.instances[i]
+        raise KeyError(f"no instance {format_call(name, key)}")  # pragma: no cover
+
+    def describe_ret(self, ret: int) -> str:
+        return errno_name(ret)

@@ -1,0 +1,178 @@
+"""Exporter policies: what a driver's ``struct dma_buf_ops`` does, as data.
+
+DESIGN.md point 5. A policy is a frozen record of knobs. Transitions read the knobs as model
+variables (``k.begin_pins``), so the same transition definition serves every policy: the concrete
+interpretation substitutes the policy's values before compiling, and the Z3 engine can leave them
+free to ask which policies satisfy a pair of claims.
+
+The ``mutant_*`` knobs change the dma-buf *core*, not the exporter. No real driver sets them; they
+exist so that a property about the core can be shown to fail against a deliberately broken core
+(a property no policy can ever violate would be suspicious).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .terms import Term, var
+
+__all__ = ["ExporterPolicy", "Knob", "KNOBS", "PolicyError", "load_policy_file", "knob_vars",
+           "policy_from_mapping", "REVISIONS"]
+
+REVISIONS = ("v4.11", "v5.12")
+
+
+class PolicyError(ValueError):
+    """A policy file or knob value that cannot be used; the message names the place."""
+
+
+def _k(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "choices": choices, "knob": True})
+
+
+@dataclass(frozen=True)
+class ExporterPolicy:
+    name: str
+    description: str = ""
+    breaks: tuple[str, ...] = ()        # claim IDs this policy is expected to break
+    why: str = ""                        # where in the corpus the behaviour comes from
+    revisions: tuple[str, ...] = REVISIONS
+    # --- callbacks present ------------------------------------------------------------------
+    has_begin: bool = _k(True, "ops->begin_cpu_access exists")
+    has_end: bool = _k(True, "ops->end_cpu_access exists")
+    has_kmap: bool = _k(True, "ops->kmap exists and returns a page (not a NULL stub)")
+    has_kmap_atomic: bool = _k(True, "ops->kmap_atomic exists and returns a page (not a NULL stub)")
+    has_vmap: bool = _k(True, "ops->vmap exists")
+    has_mmap: bool = _k(True, "ops->mmap exists")
+    # --- backing storage ----------------------------------------------------------------------
+    coherent: bool = _k(False, "memory is coherent between CPU caches and devices")
+    swappable: bool = _k(False, "unpinned storage can be evicted under memory pressure (shmem, GEM)")
+    starts_resident: bool = _k(True, "storage is allocated at export time")
+    evict_pinned: bool = _k(False, "BROKEN: memory pressure evicts storage even while it is pinned")
+    # --- begin_cpu_access / end_cpu_access ----------------------------------------------------
+    begin_swaps_in: bool = _k(True, "begin allocates or swaps the storage in")
+    begin_pins: bool = _k(False, "begin pins the storage until end (omapdrm)")
+    begin_sync: str = _k("direction", "cache maintenance in begin: 'direction' (dma_sync_*_for_cpu "
+                         "by direction), 'none', or BROKEN 'ignore-direction' (never invalidates)",
+                         ("none", "direction", "ignore-direction"))
+    begin_waits_fences: bool = _k(False, "begin waits for the implicit fences itself (interruptibly) "
+                                  "before it prepares anything")
+    begin_interruptible: bool = _k(False, "begin takes an interruptible lock: -EINTR on a signal")
+    begin_enomem: bool = _k(False, "begin fails with -ENOMEM (omapdrm: tiled buffers)")
+    begin_leaks_pin_on_error: bool = _k(False, "BROKEN: an interrupted begin keeps the pin it took")
+    end_flush: bool = _k(True, "end writes dirty cache lines back for write directions")
+    end_unpins: bool = _k(True, "end drops a pin taken by begin")
+    end_interruptible: bool = _k(False, "end takes an interruptible lock: -EINTR on a signal")
+    end_requires_begin: bool = _k(False, "end fails with -EINVAL before the first begin (udmabuf)")
+    # --- kmap ---------------------------------------------------------------------------------
+    kmap_swaps_in: bool = _k(False, "kmap brings evicted storage back in itself (this can block)")
+    # --- mmap ---------------------------------------------------------------------------------
+    mmap_own_file: bool = _k(False, "mmap sets vma->vm_file to the exporter's own file (i915: shmem)")
+    own_file_keeps_backing: bool = _k(True, "the exporter's own file keeps the storage alive after release")
+    mmap_prefault: bool = _k(False, "mmap inserts every PTE at once (remap_pfn_range), no fault handler")
+    fake_coherency: bool = _k(False, "end zaps the PTEs; the next CPU access faults and the fault "
+                              "handler syncs for the CPU")
+    zap_via: str = _k("own-file", "address space the exporter zaps PTEs through",
+                      ("own-file", "anon-file"))
+    # --- mutants of the core (never set by a real driver) -------------------------------------
+    mutant_vmap_no_refcount: bool = _k(False, "MUTANT core: calls ops->vmap on every dma_buf_vmap")
+    mutant_no_size_check: bool = _k(False, "MUTANT core: mmap skips the size check")
+    mutant_sync_stateful: bool = _k(False, "MUTANT core: SYNC_END without SYNC_START is refused")
+    mutant_no_fence_wait: bool = _k(False, "MUTANT core: begin does not wait for implicit fences")
+    mutant_vma_no_file_ref: bool = _k(False, "MUTANT core: a mapping holds no reference on vm_file")
+
+    def knob_values(self) -> dict[str, bool | int]:
+        """Knob name -> the value transitions see (enumerated knobs as their index)."""
+        out: dict[str, bool | int] = {}
+        for k in KNOBS.values():
+            v = getattr(self, k.name)
+            out[k.name] = k.choices.index(v) if k.choices else v
+        return out
+
+    def knobs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in KNOBS}
+
+    def with_knobs(self, **changes: Any) -> "ExporterPolicy":
+        for k, v in changes.items():
+            _check_knob(k, v, "with_knobs")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    sort: str                   # "bool" or "int"
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None
+
+
+KNOBS: dict[str, Knob] = {
+    f.name: Knob(f.name, "int" if f.metadata["choices"] else "bool", f.default, f.metadata["doc"],
+                 f.metadata["choices"])
+    for f in fields(ExporterPolicy) if f.metadata.get("knob")
+}
+
+
+def knob_vars() -> dict[str, Term]:
+    """The knobs as model variables ``k.<name>`` (what transitions read)."""
+    return {k.name: var("k." + k.name, k.sort) for k in KNOBS.values()}
+
+
+def _check_knob(name: str, value: Any, where: str) -> None:
+    if name not in KNOBS:
+        raise PolicyError(f"{where}: unknown knob {name!r} (see 'dmabuf-check exporters' for the knobs)")
+    k = KNOBS[name]
+    if k.choices:
+        if value not in k.choices:
+            raise PolicyError(f"{where}: knob {name} must be one of {', '.join(map(repr, k.choices))}, got {value!r}")
+    elif not isinstance(value, bool):
+        raise PolicyError(f"{where}: knob {name} must be true or false, got {value!r}")
+
+
+def policy_from_mapping(data: dict[str, Any], where: str, base: ExporterPolicy | None = None) -> ExporterPolicy:
+    """Build a policy from parsed TOML: top-level name/description/breaks/based_on, [knobs]."""
+    allowed = {"name", "description", "breaks", "why", "based_on", "knobs", "revisions"}
+    for key in data:
+        if key not in allowed:
+            raise PolicyError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise PolicyError(f"{where}: 'name' must be a non-empty string")
+    knobs = data.get("knobs", {})
+    if not isinstance(knobs, dict):
+        raise PolicyError(f"{where}: [knobs] must be a table")
+    for k, v in knobs.items():
+        _check_knob(k, v, f"{where}: [knobs]")
+    breaks = data.get("breaks", [])
+    if not isinstance(breaks, list) or not all(isinstance(b, str) for b in breaks):
+        raise PolicyError(f"{where}: 'breaks' must be a list of claim IDs")
+    revisions = data.get("revisions", list(REVISIONS))
+    if not isinstance(revisions, list) or any(r not in REVISIONS for r in revisions):
+        raise PolicyError(f"{where}: 'revisions' must be a list drawn from {', '.join(REVISIONS)}")
+    start = base if base is not None else ExporterPolicy(name=name)
+    return dataclasses.replace(
+        start, name=name, description=str(data.get("description", start.description)),
+        why=str(data.get("why", "")), breaks=tuple(breaks), revisions=tuple(revisions), **knobs)
+
+
+def load_policy_file(path: str | Path, catalog: dict[str, ExporterPolicy] | None = None) -> ExporterPolicy:
+    """Load a user's policy from a TOML file; errors are ``PolicyError`` naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(f"{p}: cannot read policy file: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"{p}: not valid TOML: {e}") from None
+    base = None
+    if "based_on" in data:
+        if catalog is None or data["based_on"] not in catalog:
+            raise PolicyError(f"{p}: based_on names no catalog exporter: {data['based_on']!r}")
+        base = catalog[data["based_on"]]
+    return policy_from_mapping(data, str(p), base)

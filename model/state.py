@@ -1,0 +1,277 @@
+"""The model's state: a flat, fixed-width vector of small integers and booleans.
+
+DESIGN.md point 1. Every field is declared once here with its range and its meaning; a scope
+turns the declarations into a flat layout (``life[0]``, ``cache[0][1]``, ...). A concrete state is
+a plain tuple in that layout, so it is hashable, a networkx node as it is, and packs into integers
+for a vectorised search; symbolically, each field is one model variable.
+
+Fields that model kernel objects use the kernel's names where it has them (``vmapping_counter``);
+fields that exist only to judge the documentation ("ghost" state, which the kernel does not keep,
+such as whether a userspace SYNC bracket is open) say so in their description.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from typing import Any, Callable, Iterator, Sequence
+
+from .scope import Scope
+from .terms import Term, lift, select, ite, eq, var
+
+__all__ = [
+    "FieldSpec", "FIELDS", "Schema", "Arr", "SymState", "NextState",
+    "LIFE_UNEXPORTED", "LIFE_LIVE", "LIFE_RELEASED", "CACHE_INVALID", "CACHE_CLEAN",
+    "CACHE_DIRTY", "FENCE_NONE", "FENCE_EXCL", "FENCE_SHARED", "W_NONE", "W_USER_OPEN",
+    "W_HANDED_OFF", "W_UNDISCIPLINED", "W_KERNEL_OPEN",
+]
+
+LIFE_UNEXPORTED, LIFE_LIVE, LIFE_RELEASED = 0, 1, 2
+CACHE_INVALID, CACHE_CLEAN, CACHE_DIRTY = 0, 1, 2
+FENCE_NONE, FENCE_EXCL, FENCE_SHARED = 0, 1, 2
+# wclass: who wrote the newest value of a page that memory does not hold yet
+W_NONE, W_USER_OPEN, W_HANDED_OFF, W_UNDISCIPLINED, W_KERNEL_OPEN = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    dims: tuple[str, ...]                    # scope attributes indexing the field
+    hi: Callable[[Scope], int]               # largest value (bools: 1)
+    sort: str = "int"                        # "int" or "bool"
+    init: int | bool = 0
+    ghost: bool = False                      # not kept by the kernel; kept to judge the docs
+    doc: str = ""
+
+
+def _b(name: str, dims: tuple[str, ...], doc: str, init: bool = False, ghost: bool = False) -> FieldSpec:
+    return FieldSpec(name, dims, lambda sc: 1, "bool", init, ghost, doc)
+
+
+def _i(name: str, dims: tuple[str, ...], hi: Callable[[Scope], int], doc: str, ghost: bool = False) -> FieldSpec:
+    return FieldSpec(name, dims, hi, "int", 0, ghost, doc)
+
+
+_R = lambda sc: sc.refs  # noqa: E731
+B, BP, F, V, VP, A = ("buffers",), ("buffers", "pages"), ("fds",), ("vmas",), ("vmas", "pages"), ("attachments",)
+
+FIELDS: tuple[FieldSpec, ...] = (
+    # --- the dma-buf object (drivers/dma-buf/dma-buf.c) -------------------------------------
+    _i("life", B, lambda sc: 2, "0 not exported yet, 1 live (exported), 2 released (ops->release ran)"),
+    _i("kref", B, _R, "kernel references: the export reference until dma_buf_fd, plus dma_buf_get"),
+    _i("release_calls", B, lambda sc: 2, "how often ops->release ran", ghost=True),
+    _i("vmapping_counter", B, _R, "dmabuf->vmapping_counter"),
+    _i("exp_vmaps", B, _R, "exporter vmap calls not yet undone by its vunmap", ghost=True),
+    _i("fence", B, lambda sc: 2, "unsignaled implicit fence in dmabuf->resv: 0 none, 1 exclusive, 2 shared"),
+    # --- the exporter's backing storage ------------------------------------------------------
+    _b("resident", B, "backing storage is allocated / swapped in"),
+    _i("pins", B, _R, "pins the exporter's begin_cpu_access holds on the storage"),
+    _i("user_pins", B, _R, "of those pins, the ones taken on behalf of a userspace SYNC", ghost=True),
+    _b("prepared", B, "exporter-private: begin_cpu_access has prepared the buffer once (udmabuf's sg table)"),
+    # --- CPU access brackets (ghost: the core keeps no bracket state, corpus §5.1) ------------
+    _b("kopen", B, "a kernel begin/end bracket is open", ghost=True),
+    _i("kdir", B, lambda sc: 2, "direction of the open kernel bracket", ghost=True),
+    _b("kended", B, "the last kernel bracket has ended (kmap after end is undefined)", ghost=True),
+    _b("krace", B, "a device wrote the buffer while the kernel bracket was open", ghost=True),
+    _b("uopen", B, "a userspace SYNC_START..SYNC_END bracket is open", ghost=True),
+    _i("udir", B, lambda sc: 2, "direction of the open userspace bracket", ghost=True),
+    _b("urace", B, "a device wrote the buffer while the userspace bracket was open", ghost=True),
+    # --- pages: memory, the CPU cache, kernel mappings ---------------------------------------
+    _b("mem_ok", BP, "memory holds the newest value of the page", init=True, ghost=True),
+    _i("cache", BP, lambda sc: 2, "CPU cache line of the page: 0 invalid, 1 clean, 2 dirty"),
+    _b("cache_ok", BP, "the cache line holds the newest value of the page", ghost=True),
+    _i("wclass", BP, lambda sc: 4, "who wrote the newest value memory lacks: 0 none, 1 user in "
+       "open write bracket, 2 in a write bracket since ended, 3 without a proper bracket, 4 kernel "
+       "in open write bracket", ghost=True),
+    _i("kmaps", BP, _R, "live dma_buf_kmap mappings of the page"),
+    _i("kmaps_atomic", BP, lambda sc: 3, "live dma_buf_kmap_atomic mappings of the page"),
+    # --- the process: fd table and mappings ---------------------------------------------------
+    _b("fd_open", F, "the fd slot holds a dma-buf file"),
+    _i("fd_buf", F, lambda sc: sc.buffers - 1, "the buffer of the file in the fd slot"),
+    _b("vma_live", V, "the mapping exists"),
+    _i("vma_buf", V, lambda sc: sc.buffers - 1, "the buffer the mapping maps"),
+    _i("vma_pgoff", V, lambda sc: sc.pages, "vma->vm_pgoff as set up by mmap (buffer page of the first page)"),
+    _i("vma_npages", V, lambda sc: sc.pages + 1, "vma_pages(vma) (larger than the buffer only under a mutant core)"),
+    _b("vma_own_file", V, "vma->vm_file is the exporter's own file, not the dma-buf's anon file"),
+    _b("pte", VP, "the PTE of page q of the mapping is present"),
+    # --- device attachments -------------------------------------------------------------------
+    _b("att_live", A, "the attachment exists (dma_buf_attach)"),
+    _i("att_buf", A, lambda sc: sc.buffers - 1, "the buffer the attachment is attached to"),
+    _b("att_mapped", A, "the attachment is mapped for DMA (dma_buf_map_attachment)"),
+)
+
+
+class Arr:
+    """A fixed-length array of terms (nested for two dimensions), as transitions see a field.
+
+    Static indices are plain ints: ``a[buf]``. A term index selects with an ``ite`` chain:
+    ``a.at(idx)``; ``a.put(idx, value)`` stores at a term index.
+    """
+
+    __slots__ = ("items", "writable")
+
+    def __init__(self, items: list, writable: bool) -> None:
+        self.items = items
+        self.writable = writable
+
+    def __getitem__(self, i: int):
+        if isinstance(i, Term):
+            raise TypeError("index a model array by a term with .at(index), not [index]")
+        return self.items[i]
+
+    def __setitem__(self, i: int, value: Any) -> None:
+        if not self.writable:
+            raise TypeError("the pre-state is read-only; assign to the next state")
+        if isinstance(i, Term):
+            raise TypeError("store at a term index with .put(index, value)")
+        if isinstance(self.items[i], Arr):
+            raise TypeError("assign to an element of the row, not to the row")
+        old = self.items[i]
+        value = lift(value)
+        if value.sort != old.sort:
+            raise TypeError(f"assigning a {value.sort} to a {old.sort} field")
+        self.items[i] = value
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator:
+        return iter(self.items)
+
+    def at(self, index: Any):
+        if isinstance(self.items[0], Arr):
+            return Arr([select([row[j] for row in self.items], index)
+                        for j in range(len(self.items[0]))], False)
+        return select(self.items, index)
+
+    def put(self, index: Any, value: Any) -> None:
+        index = lift(index)
+        for i in range(len(self.items)):
+            self[i] = ite(eq(index, i), value, self.items[i])
+
+
+class Schema:
+    """The flat layout of the state for one scope."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.names: list[str] = []
+        self.specs: list[FieldSpec] = []
+        self.groups: dict[str, list] = {}
+        self.offset: dict[str, int] = {}
+        for spec in FIELDS:
+            shape = [getattr(scope, d) for d in spec.dims]
+            self.groups[spec.name] = shape
+            for idx in product(*(range(n) for n in shape)):
+                flat = spec.name + "".join(f"[{i}]" for i in idx)
+                self.offset[flat] = len(self.names)
+                self.names.append(flat)
+                self.specs.append(spec)
+        self.width = len(self.names)
+        self.spec_by_group = {s.name: s for s in FIELDS}
+        self.bounds = [(0, s.hi(scope)) for s in self.specs]
+        self.init: tuple = tuple(bool(s.init) if s.sort == "bool" else int(s.init) for s in self.specs)
+
+    def _nest(self, group: str, leaf: Callable[[str], Any]) -> Any:
+        shape = self.groups[group]
+
+        def build(prefix: str, dims: Sequence[int]):
+            if not dims:
+                return leaf(prefix)
+            return [build(f"{prefix}[{i}]", dims[1:]) for i in range(dims[0])]
+
+        return build(group, shape)
+
+    def variables(self, prefix: str = "") -> list[Term]:
+        """One model variable per field, named ``prefix + flat name``."""
+        return [var(prefix + n, s.sort) for n, s in zip(self.names, self.specs)]
+
+    def sym(self, prefix: str = "") -> "SymState":
+        return SymState(self, self.variables(prefix))
+
+    def as_dict(self, state: Sequence[Any]) -> dict[str, Any]:
+        """The state as nested lists per field group (what traces and notebooks show)."""
+        out: dict[str, Any] = {}
+        for g in self.groups:
+            out[g] = self._nest(g, lambda flat: state[self.offset[flat]])
+        return out
+
+    def from_dict(self, d: dict[str, Any]) -> tuple:
+        vals = list(self.init)
+        for g in self.groups:
+            if g not in d:
+                raise KeyError(f"state has no field {g!r}")
+            def walk(prefix: str, v: Any) -> None:
+                if isinstance(v, list):
+                    for i, x in enumerate(v):
+                        walk(f"{prefix}[{i}]", x)
+                else:
+                    if prefix not in self.offset:
+                        raise KeyError(f"state field {prefix} is outside the scope")
+                    spec = self.specs[self.offset[prefix]]
+                    vals[self.offset[prefix]] = bool(v) if spec.sort == "bool" else int(v)
+            walk(g, d[g])
+        return tuple(vals)
+
+    def diff(self, a: Sequence[Any], b: Sequence[Any]) -> dict[str, tuple[Any, Any]]:
+        """The flat fields that differ between two states, with their old and new values."""
+        return {n: (x, y) for n, x, y in zip(self.names, a, b) if x != y}
+
+    def check(self, state: Sequence[Any]) -> None:
+        """Raise ``ValueError`` if ``state`` is not a state of this layout."""
+        if len(state) != self.width:
+            raise ValueError(f"state has {len(state)} fields, the scope {self.scope.name} has {self.width}")
+        for n, v, (lo, hi), s in zip(self.names, state, self.bounds, self.specs):
+            if s.sort == "bool":
+                if not isinstance(v, bool):
+                    raise ValueError(f"state field {n} must be a boolean, got {v!r}")
+            elif isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"state field {n} must be an integer in [{lo}, {hi}], got {v!r}")
+
+
+class SymState:
+    """The state as terms, field groups as attributes: ``s.pins[buf]``, ``s.cache[buf][page]``."""
+
+    def __init__(self, schema: Schema, terms: Sequence[Term], writable: bool = False) -> None:
+        object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "_writable", writable)
+        arrays: dict[str, Any] = {}
+        for g in schema.groups:
+            arrays[g] = self._arr(schema._nest(g, lambda flat: terms[schema.offset[flat]]), writable)
+        object.__setattr__(self, "_arrays", arrays)
+
+    @staticmethod
+    def _arr(nested: Any, writable: bool) -> Any:
+        if isinstance(nested, list):
+            return Arr([SymState._arr(x, writable) for x in nested], writable)
+        return nested
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise AttributeError(f"the model state has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError(f"assign to elements of the field, e.g. n.{name}[i] = ...")
+
+    def flat(self) -> list[Term]:
+        out: list[Term] = []
+
+        def walk(a: Any) -> None:
+            if isinstance(a, Arr):
+                for x in a.items:
+                    walk(x)
+            else:
+                out.append(a)
+
+        for g in self.schema.groups:
+            walk(self._arrays[g])
+        return out
+
+
+class NextState(SymState):
+    """The next state while a transition builds it: starts equal to the pre-state (UNCHANGED);
+    reading a field gives the value written so far, so effects compose in program order."""
+
+    def __init__(self, pre: SymState) -> None:
+        super().__init__(pre.schema, pre.flat(), writable=True)

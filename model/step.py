@@ -1,0 +1,64 @@
+"""What a transition definition receives: the pre-state, the next state being built, the knobs,
+the events and the guard, in one object.
+
+A transition is ``def action(m, **args) -> ret``: it adds its guard with ``m.require(...)``,
+writes effects to ``m.n`` (reads of ``m.n`` see earlier writes of the same step), sets events
+with ``m.event(name, cond)``, names the buffer it acted on with ``m.subject(buf)``, and returns
+its return value as a term or an int.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .events import EVENT_BIT
+from .scope import Scope
+from .state import NextState, SymState
+from .terms import FALSE, TRUE, Term, and_, ite, lift, or_
+
+__all__ = ["Step", "Knobs"]
+
+
+class Knobs:
+    """The exporter's knobs as terms: ``m.k.begin_pins``; enumerated knobs compare to names:
+    ``m.k.is_("begin_sync", "direction")``."""
+
+    def __init__(self, terms: dict[str, Term]) -> None:
+        self._terms = terms
+
+    def __getattr__(self, name: str) -> Term:
+        try:
+            return self._terms[name]
+        except KeyError:
+            raise AttributeError(f"no exporter knob {name!r}") from None
+
+    def is_(self, name: str, choice: str) -> Term:
+        from .policy import KNOBS
+
+        return self._terms[name] == KNOBS[name].choices.index(choice)
+
+
+class Step:
+    def __init__(self, scope: Scope, pre: SymState, knobs: Knobs) -> None:
+        self.scope = scope
+        self.s = pre
+        self.n = NextState(pre)
+        self.k = knobs
+        self.guard: Term = TRUE
+        self.events: dict[str, Term] = {}
+        self.subject_buf: Term = lift(0)
+
+    def require(self, cond: Any) -> None:
+        """Add to the guard: the action is enabled only when ``cond`` holds in the pre-state."""
+        self.guard = and_(self.guard, cond)
+
+    def event(self, name: str, cond: Any) -> None:
+        if name not in EVENT_BIT:
+            raise KeyError(f"unknown event {name!r}; declare it in model/events.py")
+        self.events[name] = or_(self.events.get(name, FALSE), cond)
+
+    def subject(self, buf: Any) -> None:
+        self.subject_buf = lift(buf)
+
+    def set(self, arr, i: int, value: Any, when: Any) -> None:
+        """``arr[i] = value`` where ``when`` holds, unchanged elsewhere."""
+        arr[i] = ite(when, value, arr[i])

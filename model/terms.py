@@ -1,0 +1,526 @@
+"""The term vocabulary: transitions and predicates are written once, against these terms.
+
+DESIGN.md point 3. A transition is an ordinary Python function that receives *terms* for the
+state fields and the exporter's knobs and builds terms for the next state, the return value and
+the events. It is run once per action instance (its parameters, such as ``buf=0``, are plain
+Python integers, so indexing by them is static). The resulting term graph is then interpreted:
+
+* concretely, by :func:`compile_function`, which emits straight-line Python source for the graph
+  and compiles it (DESIGN.md: a naive interpreter is 8-11x slower; generated code is not);
+* symbolically, by :func:`to_z3`, which builds the same graph as Z3 expressions;
+* directly, by :func:`evaluate` (slow; used by tests to cross-check the other two).
+
+Terms refuse to be used as Python truth values (``if term:`` raises ``TypeError``): a model rule
+that branches in Python on state would mean something different to Z3 than to Hypothesis.
+Use :func:`ite`, :func:`and_`, :func:`or_` and :func:`not_` instead.
+
+Terms are hash-consed (one object per distinct term) and folded as they are built, so that a
+policy knob substituted by a constant removes whole branches before code is generated.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+__all__ = [
+    "Term", "lift", "const", "var", "ite", "and_", "or_", "not_", "implies",
+    "eq", "ne", "lt", "le", "gt", "ge", "min_", "max_", "clamp", "select", "any_of", "all_of",
+    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "TRUE", "FALSE",
+]
+
+BOOL = "bool"
+INT = "int"
+
+
+class Term:
+    """One node of the term graph. Build terms with the functions of this module."""
+
+    __slots__ = ("op", "args", "sort", "uid")
+
+    def __init__(self, op: str, args: tuple, sort: str, uid: int) -> None:
+        self.op = op
+        self.args = args
+        self.sort = sort
+        self.uid = uid
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a model term has no Python truth value; write ite(c, a, b), and_(..), or_(..), "
+            "not_(..) instead of if/and/or/not on state"
+        )
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        if self.op == "const":
+            return repr(self.args[0])
+        if self.op == "var":
+            return self.args[0]
+        return f"{self.op}({', '.join(map(repr, self.args))})"
+
+    # arithmetic and comparison build terms
+    def __add__(self, o): return _add(self, lift(o))
+    def __radd__(self, o): return _add(lift(o), self)
+    def __sub__(self, o): return _sub(self, lift(o))
+    def __rsub__(self, o): return _sub(lift(o), self)
+    def __eq__(self, o): return eq(self, o)  # type: ignore[override]
+    def __ne__(self, o): return ne(self, o)  # type: ignore[override]
+    def __lt__(self, o): return lt(self, o)
+    def __le__(self, o): return le(self, o)
+    def __gt__(self, o): return gt(self, o)
+    def __ge__(self, o): return ge(self, o)
+    def __and__(self, o): return and_(self, o)
+    def __rand__(self, o): return and_(o, self)
+    def __or__(self, o): return or_(self, o)
+    def __ror__(self, o): return or_(o, self)
+    def __invert__(self): return not_(self)
+
+
+_table: dict[tuple, Term] = {}
+
+
+def _mk(op: str, args: tuple, sort: str) -> Term:
+    key = (op, tuple(("t", a.uid) if isinstance(a, Term) else ("v", type(a).__name__, a) for a in args))
+    t = _table.get(key)
+    if t is None:
+        t = Term(op, args, sort, len(_table))
+        _table[key] = t
+    return t
+
+
+def const(value: bool | int) -> Term:
+    if isinstance(value, bool):
+        return _mk("const", (value,), BOOL)
+    if isinstance(value, int):
+        return _mk("const", (int(value),), INT)
+    raise TypeError(f"not a model constant: {value!r}")
+
+
+TRUE = const(True)
+FALSE = const(False)
+
+
+def var(name: str, sort: str = INT) -> Term:
+    if sort not in (BOOL, INT):
+        raise ValueError(f"unknown sort {sort!r}")
+    return _mk("var", (name,), sort)
+
+
+def lift(x: Any) -> Term:
+    if isinstance(x, Term):
+        return x
+    return const(x)
+
+
+def _is_const(t: Term) -> bool:
+    return t.op == "const"
+
+
+def _need(t: Term, sort: str, what: str) -> None:
+    if t.sort != sort:
+        raise TypeError(f"{what} needs a {sort} term, got {t.sort} {t!r}")
+
+
+def not_(a: Any) -> Term:
+    a = lift(a)
+    _need(a, BOOL, "not_")
+    if _is_const(a):
+        return const(not a.args[0])
+    if a.op == "not":
+        return a.args[0]
+    return _mk("not", (a,), BOOL)
+
+
+def _flat(op: str, xs: Iterable[Any]) -> list[Term]:
+    out: list[Term] = []
+    seen: set[int] = set()
+    for x in xs:
+        x = lift(x)
+        _need(x, BOOL, op)
+        for y in (x.args if x.op == op else (x,)):
+            if y.uid not in seen:
+                seen.add(y.uid)
+                out.append(y)
+    return out
+
+
+def and_(*xs: Any) -> Term:
+    items = [x for x in _flat("and", xs) if x is not TRUE]
+    if any(x is FALSE for x in items):
+        return FALSE
+    if not items:
+        return TRUE
+    if len(items) == 1:
+        return items[0]
+    return _mk("and", tuple(items), BOOL)
+
+
+def or_(*xs: Any) -> Term:
+    items = [x for x in _flat("or", xs) if x is not FALSE]
+    if any(x is TRUE for x in items):
+        return TRUE
+    if not items:
+        return FALSE
+    if len(items) == 1:
+        return items[0]
+    return _mk("or", tuple(items), BOOL)
+
+
+def implies(a: Any, b: Any) -> Term:
+    return or_(not_(a), b)
+
+
+def ite(c: Any, a: Any, b: Any) -> Term:
+    c, a, b = lift(c), lift(a), lift(b)
+    _need(c, BOOL, "ite condition")
+    if a.sort != b.sort:
+        raise TypeError(f"ite branches differ in sort: {a!r} ({a.sort}) vs {b!r} ({b.sort})")
+    if _is_const(c):
+        return a if c.args[0] else b
+    if a is b:
+        return a
+    if a.sort == BOOL:
+        if a is TRUE and b is FALSE:
+            return c
+        if a is FALSE and b is TRUE:
+            return not_(c)
+        if b is FALSE:
+            return and_(c, a)
+        if a is TRUE:
+            return or_(c, b)
+    if c.op == "not":
+        return ite(c.args[0], b, a)
+    return _mk("ite", (c, a, b), a.sort)
+
+
+def eq(a: Any, b: Any) -> Term:
+    a, b = lift(a), lift(b)
+    if a.sort != b.sort:
+        raise TypeError(f"eq compares {a.sort} with {b.sort}: {a!r} == {b!r}")
+    if a is b:
+        return TRUE
+    if _is_const(a) and _is_const(b):
+        return const(a.args[0] == b.args[0])
+    if a.sort == BOOL:
+        if _is_const(a):
+            a, b = b, a
+        if b is TRUE:
+            return a
+        if b is FALSE:
+            return not_(a)
+    if a.uid > b.uid:
+        a, b = b, a
+    return _mk("eq", (a, b), BOOL)
+
+
+def ne(a: Any, b: Any) -> Term:
+    return not_(eq(a, b))
+
+
+def lt(a: Any, b: Any) -> Term:
+    a, b = lift(a), lift(b)
+    _need(a, INT, "<")
+    _need(b, INT, "<")
+    if _is_const(a) and _is_const(b):
+        return const(a.args[0] < b.args[0])
+    if a is b:
+        return FALSE
+    return _mk("lt", (a, b), BOOL)
+
+
+def le(a: Any, b: Any) -> Term:
+    a, b = lift(a), lift(b)
+    _need(a, INT, "<=")
+    _need(b, INT, "<=")
+    if _is_const(a) and _is_const(b):
+        return const(a.args[0] <= b.args[0])
+    if a is b:
+        return TRUE
+    return _mk("le", (a, b), BOOL)
+
+
+def gt(a: Any, b: Any) -> Term:
+    return lt(b, a)
+
+
+def ge(a: Any, b: Any) -> Term:
+    return le(b, a)
+
+
+def _add(a: Term, b: Term) -> Term:
+    _need(a, INT, "+")
+    _need(b, INT, "+")
+    if _is_const(a) and _is_const(b):
+        return const(a.args[0] + b.args[0])
+    if _is_const(b) and b.args[0] == 0:
+        return a
+    if _is_const(a) and a.args[0] == 0:
+        return b
+    return _mk("add", (a, b), INT)
+
+
+def _sub(a: Term, b: Term) -> Term:
+    _need(a, INT, "-")
+    _need(b, INT, "-")
+    if _is_const(a) and _is_const(b):
+        return const(a.args[0] - b.args[0])
+    if _is_const(b) and b.args[0] == 0:
+        return a
+    if a is b:
+        return const(0)
+    return _mk("sub", (a, b), INT)
+
+
+def min_(a: Any, b: Any) -> Term:
+    return ite(le(a, b), a, b)
+
+
+def max_(a: Any, b: Any) -> Term:
+    return ite(le(a, b), b, a)
+
+
+def clamp(x: Any, lo: int, hi: int) -> Term:
+    """``x`` saturated into ``[lo, hi]``: bounded counters of a finite model."""
+    return max_(min_(x, hi), lo)
+
+
+def select(items: Sequence[Any], index: Any) -> Term:
+    """``items[index]`` for a term index whose values are ``0 .. len(items)-1``."""
+    if not items:
+        raise ValueError("select from an empty sequence")
+    index = lift(index)
+    if _is_const(index):
+        return lift(items[index.args[0]])
+    out = lift(items[-1])
+    for i in range(len(items) - 2, -1, -1):
+        out = ite(eq(index, i), items[i], out)
+    return out
+
+
+def any_of(xs: Iterable[Any]) -> Term:
+    return or_(*xs)
+
+
+def all_of(xs: Iterable[Any]) -> Term:
+    return and_(*xs)
+
+
+def count(xs: Iterable[Any]) -> Term:
+    """How many of the boolean terms ``xs`` are true."""
+    total = const(0)
+    for x in xs:
+        total = total + ite(x, 1, 0)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph walking
+
+
+def _postorder(roots: Iterable[Term]) -> list[Term]:
+    order: list[Term] = []
+    seen: set[int] = set()
+    for root in roots:
+        if root.uid in seen:
+            continue
+        stack: list[tuple[Term, bool]] = [(root, False)]
+        while stack:
+            t, done = stack.pop()
+            if done:
+                order.append(t)
+                continue
+            if t.uid in seen:
+                continue
+            seen.add(t.uid)
+            stack.append((t, True))
+            for a in t.args:
+                if isinstance(a, Term) and a.uid not in seen:
+                    stack.append((a, False))
+    return order
+
+
+def free_vars(roots: Iterable[Term]) -> set[str]:
+    return {t.args[0] for t in _postorder(roots) if t.op == "var"}
+
+
+_FOLD: dict[str, Callable[..., Term]] = {
+    "not": not_, "and": and_, "or": or_, "ite": ite, "eq": eq, "lt": lt, "le": le,
+    "add": _add, "sub": _sub,
+}
+
+
+def substitute(roots: Sequence[Term], mapping: Mapping[str, Any]) -> list[Term]:
+    """Replace variables by terms or constants, folding as the graph is rebuilt."""
+    memo: dict[int, Term] = {}
+    for t in _postorder(roots):
+        if t.op == "var":
+            memo[t.uid] = lift(mapping[t.args[0]]) if t.args[0] in mapping else t
+        elif t.op == "const":
+            memo[t.uid] = t
+        else:
+            memo[t.uid] = _FOLD[t.op](*(memo[a.uid] for a in t.args))
+    return [memo[r.uid] for r in roots]
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpretation 0: direct evaluation (slow, for cross-checks)
+
+_EVAL: dict[str, Callable[..., Any]] = {
+    "not": lambda a: not a,
+    "and": lambda *xs: all(xs),
+    "or": lambda *xs: any(xs),
+    "ite": lambda c, a, b: a if c else b,
+    "eq": lambda a, b: a == b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+}
+
+
+def evaluate(roots: Sequence[Term], env: Mapping[str, Any]) -> list[Any]:
+    val: dict[int, Any] = {}
+    for t in _postorder(roots):
+        if t.op == "const":
+            val[t.uid] = t.args[0]
+        elif t.op == "var":
+            try:
+                val[t.uid] = env[t.args[0]]
+            except KeyError:
+                raise KeyError(f"no value for model variable {t.args[0]!r}") from None
+        else:
+            val[t.uid] = _EVAL[t.op](*(val[a.uid] for a in t.args))
+    return [val[r.uid] for r in roots]
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpretation 1: generated straight-line Python
+
+_PY: dict[str, Callable[..., str]] = {
+    "not": lambda a: f"(not {a})",
+    "and": lambda *xs: "(" + " and ".join(xs) + ")",
+    "or": lambda *xs: "(" + " or ".join(xs) + ")",
+    "ite": lambda c, a, b: f"({a} if {c} else {b})",
+    "eq": lambda a, b: f"({a} == {b})",
+    "lt": lambda a, b: f"({a} < {b})",
+    "le": lambda a, b: f"({a} <= {b})",
+    "add": lambda a, b: f"({a} + {b})",
+    "sub": lambda a, b: f"({a} - {b})",
+}
+
+
+class _Emitter:
+    """Names shared subterms as locals and inlines terms used once."""
+
+    def __init__(self, var_expr: Mapping[str, str]) -> None:
+        self.var_expr = var_expr
+        self.lines: list[str] = []
+        self.expr: dict[int, str] = {}
+        self.uses: dict[int, int] = {}
+
+    def count_uses(self, roots: Sequence[Term]) -> None:
+        for t in _postorder(roots):
+            for a in t.args:
+                if isinstance(a, Term):
+                    self.uses[a.uid] = self.uses.get(a.uid, 0) + 1
+
+    def emit(self, roots: Sequence[Term], indent: str = "    ") -> list[str]:
+        for t in _postorder(roots):
+            if t.uid in self.expr:
+                continue
+            if t.op == "const":
+                self.expr[t.uid] = repr(t.args[0])
+            elif t.op == "var":
+                name = t.args[0]
+                if name not in self.var_expr:
+                    raise KeyError(f"generated code has no input for model variable {name!r}")
+                self.expr[t.uid] = self.var_expr[name]
+            else:
+                code = _PY[t.op](*(self.expr[a.uid] for a in t.args))
+                if self.uses.get(t.uid, 0) > 1:
+                    local = f"t{t.uid}"
+                    self.lines.append(f"{indent}{local} = {code}")
+                    self.expr[t.uid] = local
+                else:
+                    self.expr[t.uid] = code
+        return [self.expr[r.uid] for r in roots]
+
+
+def compile_function(
+    name: str,
+    params: Sequence[str],
+    var_expr: Mapping[str, str],
+    outputs: Sequence[Term],
+    guard: Term | None = None,
+    result: Callable[[list[str]], str] | None = None,
+) -> tuple[Callable[..., Any], str]:
+    """Generate and compile ``def name(*params)`` computing ``outputs``.
+
+    ``var_expr`` maps each model variable to the Python expression that reads it (for example
+    ``"s[3]"``). With a ``guard``, the function returns ``None`` when the guard is false and
+    computes the outputs only otherwise. ``result`` shapes the returned expression from the
+    output expressions (default: a tuple). Returns the function and its source.
+    """
+    em = _Emitter(var_expr)
+    em.count_uses(([guard] if guard is not None else []) + list(outputs))
+    lines = [f"def {name}({', '.join(params)}):"]
+    if guard is not None:
+        (g,) = em.emit([guard])
+        lines += em.lines
+        em.lines = []
+        lines.append(f"    if not {g}:")
+        lines.append("        return None")
+    outs = em.emit(list(outputs))
+    lines += em.lines
+    ret = result(outs) if result else "(" + "".join(o + ", " for o in outs) + ")"
+    lines.append(f"    return {ret}")
+    src = "\n".join(lines) + "\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(src, f"<model:{name}>", "exec"), namespace)  # noqa: S102 - generated from terms
+    return namespace[name], src
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpretation 2: Z3
+
+
+def to_z3(roots: Sequence[Term], env: Mapping[str, Any], memo: dict[int, Any] | None = None) -> list[Any]:
+    """Build Z3 expressions for ``roots``; ``env`` maps variable names to Z3 expressions."""
+    import z3  # only the symbolic interpretation needs z3
+
+    memo = {} if memo is None else memo
+    for t in _postorder(roots):
+        if t.uid in memo:
+            continue
+        if t.op == "const":
+            v = t.args[0]
+            memo[t.uid] = z3.BoolVal(v) if t.sort == BOOL else z3.IntVal(v)
+            continue
+        if t.op == "var":
+            try:
+                memo[t.uid] = env[t.args[0]]
+            except KeyError:
+                raise KeyError(f"no Z3 value for model variable {t.args[0]!r}") from None
+            continue
+        a = [memo[x.uid] for x in t.args]
+        if t.op == "not":
+            r = z3.Not(a[0])
+        elif t.op == "and":
+            r = z3.And(*a)
+        elif t.op == "or":
+            r = z3.Or(*a)
+        elif t.op == "ite":
+            r = z3.If(a[0], a[1], a[2])
+        elif t.op == "eq":
+            r = a[0] == a[1]
+        elif t.op == "lt":
+            r = a[0] < a[1]
+        elif t.op == "le":
+            r = a[0] <= a[1]
+        elif t.op == "add":
+            r = a[0] + a[1]
+        elif t.op == "sub":
+            r = a[0] - a[1]
+        else:  # pragma: no cover - every op above is listed
+            raise AssertionError(t.op)
+        memo[t.uid] = r
+    return [memo[r.uid] for r in roots]
