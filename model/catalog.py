@@ -106,7 +106,7 @@ BROKEN = (
     _broken("broken-kmap-unpinned", "serves kmap from swappable storage that begin did not pin",
             ("FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED"), swappable=True),
     _broken("broken-evict-pinned", "memory pressure evicts storage while it is pinned or mapped "
-            "for a device", ("LIFE-MIGRATE", "FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED"),
+            "for a device", ("LIFE-MIGRATE", "FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED", "FIXME-NO-USER-PIN"),
             swappable=True, begin_pins=True, evict_pinned=True, begin_swaps_in=True),
     _broken("broken-own-file-no-ref", "redirects mmap to its own file without keeping the storage "
             "alive after release", ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"),

@@ -46,6 +46,8 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("begin_ok", "begin_cpu_access (or SYNC_START) returned 0"),
     ("begin_failed", "begin_cpu_access (or SYNC_START) returned an error"),
     ("end_ok", "end_cpu_access (or SYNC_END) returned 0"),
+    ("end_failed", "end_cpu_access (or SYNC_END) returned an error"),
+    ("sync_end", "DMA_BUF_IOCTL_SYNC with valid SYNC_END flags on an open fd"),
     ("exporter_begin_called", "the core called ops->begin_cpu_access"),
     ("exporter_end_called", "the core called ops->end_cpu_access"),
     ("from_user", "the step was a userspace call into the dma-buf file"),

@@ -281,4 +281,5 @@ def do_end(m: Step, buf: Any, direction: int, interrupted: bool, user: bool, whe
             m.set(n.kopen, b, False, ok)
             m.set(n.kended, b, True, ok)
     m.event("end_ok", and_(when, eq(ret, 0)))
+    m.event("end_failed", and_(when, ret != 0))
     return ret

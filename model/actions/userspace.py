@@ -83,6 +83,7 @@ def ioctl_sync(m, fd, flags, interrupted):
         m.event("sync_bad_flags", is_open)
         return ite(is_open, -ERRNO["EINVAL"], -ERRNO["EBADF"])
     if end:
+        m.event("sync_end", is_open)
         refused = and_(k.mutant_sync_stateful, not_(select(list(s.uopen), buf)))
         ret = do_end(m, buf, direction, interrupted, True, and_(is_open, not_(refused)))
         ret = ite(refused, -ERRNO["EINVAL"], ret)

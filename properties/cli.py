@@ -1,0 +1,170 @@
+"""The command line: ``dmabuf-check`` (interface.md, "Command line").
+
+Exit status: 0 when every outcome is as expected, 1 when a property outcome is not, 2 for bad
+input or usage (one line on stderr naming the file, the place and the problem). Progress goes to
+stderr, results to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "UsageError"]
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+
+
+def resolve_exporters(names: Sequence[str] | None, revision: str):
+    """Catalog names or policy TOML files -> policies (default: the catalog for the revision)."""
+    from model.catalog import CATALOG
+    from model.policy import PolicyError, load_policy_file
+
+    if not names:
+        return [p for p in CATALOG.values() if revision in p.revisions]
+    out = []
+    for n in names:
+        if n in CATALOG:
+            out.append(CATALOG[n])
+        elif n.endswith(".toml") or os.sep in n or Path(n).exists():
+            try:
+                out.append(load_policy_file(n, CATALOG))
+            except PolicyError as e:
+                raise UsageError(str(e)) from None
+        else:
+            raise UsageError(f"--exporter: unknown exporter {n!r} (not in the catalog, not a .toml "
+                             f"file); 'dmabuf-check exporters' lists the catalog")
+    names_seen = [p.name for p in out]
+    dup = {n for n in names_seen if names_seen.count(n) > 1}
+    if dup:
+        raise UsageError(f"--exporter: {sorted(dup)[0]!r} given twice")
+    return out
+
+
+def _scope(name: str):
+    from model.scope import SCOPES
+
+    if name not in SCOPES:
+        raise UsageError(f"--scope: unknown scope {name!r}; known scopes: {', '.join(SCOPES)}")
+    return SCOPES[name]
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_campaign(a: argparse.Namespace) -> int:
+    from model.machine import Model
+
+    from .campaign import format_table, run_campaign, write_report
+
+    scope = _scope(a.scope)
+    exporters = resolve_exporters(a.exporter, a.revision)
+    jobs = a.jobs if a.jobs else (os.cpu_count() or 1)
+    result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
+                          steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress)
+    models = {p.name: Model(p, scope, a.revision) for p in exporters}
+    print(format_table(result, models))
+    if a.json:
+        write_report(result.to_json(), a.json)
+        _progress(f"report written to {a.json}")
+    if result.interrupted:
+        return 130
+    return 1 if result.mismatches else 0
+
+
+def cmd_exporters(a: argparse.Namespace) -> int:
+    from model.catalog import CATALOG
+    from model.policy import KNOBS
+
+    pols = resolve_exporters(a.exporter, "v4.11") if a.exporter else list(CATALOG.values())
+    for p in pols:
+        print(f"{p.name}: {p.description}")
+        if p.breaks:
+            print(f"  breaks: {', '.join(p.breaks)}")
+        if p.why:
+            print(f"  source: {p.why}")
+        changed = {k: getattr(p, k) for k in KNOBS if getattr(p, k) != KNOBS[k].default}
+        print("  knobs differing from the defaults: " +
+              (", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"))
+    if a.knobs:
+        print("\nKnobs (TOML [knobs] table of a policy file):")
+        for k in KNOBS.values():
+            kind = " | ".join(repr(c) for c in k.choices) if k.choices else "true | false"
+            print(f"  {k.name} = {kind}   (default {k.default!r}): {k.doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from model.policy import REVISIONS
+
+    p = _Parser(prog="dmabuf-check", description="A formal model and property checker for the "
+                "Linux dma-buf CPU-access rules.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--exporter", action="append", metavar="NAME|FILE",
+                        help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
+        sp.add_argument("--revision", choices=REVISIONS, default="v4.11")
+        sp.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
+        sp.add_argument("--seed", type=_seed, default=1)
+        sp.add_argument("--json", metavar="PATH", help="write the report as JSON")
+
+    c = sub.add_parser("campaign", help="run properties against exporter policies")
+    common(c)
+    c.add_argument("--examples", type=_positive, default=300, help="Hypothesis examples per exporter run")
+    c.add_argument("--steps", type=_positive, default=30, help="steps per example")
+    c.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
+    c.set_defaults(func=cmd_campaign)
+
+    e = sub.add_parser("exporters", help="list the exporter policy catalog and its knobs")
+    e.add_argument("--exporter", action="append", metavar="NAME|FILE")
+    e.add_argument("--knobs", action="store_true", help="also describe every knob")
+    e.set_defaults(func=cmd_exporters)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        a = parser.parse_args(argv)
+        if not getattr(a, "command", None):
+            raise UsageError("dmabuf-check: a command is needed (campaign, prove, explore, replay, "
+                             "litmus, review, conform, exporters); see --help")
+        return a.func(a)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dmabuf-check: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

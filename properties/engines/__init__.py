@@ -1,0 +1,1 @@
+"""The engines: each takes a model and a property list and returns verdicts."""

@@ -1,0 +1,30 @@
+"""Properties of userspace mappings: PTE zapping through the vma's file, and the drift between
+the ``@mmap`` documentation and what dma_buf_export() requires at v4.11.
+
+Claims: MMAP-ZAP-ALL, MMAP-OWN-FILE, MMAP-ANON-SHARED, MMAP-OPTIONAL-DRIFT (spec/claims.md,
+"Userspace access").
+"""
+from __future__ import annotations
+
+from model.terms import and_, not_
+
+from .registry import Property
+
+__all__ = ["PROPERTIES"]
+
+PROPERTIES = (
+    Property(
+        "P-ZAP-ALL", ("MMAP-ZAP-ALL",), "exporter", "step",
+        "after the exporter zaps a buffer's PTEs, none of them is present",
+        lambda v: not_(v.ev.zap_missed), on="step"),
+    Property(
+        "P-ZAP-OWN-FILE", ("MMAP-OWN-FILE", "MMAP-ANON-SHARED"), "exporter", "step",
+        "the exporter's zap of one buffer leaves other buffers' mappings alone (it needs its own "
+        "file: all dma-bufs share one anon file)",
+        lambda v: not_(v.ev.collateral_zap), on="step", needs=(("buffers", 2),)),
+    Property(
+        "P-EXPORT-OPS-DRIFT", ("MMAP-OPTIONAL-DRIFT",), "tension", "undefined",
+        "the exporter lacks mmap, kmap or kmap_atomic, which @mmap calls optional but the v4.11 "
+        "dma_buf_export() refuses with -EINVAL",
+        lambda v: not_(and_(v.k.has_mmap, v.k.has_kmap, v.k.has_kmap_atomic))),
+)

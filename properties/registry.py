@@ -1,0 +1,168 @@
+"""Properties: what must hold, which claims it formalises, who is responsible.
+
+DESIGN.md point 6. A property has an ID, the claim IDs of ``spec/claims.md`` it formalises, the
+party responsible, a kind, and one predicate written in the model's term vocabulary, so that every
+engine checks the same text:
+
+* ``always``: the predicate holds in every reachable state;
+* ``step``: the predicate holds on every transition (it sees the pre-state, the post-state, the
+  return value, the events and the buffer acted on);
+* ``witness``: the predicate is *reachable* (a model that can do nothing fails these);
+* ``undefined``: the predicate describes behaviour the documentation calls undefined, or a caller
+  breaking its own obligation; reaching it is reported as a finding, not judged.
+
+For ``witness`` and ``undefined`` the predicate is the target; for ``always`` and ``step`` it is the
+invariant. ``on`` says whether the predicate reads a state or a step; ``action`` restricts a step
+predicate to the steps of one action.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+from model.events import EVENT_BIT
+from model.policy import ExporterPolicy, knob_vars
+from model.scope import Scope
+from model.state import Schema
+from model.step import Knobs
+from model.terms import Term, compile_function, lift, select, substitute, var
+
+__all__ = ["Property", "StateView", "StepView", "PARTIES", "KINDS", "CompiledProperty", "compile_properties"]
+
+PARTIES = ("core", "exporter", "importer", "userspace", "undefined", "tension")
+KINDS = ("always", "step", "witness", "undefined")
+
+
+class _Events:
+    def __getattr__(self, name: str) -> Term:
+        if name not in EVENT_BIT:
+            raise AttributeError(f"no event {name!r} (see model/events.py)")
+        return var("ev." + name, "bool")
+
+
+class StateView:
+    """What a state predicate reads: ``v.s`` (the state), ``v.k`` (knobs), ``v.scope``."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.scope: Scope = schema.scope
+        self.s = schema.sym()
+        self.k = Knobs(knob_vars())
+
+    def buffers(self) -> range:
+        return range(self.scope.buffers)
+
+    def pages(self) -> range:
+        return range(self.scope.pages)
+
+    @staticmethod
+    def at(arr, index: Any) -> Term:
+        """``arr[index]`` for a term index (an ``ite`` chain)."""
+        return select(list(arr), index)
+
+
+class StepView(StateView):
+    """What a step predicate reads: ``v.pre``, ``v.post``, ``v.ret``, ``v.ev.<event>``,
+    ``v.buf`` (the buffer the step acted on), and ``v.at(array, index)``."""
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__(schema)
+        self.pre = self.s
+        self.post = schema.sym("post.")
+        self.ret = var("ret")
+        self.buf = var("buf")
+        self.ev = _Events()
+
+
+@dataclass(frozen=True)
+class Property:
+    id: str
+    claims: tuple[str, ...]
+    party: str
+    kind: str
+    doc: str
+    predicate: Callable[[Any], Any] = field(repr=False)
+    on: str = "state"
+    action: str | None = None
+    needs: tuple[tuple[str, int], ...] = ()            # scope minimums, e.g. (("buffers", 2),)
+    applies: Callable[[ExporterPolicy], bool] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.party not in PARTIES:
+            raise ValueError(f"property {self.id}: unknown party {self.party!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"property {self.id}: unknown kind {self.kind!r}")
+        if self.on not in ("state", "step"):
+            raise ValueError(f"property {self.id}: 'on' must be 'state' or 'step'")
+        if self.action is not None and self.on != "step":
+            raise ValueError(f"property {self.id}: only a step predicate can name an action")
+        if not self.claims:
+            raise ValueError(f"property {self.id}: cites no claim")
+
+    @property
+    def target_is_bad(self) -> bool:
+        """Is reaching the predicate's *negation* a violation (always/step), or reaching the
+        predicate itself a finding (undefined)?"""
+        return self.kind in ("always", "step")
+
+    def fits(self, scope: Scope) -> bool:
+        return all(getattr(scope, k) >= v for k, v in self.needs)
+
+    def relevant(self, policy: ExporterPolicy) -> bool:
+        return self.applies is None or bool(self.applies(policy))
+
+    def expected(self, policy: ExporterPolicy, scope: Scope) -> str | None:
+        """The verdict the campaign expects of this property: ``holds``, ``violated`` or ``None``
+        (not judged on its own).
+
+        A policy declares the claims it breaks (and may name properties too). A property it names
+        is expected violated; one citing a broken claim is not judged on its own (the campaign
+        checks instead that every broken claim has at least one violated property); one citing
+        no broken claim must hold. Undefined behaviour and callers' obligations are
+        findings, not judged; witnesses must be reached."""
+        if self.kind == "undefined":
+            return None
+        if self.kind == "witness":
+            return "holds"
+        if self.party in ("importer", "userspace") or not self.fits(scope):
+            return None
+        if self.id in policy.breaks:
+            return "violated"
+        return None if set(self.claims) & set(policy.breaks) else "holds"
+
+    def term(self, schema: Schema) -> Term:
+        """The predicate as a term, knobs free."""
+        return _term(self, schema)
+
+
+@lru_cache(maxsize=None)
+def _term(prop: Property, schema: Schema) -> Term:
+    view = StepView(schema) if prop.on == "step" else StateView(schema)
+    t = lift(prop.predicate(view))
+    if t.sort != "bool":
+        raise TypeError(f"property {prop.id}: the predicate must be a boolean term")
+    return t
+
+
+@dataclass(frozen=True)
+class CompiledProperty:
+    prop: Property
+    fn: Callable[..., bool]      # state: fn(s); step: fn(s, t, r, e, b)
+    constant: bool | None        # the predicate folded to a constant for this policy
+
+
+def compile_properties(model, props) -> list[CompiledProperty]:
+    """Compile each property for one model (its scope and policy)."""
+    schema: Schema = model.schema
+    var_expr = dict(model.var_expr)
+    var_expr.update({"post." + n: f"t[{i}]" for i, n in enumerate(schema.names)})
+    var_expr.update({"ev." + n: f"(e & {bit} != 0)" for n, bit in EVENT_BIT.items()})
+    var_expr.update({"ret": "r", "buf": "b"})
+    out = []
+    for p in props:
+        (t,) = substitute([p.term(schema)], model.knob_env)
+        params = ["s"] if p.on == "state" else ["s", "t", "r", "e", "b"]
+        fn, _ = compile_function("prop_" + p.id.replace("-", "_"), params, var_expr, [t],
+                                 result=lambda outs: outs[0])
+        out.append(CompiledProperty(p, fn, t.args[0] if t.op == "const" else None))
+    return out

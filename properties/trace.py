@@ -1,0 +1,125 @@
+"""One trace type for every engine (DESIGN.md point 8): the actions with their arguments and
+returns, and the states between them; replayed on the concrete model, shrunk, and rendered as
+kernel calls with the fields that changed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from model.constants import errno_name
+from model.events import event_names
+from model.machine import Model, format_call
+
+__all__ = ["TraceStep", "Trace", "replay", "ReplayError", "shrink", "render"]
+
+
+class ReplayError(ValueError):
+    """A trace names a step the model cannot take; the message names the step."""
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    action: str
+    args: tuple[tuple[str, Any], ...]
+    ret: int
+    events: int
+    buf: int
+    state: tuple = field(repr=False)        # the state after the step
+
+    def call(self) -> str:
+        return format_call(self.action, self.args)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "args": dict(self.args), "ret": self.ret,
+                "events": event_names(self.events)}
+
+
+@dataclass(frozen=True)
+class Trace:
+    init: tuple = field(repr=False)
+    steps: tuple[TraceStep, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(s.action, dict(s.args)) for s in self.steps]
+
+    def states(self) -> list[tuple]:
+        return [self.init, *(s.state for s in self.steps)]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in self.steps]
+
+
+def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tuple | None = None) -> Trace:
+    """Run ``calls`` on the model from ``init`` (default: the initial state)."""
+    state = model.init if init is None else init
+    steps = []
+    for n, (name, args) in enumerate(calls, 1):
+        try:
+            inst = model.find(name, **args)
+        except KeyError as e:
+            raise ReplayError(f"step {n}: {e.args[0]}") from None
+        r = model.step(state, inst.index)
+        if r is None:
+            raise ReplayError(f"step {n}: {inst} is not enabled in this state")
+        state, ret, ev, buf = r
+        steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
+    return Trace(model.init if init is None else init, tuple(steps))
+
+
+def shrink(model: Model, trace: Trace, still_fails: Callable[[Trace], bool]) -> Trace:
+    """Delta-debug a trace: drop steps while it still fails (and still replays)."""
+    calls = trace.calls()
+    best = trace
+
+    def attempt(candidate: list) -> Trace | None:
+        try:
+            t = replay(model, candidate, trace.init)
+        except ReplayError:
+            return None
+        return t if still_fails(t) else None
+
+    chunk = max(1, len(calls) // 2)
+    while chunk >= 1:
+        i = 0
+        changed = False
+        while i < len(calls):
+            cand = calls[:i] + calls[i + chunk:]
+            t = attempt(cand)
+            if t is not None:
+                calls, best, changed = cand, t, True
+            else:
+                i += chunk
+        if not changed:
+            chunk //= 2
+    return best
+
+
+def render(model: Model, trace: Trace, fired: Sequence[Sequence[str]] | None = None) -> str:
+    """The trace as kernel calls with their returns, the fields that changed, and the events
+    (and, if given, the properties that fired at each step)."""
+    lines = []
+    prev = trace.init
+    for i, st in enumerate(trace.steps, 1):
+        lines.append(f"{i:3d}. {st.call()} = {errno_name(st.ret)}")
+        changed = model.schema.diff(prev, st.state)
+        if changed:
+            lines.append("       " + ", ".join(f"{k}: {_v(a)}->{_v(b)}" for k, (a, b) in changed.items()))
+        evs = [e for e in event_names(st.events) if e not in ("from_user",)]
+        if evs:
+            lines.append("       events: " + ", ".join(evs))
+        if fired and i - 1 < len(fired) and fired[i - 1]:
+            lines.append("       fires: " + ", ".join(fired[i - 1]))
+        prev = st.state
+    return "\n".join(lines) if lines else "    (the initial state)"
+
+
+def _v(x: Any) -> str:
+    if x is True:
+        return "1"
+    if x is False:
+        return "0"
+    return str(x)
