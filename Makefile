@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench clean
+.PHONY: setup campaign test bench conform-setup clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m properties.bench
+
+# QEMU and the tools the real-kernel conformance test needs (Debian packages; needs root).
+conform-setup:
+	sh properties/conform/setup.sh
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

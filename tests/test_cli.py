@@ -1,0 +1,64 @@
+"""The command line: bad input exits 2 with one line and no traceback; a small campaign writes a
+report with every field of interface.md."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from properties.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "properties.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["campaign", "--exporter", "no-such-driver"], "unknown exporter 'no-such-driver'"),
+    (["campaign", "--scope", "huge"], "unknown scope 'huge'"),
+    (["campaign", "--examples", "many"], "expected a whole number"),
+    (["campaign", "--examples", "0"], "at least 1"),
+    (["campaign", "--frobnicate"], "unrecognized arguments"),
+    (["campaign", "--revision", "v9"], "invalid choice"),
+    ([], "a command is needed"),
+])
+def test_bad_usage_exits_2_with_one_line(args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_malformed_policy_file_exits_2_naming_the_file(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text('name = "x"\n[knobs]\nbegin_pins = "yes"\n')
+    r = run_cli("campaign", "--exporter", str(f))
+    assert r.returncode == 2
+    assert str(f) in r.stderr and "begin_pins" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_small_campaign_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["campaign", "--exporter", "omapdrm", "--exporter", "coherent", "--scope", "tiny",
+                 "--examples", "150", "--jobs", "1", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["schema"] == "dmabuf-check.report/1" and report["command"] == "campaign"
+    assert report["revision"] == "v4.11" and report["scope"]["name"] == "tiny" and report["seed"] == 1
+    keys = {"property", "claims", "party", "kind", "exporter", "engine", "verdict", "expected", "evidence", "trace"}
+    for r in report["results"]:
+        assert keys <= set(r)
+        assert r["verdict"] in ("holds", "violated", "unknown", "proved")
+    pin = [r for r in report["results"] if r["exporter"] == "omapdrm" and r["property"] == "P-NO-USER-PIN"][0]
+    assert pin["verdict"] == "violated" and pin["expected"] == "violated"
+    assert pin["trace"][-1]["action"] == "ioctl_sync"
+    assert code == (1 if report["mismatches"] else 0)
+    printed = capsys.readouterr().out
+    assert "P-NO-USER-PIN" in printed and "ioctl_sync(fd=0, flags=DMA_BUF_SYNC_START|" in printed
+
+
+def test_exporters_lists_the_catalog(capsys):
+    assert main(["exporters", "--knobs"]) == 0
+    out = capsys.readouterr().out
+    assert "omapdrm:" in out and "begin_pins = true | false" in out

@@ -1,0 +1,85 @@
+"""The term vocabulary: folding, the refusal of Python truth values, and agreement of the
+generated Python with direct evaluation."""
+import random
+
+import pytest
+
+from model.terms import (FALSE, TRUE, and_, compile_function, const, eq, evaluate, ite, not_, or_,
+                         select, substitute, var)
+
+
+def test_terms_refuse_python_truth_values():
+    x = var("x")
+    with pytest.raises(TypeError, match="no Python truth value"):
+        if x > 1:  # noqa: SIM108 - the point of the test
+            pass
+
+
+def test_folding_removes_constant_branches():
+    x, y = var("x"), var("y")
+    assert ite(TRUE, x, y) is x
+    assert ite(FALSE, x, y) is y
+    assert and_(TRUE, FALSE, x > 0) is FALSE
+    assert or_(FALSE, x > 0) is (x > 0)
+    assert not_(not_(x > 0)) is (x > 0)
+    assert eq(x + 0, x) is TRUE
+    assert (const(2) + 3).args == (5,)
+
+
+def test_hash_consing_shares_identical_terms():
+    assert (var("a") + 1) is (var("a") + 1)
+
+
+def test_substitute_folds_knobs_away():
+    k, x = var("k", "bool"), var("x")
+    t = ite(k, x + 1, x - 1)
+    (on,) = substitute([t], {"k": True})
+    (off,) = substitute([t], {"k": False})
+    assert evaluate([on], {"x": 5}) == [6] and evaluate([off], {"x": 5}) == [4]
+    assert "k" not in repr(on)
+
+
+def test_sort_errors_are_caught_when_building():
+    with pytest.raises(TypeError):
+        ite(var("c", "bool"), var("x"), var("b", "bool"))
+    with pytest.raises(TypeError):
+        and_(var("x"), TRUE)
+
+
+def test_generated_python_agrees_with_evaluation_on_random_terms():
+    rng = random.Random(7)
+    ints = [var(f"i{n}") for n in range(4)]
+    bools = [var(f"b{n}", "bool") for n in range(3)]
+
+    def rand_int(d):
+        if d == 0 or rng.random() < 0.3:
+            return rng.choice(ints + [const(rng.randint(-2, 3))])
+        c = rng.random()
+        if c < 0.4:
+            return ite(rand_bool(d - 1), rand_int(d - 1), rand_int(d - 1))
+        if c < 0.7:
+            return rand_int(d - 1) + rand_int(d - 1)
+        if c < 0.85:
+            return rand_int(d - 1) - rand_int(d - 1)
+        return select([rand_int(d - 1) for _ in range(3)], ints[0])
+
+    def rand_bool(d):
+        if d == 0 or rng.random() < 0.3:
+            return rng.choice(bools)
+        c = rng.random()
+        if c < 0.25:
+            return and_(rand_bool(d - 1), rand_bool(d - 1))
+        if c < 0.5:
+            return or_(rand_bool(d - 1), rand_bool(d - 1))
+        if c < 0.6:
+            return not_(rand_bool(d - 1))
+        return rand_int(d - 1) <= rand_int(d - 1)
+
+    for _ in range(200):
+        outs = [rand_int(4), rand_bool(4)]
+        names = [t.args[0] for t in ints + bools]
+        fn, _ = compile_function("f", ["e"], {n: f"e[{n!r}]" for n in names}, outs)
+        for _ in range(5):
+            env = {f"i{n}": rng.randint(0, 2) for n in range(4)}
+            env.update({f"b{n}": rng.random() < 0.5 for n in range(3)})
+            assert list(fn(env)) == evaluate(outs, env)
