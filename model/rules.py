@@ -21,7 +21,7 @@ from .state import (CACHE_CLEAN, CACHE_DIRTY, CACHE_INVALID, FENCE_EXCL, FENCE_N
                     W_USER_OPEN)
 from .derived import total_refs
 from .step import Step
-from .terms import (FALSE, Term, and_, any_of, clamp, count, eq, ite, lift, max_, min_, not_, or_)
+from .terms import (FALSE, Term, and_, any_of, clamp, eq, ite, lift, min_, not_, or_)
 
 __all__ = [
     "buffers_of", "maybe_release", "writeback", "invalidate",

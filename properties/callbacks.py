@@ -7,8 +7,8 @@ SYNC-NO-COHERENCE, SYNC-FLAGS, SYNC-STATELESS, MMAP-INCOHERENT, DEV-COHERENT-HAN
 """
 from __future__ import annotations
 
-from model.constants import DMA_TO_DEVICE, ERRNO
-from model.derived import reads_term, writes_term
+from model.constants import ERRNO
+from model.derived import reads_term
 from model.state import FENCE_EXCL, FENCE_NONE
 from model.terms import and_, eq, implies, ite, lt, not_, or_
 

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from model.machine import Model
 
-from .registry import CompiledProperty, Property, compile_properties
+from .registry import Property, compile_properties
 
 __all__ = ["Monitor", "fired_along"]
 

@@ -13,7 +13,7 @@ from ..derived import pinned
 from ..rules import (buffers_of, complete_fence, device_read_page, device_write_page, evict,
                      invalidate, lowest_free, writeback)
 from ..state import FENCE_EXCL, FENCE_NONE, FENCE_SHARED, LIFE_LIVE
-from ..terms import and_, any_of, eq, ite, not_, select
+from ..terms import and_, any_of, eq, ite, select
 from .registry import action
 
 

@@ -130,7 +130,7 @@ def dma_buf_vunmap(m, buf):
 
 
 def _kernel_access(m, buf, page, store: bool):
-    s, k = m.s, m.k
+    s = m.s
     _holds(m, buf)
     mapped = or_(s.kmaps[buf][page] > 0, s.kmaps_atomic[buf][page] > 0, s.vmapping_counter[buf] > 0)
     backed = s.resident[buf]

@@ -13,7 +13,7 @@ from ..constants import (DMA_BIDIRECTIONAL, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ,
 from ..derived import writes_term as direction_writes
 from ..rules import cpu_read_page, cpu_write_page, do_begin, do_end, invalidate, lowest_free, maybe_release
 from ..state import LIFE_RELEASED, W_UNDISCIPLINED, W_USER_OPEN
-from ..terms import and_, eq, ite, lift, not_, or_, select
+from ..terms import and_, eq, ite, not_, or_, select
 from .registry import action
 
 

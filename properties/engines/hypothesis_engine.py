@@ -10,7 +10,6 @@ replayed through the monitor to catch properties that fire on the same step as a
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable, Iterable
 
