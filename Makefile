@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench conform-setup clean
+.PHONY: setup campaign test bench conform-setup clean scale-setup bench-scale bench-explicit
 
 setup: $(STAMP)
 
@@ -24,6 +24,19 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m properties.bench
+
+# Figures of campaigns at scale (docs/scale.md): speed-up with jobs, Dask overhead per shard.
+bench-scale: $(STAMP)
+	$(BIN)/python -m properties.bench_scale
+
+# Figures of the explicit-state engine (docs/explicit.md): states/s, memory, growth with the scope,
+# every catalog policy's whole tiny graph.
+bench-explicit: $(STAMP)
+	$(BIN)/python -m properties.bench_explicit --catalog --json reports/bench-explicit.json
+
+# Redis server for the shared example database and its tests (Debian package; needs root).
+scale-setup:
+	sh properties/scale_setup.sh
 
 # QEMU and the tools the real-kernel conformance test needs (Debian packages; needs root).
 conform-setup:

@@ -5,6 +5,15 @@ is checked against the v4.11 documentation as the tool's users would (is this dr
 rules the documentation states?). Every policy lists the claims it is expected to break, and why:
 the default campaign passes only when exactly those are found broken.
 
+Revisions. Every policy is checked at both documentation revisions (``revisions`` keeps its
+default): a policy says what a driver does, and the campaign asks whether that keeps the rules of
+the revision checked, whichever kernel the driver shipped in (udmabuf came in v4.20, the system
+heap in v5.6, vgem's shmem helpers later still). ``breaks`` lists the claims broken at either
+revision; a claim is judged only at the revisions whose documentation has it (the properties
+citing it say which), so the FIXME claims count at v4.11 and the ``M-*`` claims at v5.12. At
+v5.12 the kmap knobs (``has_kmap``, ``has_kmap_atomic``, ``kmap_swaps_in``) have nothing to act
+on: the kmap family does not exist.
+
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is
 shown to be able to fail.
@@ -42,6 +51,8 @@ _omapdrm = ExporterPolicy(
         "BEGIN-ERRORS",          # the core's fence wait fails after the pin was taken
         "FIXME-KMAP-PINNED",     # a userspace SYNC_END drops the pin a kernel bracket relies on
         "KCPU-ALWAYS-SUCCEED",   # ... after which memory pressure evicts and kmap finds no pages
+        "M-BEGIN-COHERENCY-ONLY",  # v5.12: begin still pins
+        "M-PIN-NOT-USER",        # v5.12: so SYNC_START still pins swappable storage for userspace
     ),
     coherent=True, swappable=True, starts_resident=False, begin_pins=True, begin_sync="none",
     has_vmap=False,
@@ -83,6 +94,29 @@ _reference = ExporterPolicy(
 )
 
 
+_vgem = ExporterPolicy(
+    name="vgem",
+    description="vgem (virtual GEM) in 6.x: shmem GEM objects exported by the generic DRM PRIME "
+                "helpers; no begin/end_cpu_access callbacks (SYNC only checks its flags), "
+                "write-combined CPU mappings, pages allocated on first use and faulted in one by one",
+    why="corpus §7.3 (generic DRM PRIME exporter) with vgem as of v5.14..6.12 "
+        "(drivers/gpu/drm/vgem/vgem_drv.c, drm_gem_shmem_helper.c): DRM_GEM_SHMEM_DRIVER_OPS; "
+        "vgem_gem_create_object sets map_wc because 'vgem doesn't have any begin/end cpu access "
+        "ioctls, therefore must use coherent memory'; drm_gem_prime_dmabuf_ops has no "
+        "begin/end_cpu_access and no kmap (removed in v5.6); drm_gem_shmem_mmap leaves vm_file "
+        "alone, refuses copy-on-write (MAP_PRIVATE) mappings, and drm_gem_shmem_fault inserts one "
+        "shmem page per fault; the shmem pages are allocated on first get_pages and can be "
+        "swapped once nothing holds them",
+    breaks=(
+        "KCPU-ALWAYS-SUCCEED",  # no kmap callbacks: dma_buf_kmap fails (as for system-heap)
+        "BEGIN-AVAILABLE",      # no begin callback: SYNC_START returns 0 on storage not yet
+                                # allocated or swapped out (a user access faults it in)
+    ),
+    has_begin=False, has_end=False, has_kmap=False, has_kmap_atomic=False,
+    coherent=True, swappable=True, starts_resident=False,
+)
+
+
 def _broken(name: str, description: str, breaks: tuple[str, ...], **knobs) -> ExporterPolicy:
     return dataclasses.replace(_reference, name=name, description=description, breaks=breaks,
                                why="deliberately broken: " + description, **knobs)
@@ -90,7 +124,8 @@ def _broken(name: str, description: str, breaks: tuple[str, ...], **knobs) -> Ex
 
 BROKEN = (
     _broken("broken-end-keeps-pin", "end_cpu_access forgets to drop the pin begin took",
-            ("END-FLUSH-UNPIN", "FIXME-NO-USER-PIN"),
+            ("END-FLUSH-UNPIN", "FIXME-NO-USER-PIN", "M-END-UNDO", "M-PIN-NOT-USER",
+             "M-BEGIN-COHERENCY-ONLY"),
             swappable=True, begin_pins=True, end_unpins=False),
     _broken("broken-begin-ignores-direction", "begin_cpu_access never invalidates, whatever the "
             "direction", ("BEGIN-COHERENT", "DEV-COHERENT-HANDOFF"), begin_sync="ignore-direction"),
@@ -102,11 +137,13 @@ BROKEN = (
             "never sets vma->vm_file to its own file", ("MMAP-ZAP-ALL",),
             fake_coherency=True, zap_via="own-file", mmap_own_file=False),
     _broken("broken-pin-leak-on-interrupt", "an interrupted begin_cpu_access keeps the pin it took",
-            ("BEGIN-ERRORS",), begin_pins=True, begin_interruptible=True, begin_leaks_pin_on_error=True),
+            ("BEGIN-ERRORS", "M-BEGIN-COHERENCY-ONLY"),
+            begin_pins=True, begin_interruptible=True, begin_leaks_pin_on_error=True),
     _broken("broken-kmap-unpinned", "serves kmap from swappable storage that begin did not pin",
             ("FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED"), swappable=True),
     _broken("broken-evict-pinned", "memory pressure evicts storage while it is pinned or mapped "
-            "for a device", ("LIFE-MIGRATE", "FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED", "FIXME-NO-USER-PIN"),
+            "for a device", ("LIFE-MIGRATE", "FIXME-KMAP-PINNED", "KCPU-ALWAYS-SUCCEED", "FIXME-NO-USER-PIN",
+                             "M-BEGIN-COHERENCY-ONLY", "M-PIN-NOT-USER"),
             swappable=True, begin_pins=True, evict_pinned=True, begin_swaps_in=True),
     _broken("broken-own-file-no-ref", "redirects mmap to its own file without keeping the storage "
             "alive after release", ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"),
@@ -126,7 +163,7 @@ MUTANTS = (
             ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"), mutant_vma_no_file_ref=True),
 )
 
-REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent)
+REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent, _vgem)
 
 CATALOG: dict[str, ExporterPolicy] = {p.name: p for p in (*REAL_DRIVERS, _reference, *BROKEN, *MUTANTS)}
 

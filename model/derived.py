@@ -6,7 +6,7 @@ from __future__ import annotations
 from .scope import Scope
 from .terms import Term, and_, any_of, count, eq, not_, or_
 
-__all__ = ["total_refs", "pinned", "device_mapped", "reads_term", "writes_term"]
+__all__ = ["total_refs", "pinned", "device_mapped", "device_pinned", "reads_term", "writes_term"]
 
 
 def total_refs(s, k, scope: Scope, b: int, honour_mutant: bool = True) -> Term:
@@ -24,10 +24,16 @@ def device_mapped(s, scope: Scope, b: int) -> Term:
     return any_of(and_(s.att_live[a], s.att_mapped[a], eq(s.att_buf[a], b)) for a in range(scope.attachments))
 
 
+def device_pinned(s, scope: Scope, b: int) -> Term:
+    """Does an attachment of buffer ``b`` hold a ``dma_buf_pin`` (v5.12; never at v4.11)?"""
+    return any_of(and_(s.att_live[a], s.att_pins[a] > 0, eq(s.att_buf[a], b)) for a in range(scope.attachments))
+
+
 def pinned(s, k, scope: Scope, b: int) -> Term:
-    """Is buffer ``b``'s storage held in place: pinned by begin, mapped for a device, vmapped,
-    or of a kind that is never evicted?"""
-    return or_(s.pins[b] > 0, device_mapped(s, scope, b), s.vmapping_counter[b] > 0, not_(k.swappable))
+    """Is buffer ``b``'s storage held in place: pinned by begin, mapped for a device, pinned for
+    a device with ``dma_buf_pin`` (v5.12), vmapped, or of a kind that is never evicted?"""
+    return or_(s.pins[b] > 0, device_mapped(s, scope, b), device_pinned(s, scope, b),
+               s.vmapping_counter[b] > 0, not_(k.swappable))
 
 
 def reads_term(d) -> Term:

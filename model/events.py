@@ -53,7 +53,8 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("from_user", "the step was a userspace call into the dma-buf file"),
     ("sync_bad_flags", "DMA_BUF_IOCTL_SYNC with flags the uapi does not accept"),
     ("mmap_too_large", "the exporter's mmap was called with a vma larger than the buffer"),
-    ("vmap_fail", "dma_buf_vmap returned NULL"),
+    ("vmap_fail", "dma_buf_vmap returned NULL (v4.11) or an error (v5.12)"),
+    ("detach_while_pinned", "dma_buf_detach of an attachment that still holds a dma_buf_pin (v5.12)"),
 )
 
 EVENT_BIT: dict[str, int] = {name: 1 << i for i, (name, _) in enumerate(EVENTS)}

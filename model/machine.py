@@ -102,7 +102,7 @@ def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tup
     knobs = Knobs(knob_vars())
     out = []
     for inst in instances_for(scope, revision):
-        m = Step(scope, schema.sym(), knobs)
+        m = Step(scope, schema.sym(), knobs, revision)
         ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
         if ret.sort != "int":
             raise TypeError(f"{inst}: a transition must return an int term")

@@ -6,6 +6,9 @@ condition ``when``: effects happen only where ``when`` holds, so callers compose
 Python branches on state. Buffers and pages given as terms are handled by trying every concrete
 index under an equality condition; for static indices the conditions fold away.
 
+Revision switch (``m.revision``): the ghost ``kended`` that judges "kmap after end_cpu_access
+is undefined" is kept at v4.11 only; v5.12 has no kmap and deletes the sentence (corpus §6.2).
+
 Sources: corpus §3.1 (release), §3.7 and §5.2 (begin/end and the implicit-fence wait), §5.3 (mmap,
 ``vm_file`` references), the ``@mmap`` kerneldoc (PTE zapping through the vma's file), and the DMA
 API's cache maintenance (``dma_sync_*_for_cpu`` invalidates for reads from the device,
@@ -242,7 +245,8 @@ def do_begin(m: Step, buf: Any, direction: int, interrupted: bool, user: bool, w
         else:
             m.set(n.kopen, b, True, w)
             m.set(n.kdir, b, direction, w)
-            m.set(n.kended, b, False, w)
+            if m.revision == "v4.11":  # switch: the ghost of KCPU-KMAP-AFTER-END (no kmap at v5.12)
+                m.set(n.kended, b, False, w)
             m.set(n.krace, b, False, w)
     m.event("begin_ok", ok)
     m.event("begin_failed", and_(when, ret != 0))
@@ -279,7 +283,8 @@ def do_end(m: Step, buf: Any, direction: int, interrupted: bool, user: bool, whe
             m.set(n.uopen, b, False, ok)
         else:
             m.set(n.kopen, b, False, ok)
-            m.set(n.kended, b, True, ok)
+            if m.revision == "v4.11":  # switch: the ghost of KCPU-KMAP-AFTER-END (no kmap at v5.12)
+                m.set(n.kended, b, True, ok)
     m.event("end_ok", and_(when, eq(ret, 0)))
     m.event("end_failed", and_(when, ret != 0))
     return ret

@@ -97,6 +97,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _b("att_live", A, "the attachment exists (dma_buf_attach)"),
     _i("att_buf", A, lambda sc: sc.buffers - 1, "the buffer the attachment is attached to"),
     _b("att_mapped", A, "the attachment is mapped for DMA (dma_buf_map_attachment)"),
+    _i("att_pins", A, _R, "dma_buf_pin calls on the attachment not yet undone by dma_buf_unpin "
+       "(v5.12 only; always 0 at v4.11, which has no dma_buf_pin)"),
 )
 
 

@@ -5,6 +5,24 @@ A transition is ``def action(m, **args) -> ret``: it adds its guard with ``m.req
 writes effects to ``m.n`` (reads of ``m.n`` see earlier writes of the same step), sets events
 with ``m.event(name, cond)``, names the buffer it acted on with ``m.subject(buf)``, and returns
 its return value as a term or an int.
+
+``m.revision`` is the documentation revision the model is built for (``"v4.11"`` or ``"v5.12"``),
+a static value: a transition may branch on it in Python (it is not state). The semantic switches
+that read it, each naming the revisions it applies to (docs/review.md has the full table):
+
+=============================================  ==============================  ====================
+switch                                         v4.11                           v5.12
+=============================================  ==============================  ====================
+kmap, kunmap, kmap_atomic, kunmap_atomic       actions exist                   removed (v5.6)
+dma_buf_pin, dma_buf_unpin                     no such actions                 actions exist (v5.7)
+ghost ``kended`` (kmap after end is undefined) kept by begin/end (rules.py)    not kept: no kmap
+dma_buf_vmap without ``ops->vmap``             NULL (modelled as -ENOMEM)      -EINVAL (v5.11)
+=============================================  ==============================  ====================
+
+(The action sets are switched by the ``revisions`` of each action's registration; the others
+read ``m.revision``.) What begin and end *do* stays the exporter's knobs at both revisions; what
+the later documentation *asks* of them (coherency hooks only, no pinning for userspace) is judged
+by the properties of ``properties/later_revision.py``.
 """
 from __future__ import annotations
 
@@ -38,8 +56,9 @@ class Knobs:
 
 
 class Step:
-    def __init__(self, scope: Scope, pre: SymState, knobs: Knobs) -> None:
+    def __init__(self, scope: Scope, pre: SymState, knobs: Knobs, revision: str = "v4.11") -> None:
         self.scope = scope
+        self.revision = revision
         self.s = pre
         self.n = NextState(pre)
         self.k = knobs

@@ -4,6 +4,9 @@ Claims: BEGIN-AVAILABLE, BEGIN-COHERENT, BEGIN-DIRECTION-UB, BEGIN-OPTIONAL, BEG
 BEGIN-FENCE-WAIT, END-FLUSH-UNPIN, END-OPTIONAL, FIXME-NO-USER-PIN, SYNC-BRACKET, SYNC-RESTART,
 SYNC-NO-COHERENCE, SYNC-FLAGS, SYNC-STATELESS, MMAP-INCOHERENT, DEV-COHERENT-HANDOFF
 (spec/claims.md, "The begin_cpu_access / end_cpu_access callbacks" and "Userspace access").
+P-BEGIN-AVAILABLE, P-END-UNPINS and P-NO-USER-PIN apply at v4.11 only: v5.12 deleted the
+allocate/swap-in/pin wording and the FIXME and reworded end ("undo anything else done in
+@begin_cpu_access"); properties/later_revision.py has the v5.12 counterparts.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from model.state import FENCE_EXCL, FENCE_NONE
 from model.terms import and_, eq, implies, ite, lt, not_, or_
 
 from .registry import Property
+
+V4_11 = ("v4.11",)   # sentences the v5.12 documentation deleted or reworded (corpus §6.2)
 
 __all__ = ["PROPERTIES"]
 
@@ -37,7 +42,7 @@ PROPERTIES = (
     Property(
         "P-BEGIN-AVAILABLE", ("BEGIN-AVAILABLE",), "exporter", "step",
         "when begin_cpu_access returns 0 the storage is present",
-        lambda v: implies(v.ev.begin_ok, v.at(v.post.resident, v.buf)), on="step"),
+        lambda v: implies(v.ev.begin_ok, v.at(v.post.resident, v.buf)), on="step", revisions=V4_11),
     Property(
         "P-BEGIN-COHERENT", ("BEGIN-COHERENT", "DEV-COHERENT-HANDOFF"), "exporter", "step",
         "a CPU read inside a bracket whose direction reads sees what devices wrote before it began",
@@ -70,11 +75,13 @@ PROPERTIES = (
         "P-END-UNPINS", ("END-FLUSH-UNPIN",), "exporter", "step",
         "end_cpu_access drops a pin that begin_cpu_access took",
         lambda v: implies(and_(v.ev.end_ok, v.ev.exporter_end_called, v.at(v.pre.pins, v.buf) > 0),
-                          lt(v.at(v.post.pins, v.buf), v.at(v.pre.pins, v.buf))), on="step"),
+                          lt(v.at(v.post.pins, v.buf), v.at(v.pre.pins, v.buf))), on="step",
+        revisions=V4_11),
     Property(
         "P-NO-USER-PIN", ("FIXME-NO-USER-PIN",), "exporter", "always",
         "no pin of swappable storage is held on behalf of userspace once the SYNC ioctl returns",
-        lambda v: implies(v.k.swappable, and_(*(eq(v.s.user_pins[b], 0) for b in v.buffers())))),
+        lambda v: implies(v.k.swappable, and_(*(eq(v.s.user_pins[b], 0) for b in v.buffers()))),
+        revisions=V4_11),
     Property(
         "P-SYNC-FLAGS", ("SYNC-FLAGS",), "core", "step",
         "SYNC with flags outside {1,2,3,5,6,7} returns -EINVAL and changes nothing",

@@ -81,19 +81,27 @@ class CampaignResult:
 
 
 def _run_one(policy: ExporterPolicy, scope: Scope, revision: str, examples: int, seed: int,
-             steps: int) -> list[Verdict]:
+             steps: int, engine: str = "hypothesis", depth: int = 8, coverage: bool = False) -> list[Verdict]:
     model = Model(policy, scope, revision)
+    if engine == "z3":
+        from .engines.z3_engine import run_z3
+        return run_z3(model, PROPERTIES, depth=depth)
+    if coverage:  # also the fraction of the reachable state graph the campaign visited
+        from .coverage import campaign_coverage
+        return campaign_coverage(model, PROPERTIES, examples, seed, steps)[0]
     return run_hypothesis(model, PROPERTIES, examples=examples, seed=seed, steps=steps)
 
 
-def _claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Scope) -> list[ClaimCheck]:
+def _claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Scope,
+                  revision: str = "v4.11") -> list[ClaimCheck]:
     mine = [v for v in verdicts if v.exporter == policy.name and v.verdict == "violated"]
     out = []
     for claim in policy.breaks:
         if claim.startswith("P-"):
             continue  # a property ID: judged on its own verdict
-        if not any(p.fits(scope) and p.kind in ("always", "step") for p in by_claim(claim)):
-            continue  # no property citing it can be violated in a scope this small
+        if not any(p.fits(scope) and p.kind in ("always", "step") and revision in p.revisions
+                   for p in by_claim(claim)):
+            continue  # no property citing it can be violated in a scope this small (or at this revision)
         by = tuple(v.property for v in mine if claim in v.claims and v.kind in ("always", "step"))
         out.append(ClaimCheck(policy.name, claim, bool(by), by))
     return out
@@ -101,9 +109,13 @@ def _claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Sc
 
 def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: str = "v4.11",
                  examples: int = 150, seed: int = 1, steps: int = 30, jobs: int = 1,
-                 progress: Callable[[str], None] | None = None) -> CampaignResult:
-    result = CampaignResult("campaign", revision, scope, seed, "hypothesis",
-                            {"examples": examples, "steps": steps}, list(exporters))
+                 progress: Callable[[str], None] | None = None, engine: str = "hypothesis",
+                 depth: int = 8, coverage: bool = False) -> CampaignResult:
+    """``engine="z3"``: bounded checks to ``depth`` and induction instead of Hypothesis.
+    ``coverage``: measure each Hypothesis run against the explicit engine's reachable graph
+    (properties.coverage; the verdicts' evidence and the table carry the figures)."""
+    result = CampaignResult("campaign", revision, scope, seed, engine, {"examples": examples, "steps": steps}
+                            if engine == "hypothesis" else {"depth": depth}, list(exporters))
     started = time.monotonic()
     say = progress or (lambda msg: None)
     done: dict[str, list[Verdict]] = {}
@@ -111,11 +123,11 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
         if jobs <= 1:
             for i, p in enumerate(exporters, 1):
                 say(f"[{i}/{len(exporters)}] {p.name} ...")
-                done[p.name] = _run_one(p, scope, revision, examples, seed, steps)
+                done[p.name] = _run_one(p, scope, revision, examples, seed, steps, engine, depth, coverage)
                 say(f"[{i}/{len(exporters)}] {p.name}: {_summary(done[p.name])}")
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {p.name: pool.submit(_run_one, p, scope, revision, examples, seed, steps)
+                futures = {p.name: pool.submit(_run_one, p, scope, revision, examples, seed, steps, engine, depth, coverage)
                            for p in exporters}
                 for i, p in enumerate(exporters, 1):
                     done[p.name] = futures[p.name].result()
@@ -126,7 +138,7 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
     for p in exporters:
         if p.name in done:
             result.verdicts += done[p.name]
-            result.claim_checks += _claim_checks(p, done[p.name], scope)
+            result.claim_checks += _claim_checks(p, done[p.name], scope, revision)
     result.seconds = time.monotonic() - started
     return result
 
@@ -134,6 +146,9 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
 def _summary(vs: Sequence[Verdict]) -> str:
     bad = sum(1 for v in vs if v.verdict == "violated" and v.kind in ("always", "step"))
     ev = vs[0].evidence if vs else {}
+    if "examples" not in ev:  # the z3 engine
+        return (f"depth {ev.get('depth', 0)}, {sum(v.verdict == 'proved' for v in vs)} proved, "
+                f"{bad} violated")
     return (f"{ev.get('examples', 0)} examples, {ev.get('states', 0)} states, {bad} violated, "
             f"{ev.get('seconds', 0):.1f} s")
 
@@ -148,10 +163,12 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
     pids = [p.id for p in PROPERTIES if any((p.id, n) in by for n in names)]
     width = max(len(p) for p in pids) if pids else 10
     out = [f"dmabuf-check campaign: revision {result.revision}, scope {result.scope.name}, seed "
-           f"{result.seed}, engine {result.engine}, {result.budget['examples']} examples x "
-           f"{result.budget['steps']} steps per exporter", ""]
+           f"{result.seed}, engine {result.engine}, " + (
+               f"{result.budget['examples']} examples x {result.budget['steps']} steps per exporter"
+               if "examples" in result.budget else f"depth {result.budget.get('depth')}"), ""]
     out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
-    out.append("cells: . holds  V violated (reached, for undefined/witness)  ? unknown  "
+    out.append("cells: " + ("P proved  . holds up to the depth" if result.engine == "z3" else ". holds")
+               + "  V violated (reached, for undefined/witness)  ? unknown  "
                "! not as expected  (blank: does not apply)")
     out.append("")
     out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
@@ -190,6 +207,8 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
             if best.trace is not None and models is not None and best.exporter in models:
                 out.append(_indent(render(models[best.exporter], best.trace), "  "))
         out.append("")
+    from .coverage import format_coverage
+    out += format_coverage(result.verdicts)
     mism = result.mismatches
     judged = sum(1 for v in result.verdicts if v.expected is not None) + len(result.claim_checks)
     if mism:

@@ -87,10 +87,23 @@ def cmd_campaign(a: argparse.Namespace) -> int:
     scope = _scope(a.scope)
     exporters = resolve_exporters(a.exporter, a.revision)
     jobs = a.jobs if a.jobs else (os.cpu_count() or 1)
-    result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
-                          steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress)
+    if a.coverage and (a.engine != "hypothesis" or a.budget or a.cluster or a.database):
+        raise UsageError("campaign: --coverage measures one Hypothesis run per exporter (--engine hypothesis, "
+                         "no --budget, --cluster or --database)")
+    if a.engine == "hypothesis" and not a.coverage:  # shards on every core, a cluster, a time budget, the database
+        from .scale import run_from_args
+        result = run_from_args(a, exporters, scope, _progress)
+    elif a.budget or a.cluster or a.database:
+        raise UsageError("campaign: --budget, --cluster and --database apply to --engine hypothesis")
+    else:
+        result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
+                              steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress,
+                              engine=a.engine, depth=a.depth, coverage=a.coverage)
     models = {p.name: Model(p, scope, a.revision) for p in exporters}
     print(format_table(result, models))
+    if a.traces:
+        from .itf import write_verdict_traces
+        _progress(f"{len(write_verdict_traces(result.verdicts, models, a.traces, a.seed))} ITF traces written to {a.traces}")
     if a.json:
         write_report(result.to_json(), a.json)
         _progress(f"report written to {a.json}")
@@ -141,12 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=_positive, default=300, help="Hypothesis examples per exporter run")
     c.add_argument("--steps", type=_positive, default=30, help="steps per example")
     c.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
+    c.add_argument("--engine", choices=("hypothesis", "z3"), default="hypothesis", help="hypothesis "
+                   "(random exploration, default) or z3 (bounded checks to --depth, then induction)")
+    c.add_argument("--depth", type=_positive, default=8, help="with --engine z3: steps of the bounded checks")
+    c.add_argument("--traces", metavar="DIR", help="write every trace found as an ITF file in DIR")
+    c.add_argument("--coverage", action="store_true", help="also measure the fraction of the reachable "
+                   "states and transitions each Hypothesis run visits (explicit engine; scope tiny)")
+    from .scale import add_arguments as add_scale; add_scale(c)  # noqa: E702
     c.set_defaults(func=cmd_campaign)
 
     e = sub.add_parser("exporters", help="list the exporter policy catalog and its knobs")
     e.add_argument("--exporter", action="append", metavar="NAME|FILE")
     e.add_argument("--knobs", action="store_true", help="also describe every knob")
     e.set_defaults(func=cmd_exporters)
+    from .replay_cmd import add_parser as add_replay; add_replay(sub, common)  # noqa: E702
+    from .cli_litmus import add_parser as add_litmus; add_litmus(sub, common)  # noqa: E702
+    from .cli_conform import add_parser as add_conform; add_conform(sub, common)  # noqa: E702
+    from .cli_review import add_parser as add_review; add_review(sub, common)  # noqa: E702
+    from .cli_prove import add_parser as add_prove; add_prove(sub, common)  # noqa: E702
+    from .cli_explore import add_parser as add_explore; add_explore(sub, common)  # noqa: E702
     return p
 
 
@@ -167,4 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the imported module's main, so that the UsageError the subcommand modules import
+    # from properties.cli is the one main catches (under python -m this file is __main__)
+    from properties.cli import main as _main
+    sys.exit(_main())

@@ -9,7 +9,9 @@ from typing import Iterable
 
 from model.machine import Model
 
-from .registry import Property, compile_properties
+from model.terms import compile_function, substitute, var
+
+from .registry import Property, compile_properties, policy_terms, step_var_expr
 
 __all__ = ["Monitor", "fired_along"]
 
@@ -17,7 +19,7 @@ __all__ = ["Monitor", "fired_along"]
 class Monitor:
     def __init__(self, model: Model, props: Iterable[Property]) -> None:
         self.model = model
-        self.props = [p for p in props if p.relevant(model.policy) and p.fits(model.scope)]
+        self.props = [p for p in props if p.active(model.policy, model.scope, model.revision)]
         compiled = compile_properties(model, self.props)
         self.inv_state = [c for c in compiled if c.prop.target_is_bad and c.prop.on == "state"]
         self.inv_step = [c for c in compiled if c.prop.target_is_bad and c.prop.on == "step"]
@@ -27,6 +29,41 @@ class Monitor:
         # step predicates restricted to one action are only evaluated on that action's steps
         self._inv_step_by_inst = [[c for c in self.inv_step if c.prop.action in (None, n)] for n in names]
         self._tgt_step_by_inst = [[c for c in self.tgt_step if c.prop.action in (None, n)] for n in names]
+        self._compile_fast()
+
+    def _compile_fast(self) -> None:
+        """Per action, one generated function ``f(s, t, r, e, b) -> (bad, hit)`` evaluating every
+        step property and every state property (on the post-state ``t``) at once: ``bad`` has bit
+        ``j`` set when invariant ``fast_ids[j]`` is violated, ``hit`` when target ``fast_ids[j]``
+        is reached. Shared subterms are computed once (DESIGN.md: invariants compiled too)."""
+        model = self.model
+        self.fast_ids = [p.id for p in self.props]
+        self.fast_bit = {pid: 1 << j for j, pid in enumerate(self.fast_ids)}
+        terms = policy_terms(model, self.props)
+        to_post = {n: var("post." + n, s.sort) for n, s in zip(model.schema.names, model.schema.specs)}
+        terms = [substitute([t], to_post)[0] if p.on == "state" else t for p, t in zip(self.props, terms)]
+        var_expr = step_var_expr(model)
+        self.fast: dict[str, object] = {}
+        for name in dict.fromkeys(i.name for i in model.instances):
+            idx = [j for j, p in enumerate(self.props) if p.action in (None, name)]
+            bad = [j for j in idx if self.props[j].target_is_bad]
+            hit = [j for j in idx if not self.props[j].target_is_bad]
+            outs = [terms[j] for j in bad + hit]
+
+            def result(exprs, nb=len(bad), bad=bad, hit=hit) -> str:
+                b = " | ".join(f"(0 if {x} else {1 << j})" for x, j in zip(exprs[:nb], bad)) or "0"
+                h = " | ".join(f"({1 << j} if {x} else 0)" for x, j in zip(exprs[nb:], hit)) or "0"
+                return f"({b}, {h})"
+
+            fn, _ = compile_function("monitor_" + name, ["s", "t", "r", "e", "b"], var_expr, outs, result=result)
+            self.fast[name] = fn
+
+    def mask(self, ids) -> int:
+        """The bit mask of a set of property IDs (for ``fast``'s results)."""
+        return sum(self.fast_bit[i] for i in ids if i in self.fast_bit)
+
+    def ids(self, mask: int) -> list[str]:
+        return [pid for pid, bit in self.fast_bit.items() if mask & bit]
 
     def bad_state(self, s: tuple, only: set[str] | None = None) -> list[str]:
         return [c.prop.id for c in self.inv_state if (only is None or c.prop.id in only) and not c.fn(s)]

@@ -14,6 +14,11 @@ engine checks the same text:
 For ``witness`` and ``undefined`` the predicate is the target; for ``always`` and ``step`` it is the
 invariant. ``on`` says whether the predicate reads a state or a step; ``action`` restricts a step
 predicate to the steps of one action.
+
+``revisions`` names the documentation revisions a property applies to (DESIGN.md point 9): a
+property formalising a sentence the later revision deleted (the FIXME, kmap) is ``("v4.11",)``,
+one formalising a later claim (``M-*``) is ``("v5.12",)``. ``applies_at`` refines ``applies``
+where whether a property applies to a policy depends on the revision.
 """
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from model.events import EVENT_BIT
-from model.policy import ExporterPolicy, knob_vars
+from model.policy import REVISIONS, ExporterPolicy, knob_vars
 from model.scope import Scope
 from model.state import Schema
 from model.step import Knobs
 from model.terms import Term, compile_function, lift, select, substitute, var
 
-__all__ = ["Property", "StateView", "StepView", "PARTIES", "KINDS", "CompiledProperty", "compile_properties"]
+__all__ = ["Property", "StateView", "StepView", "PARTIES", "KINDS", "CompiledProperty", "compile_properties",
+           "policy_terms", "step_var_expr"]
 
 PARTIES = ("core", "exporter", "importer", "userspace", "undefined", "tension")
 KINDS = ("always", "step", "witness", "undefined")
@@ -86,6 +92,8 @@ class Property:
     action: str | None = None
     needs: tuple[tuple[str, int], ...] = ()            # scope minimums, e.g. (("buffers", 2),)
     applies: Callable[[ExporterPolicy], bool] | None = field(default=None, repr=False)
+    revisions: tuple[str, ...] = REVISIONS             # documentation revisions it applies to
+    applies_at: Callable[[ExporterPolicy, str], bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.party not in PARTIES:
@@ -98,6 +106,8 @@ class Property:
             raise ValueError(f"property {self.id}: only a step predicate can name an action")
         if not self.claims:
             raise ValueError(f"property {self.id}: cites no claim")
+        if not self.revisions or any(r not in REVISIONS for r in self.revisions):
+            raise ValueError(f"property {self.id}: revisions must be drawn from {', '.join(REVISIONS)}")
 
     @property
     def target_is_bad(self) -> bool:
@@ -108,8 +118,17 @@ class Property:
     def fits(self, scope: Scope) -> bool:
         return all(getattr(scope, k) >= v for k, v in self.needs)
 
-    def relevant(self, policy: ExporterPolicy) -> bool:
+    def relevant(self, policy: ExporterPolicy, revision: str | None = None) -> bool:
+        """Does the property apply to this policy (at ``revision``, when given)?"""
+        if revision is not None and revision not in self.revisions:
+            return False
+        if revision is not None and self.applies_at is not None and not self.applies_at(policy, revision):
+            return False
         return self.applies is None or bool(self.applies(policy))
+
+    def active(self, policy: ExporterPolicy, scope: Scope, revision: str) -> bool:
+        """Is the property checked for this policy, scope and documentation revision?"""
+        return self.relevant(policy, revision) and self.fits(scope)
 
     def expected(self, policy: ExporterPolicy, scope: Scope) -> str | None:
         """The verdict the campaign expects of this property: ``holds``, ``violated`` or ``None``
@@ -160,16 +179,26 @@ class CompiledProperty:
     constant: bool | None        # the predicate folded to a constant for this policy
 
 
-def compile_properties(model, props) -> list[CompiledProperty]:
-    """Compile each property for one model (its scope and policy)."""
+def step_var_expr(model) -> dict[str, str]:
+    """How generated code reads each variable of a step predicate ``f(s, t, r, e, b)``."""
     schema: Schema = model.schema
     var_expr = dict(model.var_expr)
     var_expr.update({"post." + n: f"t[{i}]" for i, n in enumerate(schema.names)})
     var_expr.update({"ev." + n: f"(e & {bit} != 0)" for n, bit in EVENT_BIT.items()})
     var_expr.update({"ret": "r", "buf": "b"})
+    return var_expr
+
+
+def policy_terms(model, props) -> list[Term]:
+    """Each property's predicate with the model's knobs substituted (and folded)."""
+    return substitute([p.term(model.schema) for p in props], model.knob_env)
+
+
+def compile_properties(model, props) -> list[CompiledProperty]:
+    """Compile each property for one model (its scope and policy)."""
+    var_expr = step_var_expr(model)
     out = []
-    for p in props:
-        (t,) = substitute([p.term(schema)], model.knob_env)
+    for p, t in zip(props, policy_terms(model, props)):
         params = ["s"] if p.on == "state" else ["s", "t", "r", "e", "b"]
         fn, _ = compile_function("prop_" + p.id.replace("-", "_"), params, var_expr, [t],
                                  result=lambda outs: outs[0])

@@ -364,7 +364,7 @@ def test_cache_dir_env(monkeypatch, tmp_path):
 def test_qemu_argv_uses_tcg():
     argv = guest.qemu_argv("/k", "/i")
     assert argv[0] == "qemu-system-x86_64"
-    assert argv[argv.index("-accel") + 1] == "tcg" and argv[argv.index("-cpu") + 1] == "max"
+    assert argv[argv.index("-accel") + 1] == "tcg" and argv[argv.index("-cpu") + 1].startswith("max")
     assert "-no-reboot" in argv and "console=ttyS0" in argv[argv.index("-append") + 1]
 
 

@@ -7,6 +7,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from model import CATALOG, Model
 from model.catalog import BROKEN, MUTANTS
 from properties.catalog import PROPERTIES, by_claim
+from properties.claims import load_claims
 from properties.engines.hypothesis_engine import _Run, make_machine, run_hypothesis
 from properties.monitor import Monitor
 
@@ -30,7 +31,10 @@ def test_broken_policy_is_caught_with_a_short_trace(policy):
     model = Model(p, scope)
     verdicts = run_hypothesis(model, props, examples=300, seed=1, steps=30)
     found = {v.property: v for v in verdicts if v.verdict == "violated" and v.kind in ("always", "step")}
+    claims = load_claims()
     for claim in p.breaks:
+        if claims[claim].revision != model.revision:
+            continue  # a claim of the later revision, judged by the v5.12 campaign
         hits = [v for v in found.values() if claim in v.claims]
         assert hits, f"{policy}: no violation of {claim}"
         for v in hits:

@@ -46,10 +46,12 @@ def dma_buf_detach(m, att):
     """A kernel importer detaches the device (it should unmap first)."""
     n = m.n
     m.event("detach_while_mapped", m.s.att_mapped[att])
+    m.event("detach_while_pinned", m.s.att_pins[att] > 0)
     _att(m, att)
     n.att_live[att] = False
     n.att_buf[att] = 0
     n.att_mapped[att] = False
+    n.att_pins[att] = 0   # v5.12: the pin goes with the attachment (an importer bug, see the event)
     return 0
 
 

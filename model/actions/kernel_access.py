@@ -7,6 +7,12 @@ kmaps, kmap must always succeed, vmap refcounting), the ``@begin_cpu_access`` an
 end is undefined); code: corpus §3.7, §3.8, §3.10, §5.2, §5.4. Kernel callers hold a reference
 to the buffer (the guard): a call on a buffer the caller does not hold is a use-after-free, not
 part of the API.
+
+Revisions: the kmap family (dma_buf_kmap, dma_buf_kunmap, dma_buf_kmap_atomic,
+dma_buf_kunmap_atomic) exists at v4.11 only (removed in v5.6, corpus §6.1); at v5.12 vmap is the
+only kernel mapping, "bracketed with begin and end" (§6.2), and dma_buf_vmap without ``ops->vmap``
+returns -EINVAL instead of NULL (``m.revision`` switch). begin/end are the same transitions at
+both revisions.
 """
 from __future__ import annotations
 
@@ -113,7 +119,9 @@ def dma_buf_vmap(m, buf):
     n.vmapping_counter[buf] = ite(ok, s.vmapping_counter[buf] + 1, s.vmapping_counter[buf])
     n.resident[buf] = or_(s.resident[buf], calls_exporter)
     m.event("vmap_fail", not_(ok))
-    return ite(ok, 0, -ERRNO["ENOMEM"])   # NULL is modelled as -ENOMEM
+    # switch: v4.11 returns NULL (modelled as -ENOMEM); from v5.11 dma_buf_vmap returns an int,
+    # -EINVAL without ops->vmap (corpus §6.5)
+    return ite(ok, 0, -ERRNO["ENOMEM"] if m.revision == "v4.11" else -ERRNO["EINVAL"])
 
 
 @action("kernel importer", "buf")

@@ -155,8 +155,11 @@ def build_initramfs(
 
 def qemu_argv(kernel_image: Path | str, initrd: Path | str, *, append: str = KERNEL_APPEND,
               memory: str = "512M", qemu: str = QEMU) -> list[str]:
+    # cx16=off: QEMU 7.2's TCG corrupts EFLAGS in a gs-prefixed CMPXCHG16B now and then (SLUB's
+    # this_cpu_cmpxchg128 in kmem_cache_alloc -> double fault; about half the 6.12 boots died);
+    # without CX16 the kernel's SLUB takes its locked path instead
     return [
-        qemu, "-accel", "tcg", "-cpu", "max", "-m", memory, "-smp", "1",
+        qemu, "-accel", "tcg", "-cpu", "max,cx16=off", "-m", memory, "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
         "-kernel", str(kernel_image), "-initrd", str(initrd), "-append", append,
     ]

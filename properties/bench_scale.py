@@ -1,0 +1,196 @@
+"""Benchmark of campaigns at scale (``make bench-scale``): not a test, figures to record in
+docs/scale.md.
+
+Prints, with the machine's load average beside each figure (these machines are shared):
+1. the speed-up of ``--jobs 2`` over ``--jobs 1`` on one campaign (the same report both ways);
+2. the overhead per shard on the Dask path: a no-op task's round trip through a scheduler and
+   two workers on loopback, and a campaign through them against the same campaign on two local
+   worker processes;
+3. per deliberately broken policy, the time a budgeted campaign takes to find a violation of a
+   claim the policy declares broken, with 1 and 2 workers (and more with ``--workers``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from model.catalog import BROKEN, CATALOG
+from model.scope import SCOPES
+
+from .scale import LocalWorkers, _dispatch, run_scaled
+from .shards import lanes, plan
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def speedup(exporters, scope, examples: int, steps: int) -> tuple[float, float, bool]:
+    t = time.perf_counter()
+    one = run_scaled(exporters, scope, examples=examples, steps=steps, jobs=1)
+    t1 = time.perf_counter() - t
+    t = time.perf_counter()
+    two = run_scaled(exporters, scope, examples=examples, steps=steps, jobs=2)
+    t2 = time.perf_counter() - t
+    same = [v.to_json() | {"evidence": {}} for v in one.verdicts] == \
+           [v.to_json() | {"evidence": {}} for v in two.verdicts]
+    return t1, t2, same
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _LoopbackCluster:
+    """A Dask scheduler and ``n`` one-thread workers on 127.0.0.1, as the tests start them."""
+
+    def __init__(self, n: int) -> None:
+        from distributed import Client
+
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.log = tempfile.TemporaryFile()
+        self.procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                                        "127.0.0.1", "--port", str(port), "--no-dashboard"], cwd=ROOT,
+                                       stdout=self.log, stderr=subprocess.STDOUT)]
+        for i in range(n):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1",
+                 "--nthreads", "1", "--no-nanny", "--no-dashboard"], cwd=ROOT, stdout=self.log,
+                stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(self.address, timeout="5s") as c:
+                    c.wait_for_workers(n, timeout=60)
+                return
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):   # the workers, then the scheduler
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _noop(x: int) -> int:
+    return x
+
+
+def dask_overhead(cluster: _LoopbackCluster, exporters, scope, examples: int, steps: int):
+    from distributed import Client
+
+    with Client(cluster.address) as c:
+        c.submit(_noop, -1, pure=False).result()   # warm up
+        n = 200
+        t = time.perf_counter()
+        for i in range(n):
+            c.submit(_noop, i, pure=False).result()
+        serial = (time.perf_counter() - t) / n
+        t = time.perf_counter()
+        c.gather([c.submit(_noop, i, pure=False) for i in range(n)])
+        batch = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    run_scaled(exporters, scope, examples=examples, steps=steps, jobs=2)
+    local = time.perf_counter() - t
+    t = time.perf_counter()
+    run_scaled(exporters, scope, examples=examples, steps=steps, cluster=cluster.address)
+    remote = time.perf_counter() - t
+    return serial, batch, local, remote, len(exporters)
+
+
+def time_to_find(workers: int, policies, scope, examples: int, steps: int, budget: float) -> dict[str, float | None]:
+    """Seconds from the start of a budgeted campaign (slots of derived seeds, as ``--budget``
+    runs) to the first finished shard that shows a violation of a claim the policy declares."""
+    found: dict[str, float | None] = {p.name: None for p in policies}
+    claims = {p.name: set(p.breaks) for p in policies}
+    started = time.monotonic()
+    pool = LocalWorkers(workers, scope, "v4.11", None)
+
+    def on_result(r, running):
+        for v in r.verdicts:
+            if (v.verdict == "violated" and v.kind in ("always", "step") and found[v.exporter] is None
+                    and (set(v.claims) & claims[v.exporter] or v.property in claims[v.exporter])):
+                found[v.exporter] = time.monotonic() - started
+
+    def tick(running):
+        if all(t is not None for t in found.values()):
+            raise KeyboardInterrupt  # everything found: stop early
+
+    results: list = []
+    shards = plan(policies, 1, examples, steps, slots=None, max_rounds=1)
+    try:
+        _dispatch(shards, pool, started + budget, len(lanes(policies)), results,
+                  lambda r, n: (on_result(r, n), tick(n)), tick)
+    finally:
+        pool.stop(cancel=True)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m properties.bench_scale")
+    ap.add_argument("--scope", default="tiny")
+    ap.add_argument("--examples", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--budget", type=float, default=120.0, help="seconds per time-to-find campaign")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--skip", choices=("speedup", "dask", "find"), action="append", default=[])
+    a = ap.parse_args(argv)
+    scope = SCOPES[a.scope]
+    print(f"dmabuf-check scale benchmark, {time.strftime('%Y-%m-%d')}, python {platform.python_version()}, "
+          f"{os.cpu_count()} cores, scope {a.scope}, {a.examples} examples x {a.steps} steps per shard")
+    exporters = [CATALOG[n] for n in ("i915", "omapdrm", "udmabuf", "system-heap", "coherent", "vgem",
+                                      "reference", "broken-end-keeps-pin", "broken-begin-ignores-direction",
+                                      "broken-kmap-unpinned", "mutant-no-size-check", "mutant-no-fence-wait")]
+    if "speedup" not in a.skip:
+        print(f"\n1. speed-up, one campaign of {len(exporters)} exporters ({_load()}):", flush=True)
+        t1, t2, same = speedup(exporters, scope, a.examples, a.steps)
+        print(f"   --jobs 1: {t1:.1f} s   --jobs 2: {t2:.1f} s   speed-up {t1 / t2:.2f}x "
+              f"(target >= 1.7)   same verdicts: {same}   ({_load()})", flush=True)
+    if "dask" not in a.skip:
+        print(f"\n2. Dask path, scheduler + 2 one-thread workers on loopback ({_load()}):", flush=True)
+        cluster = _LoopbackCluster(2)
+        try:
+            serial, batch, local, remote, n = dask_overhead(cluster, exporters[:6], scope, a.examples, a.steps)
+        finally:
+            cluster.close()
+        print(f"   no-op task round trip: {serial * 1000:.1f} ms one at a time, {batch * 1000:.2f} ms each "
+              f"in a batch of 200", flush=True)
+        print(f"   campaign of {n} shards: 2 local processes {local:.1f} s, Dask {remote:.1f} s -> "
+              f"{(remote - local) / n * 1000:+.0f} ms per shard ({_load()})", flush=True)
+    if "find" not in a.skip:
+        print(f"\n3. time to find a declared violation, budgeted campaign over the {len(BROKEN)} broken "
+              f"policies (budget {a.budget:.0f} s; '-' = not found in the budget):", flush=True)
+        table = {w: time_to_find(w, list(BROKEN), scope, a.examples, a.steps, a.budget) for w in a.workers}
+        print("   " + "policy".ljust(32) + "".join(f"{f'{w} worker' + ('s' if w > 1 else ''):>12}"
+                                                  for w in a.workers))
+        for p in BROKEN:
+            cells = "".join(f"{table[w][p.name]:>10.1f} s" if table[w][p.name] is not None else f"{'-':>12}"
+                            for w in a.workers)
+            print(f"   {p.name:32s}{cells}")
+        print(f"   ({_load()})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""``dmabuf-check explore``: the explicit-state engine on the command line (interface.md).
+
+For each exporter: enumerate the reachable states of the scope (default ``tiny``) breadth first,
+judge every property on every reachable state and transition (``holds`` means checked on all of
+them; a search cut short by ``--max-states``/``--max-seconds`` is ``unknown``), print the
+property table, the shortest counterexamples and the stuck states (states from which a buffer can
+never be released or a pin never dropped, with a shortest trace to one), and optionally the
+coverage of a default Hypothesis campaign (``--coverage``). ``--graph PATH`` writes the state graph
+(GraphML, node-link JSON or DOT, by suffix or ``--format``); ``--around TRACE --radius R`` writes
+instead the states within ``R`` steps of each state of an ITF trace, with the trace marked.
+
+Exit status as for ``campaign``: 0 when every outcome is as expected, 1 when not (an ``unknown``
+is not as expected), 2 for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+__all__ = ["add_parser", "cmd_explore"]
+
+_DEFAULT_MAX_STATES = 50_000_000
+
+
+def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
+    from .cli import _positive
+
+    e = sub.add_parser("explore", help="the explicit-state engine: every reachable state, exhaustive "
+                       "checks, stuck states, graph export")
+    common(e)
+    e.set_defaults(scope=None)
+    e.add_argument("--symmetry", action="store_true",
+                   help="merge states that differ only in interchangeable slots and buffers")
+    e.add_argument("--max-states", type=_positive, default=_DEFAULT_MAX_STATES,
+                   help=f"stop after this many states: what is not found is unknown (default {_DEFAULT_MAX_STATES})")
+    e.add_argument("--max-seconds", type=_positive, default=None, help="stop after this many seconds")
+    e.add_argument("--no-stuck", action="store_true", help="skip the stuck-state analysis")
+    e.add_argument("--graph", metavar="PATH", help="write the state graph (.graphml, .json or .dot)")
+    e.add_argument("--format", choices=("graphml", "json", "dot"), help="the graph format (default: by suffix)")
+    e.add_argument("--around", metavar="TRACE", help="with --graph: write only the neighbourhood of this "
+                   "ITF trace")
+    e.add_argument("--radius", type=_positive, default=2, help="with --around: steps from the trace (default 2)")
+    e.add_argument("--coverage", action="store_true", help="also run a Hypothesis campaign (--examples, "
+                   "--steps, --seed) and report the fraction of the graph it visited")
+    e.add_argument("--examples", type=_positive, default=300, help="with --coverage: Hypothesis examples")
+    e.add_argument("--steps", type=_positive, default=30, help="with --coverage: steps per example")
+    e.set_defaults(func=cmd_explore)
+    return e
+
+
+def cmd_explore(a: argparse.Namespace) -> int:
+    from .cli import UsageError
+
+    if a.around is not None and a.graph is None:
+        raise UsageError("explore: --around needs --graph PATH (where to write the neighbourhood)")
+    if a.graph is not None:
+        from .graph_export import format_for
+        try:
+            format_for(a.graph, a.format)
+        except ValueError as e:
+            raise UsageError(f"explore: --graph: {e}") from None
+    if a.around is not None:
+        return _around(a)
+    return _explore(a)
+
+
+def _explore(a: argparse.Namespace) -> int:
+    from model.machine import Model
+
+    from .campaign import CampaignResult, _claim_checks, format_table, write_report
+    from .catalog import PROPERTIES
+    from .cli import UsageError, _progress, _scope, resolve_exporters
+    from .engines.explicit import Budget, GraphTooLarge, check
+    from .engines.stuck import find_stuck
+
+    scope = _scope(a.scope or "tiny")
+    exporters = resolve_exporters(a.exporter, a.revision)
+    if a.graph is not None and len(exporters) != 1:
+        raise UsageError("explore: --graph writes one exporter's graph: name it with --exporter")
+    if a.symmetry and a.coverage:
+        raise UsageError("explore: --coverage counts concrete states: leave out --symmetry")
+    budget = Budget(states=a.max_states, seconds=a.max_seconds)
+    result = CampaignResult("explore", a.revision, scope, a.seed, "explicit",
+                            {"states": a.max_states, "seconds": a.max_seconds, "symmetry": a.symmetry},
+                            list(exporters))
+    started = time.monotonic()
+    models: dict[str, Model] = {}
+    spaces: list[dict[str, Any]] = []
+    stuck_lines: list[str] = []
+    stuck_json: list[dict[str, Any]] = []
+    cover_lines: list[str] = []
+    graph_space = None
+    try:
+        for i, pol in enumerate(exporters, 1):
+            model = Model(pol, scope, a.revision)
+            models[pol.name] = model
+            _progress(f"[{i}/{len(exporters)}] {pol.name} ...")
+            space, verdicts = check(model, PROPERTIES, symmetry=a.symmetry, budget=budget, progress=_progress)
+            summary = {"exporter": pol.name, **space.summary()}
+            spaces.append(summary)
+            _progress(f"[{i}/{len(exporters)}] {pol.name}: {_space_line(summary)}")
+            if not a.no_stuck and space.complete and not (space.symmetry and scope.buffers > 1):
+                for f in find_stuck(space):
+                    stuck_json.append({"exporter": pol.name, **f.to_json()})
+                    stuck_lines.append(f"- {pol.name}: {f.goal}: {f.stuck} of {f.pending} states with the "
+                                       f"obligation pending are stuck ({f.doc}); shortest path "
+                                       f"({len(f.trace)} steps):")
+                    stuck_lines.append(_indent(_render(model, f.trace), "  "))
+            if a.coverage:
+                from .coverage import campaign_coverage
+                if not space.complete:
+                    _progress(f"{pol.name}: no coverage: the exploration was cut short")
+                else:
+                    _, cov = campaign_coverage(model, PROPERTIES, a.examples, a.seed, a.steps, space=space)
+                    cover_lines.append("- " + cov.line())
+                    summary["coverage"] = cov.to_json()
+            result.verdicts += verdicts
+            result.claim_checks += _claim_checks(pol, verdicts, scope, a.revision)
+            if a.graph is not None:
+                graph_space = space
+            del space
+    except KeyboardInterrupt:
+        result.interrupted = True
+        _progress("interrupted: writing what was found")
+    result.seconds = time.monotonic() - started
+    text = format_table(result, models).split("\n", 1)[1]
+    print(f"dmabuf-check explore: revision {a.revision}, scope {scope.name}, engine explicit (every reachable "
+          f"state), symmetry {'on' if a.symmetry else 'off'}")
+    print("\n".join(f"{s['exporter']}: {_space_line(s)}" for s in spaces))
+    print(text)
+    if stuck_lines:
+        print("\nStuck states (no path from them discharges the obligation):")
+        print("\n".join(stuck_lines))
+    elif not a.no_stuck and spaces:
+        print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)")
+    if cover_lines:
+        print(f"\nCoverage of the reachable graph by a Hypothesis campaign ({a.examples} examples x "
+              f"{a.steps} steps, seed {a.seed}):")
+        print("\n".join(cover_lines))
+    if a.json:
+        data = result.to_json()
+        data["state_spaces"] = spaces
+        data["stuck"] = stuck_json
+        write_report(data, a.json)
+        _progress(f"report written to {a.json}")
+    if graph_space is not None:
+        from .graph_export import write_graph
+        try:
+            n, m = write_graph(graph_space, a.graph, a.format)
+        except GraphTooLarge as e:
+            raise UsageError(f"explore: --graph {a.graph}: {e}") from None
+        _progress(f"graph written to {a.graph} ({n} states, {m} edges)")
+    if result.interrupted:
+        return 130
+    return 1 if result.mismatches else 0
+
+
+def _around(a: argparse.Namespace) -> int:
+    from .cli import UsageError, _progress, _scope, resolve_exporters
+    from .engines.explicit import Budget, GraphTooLarge, explore
+    from .graph_export import write_graph
+    from .itf import ItfError, read_itf
+    from .replay_cmd import replay_itf
+
+    try:
+        itf = read_itf(a.around)
+        policy = None
+        if a.exporter:
+            pols = resolve_exporters(a.exporter, a.revision)
+            if len(pols) != 1:
+                raise UsageError("explore: --around takes at most one --exporter")
+            policy = pols[0]
+        out = replay_itf(itf, policy)
+    except ItfError as e:
+        raise UsageError(str(e)) from None
+    model, trace = out.model, out.trace
+    if a.scope is not None and _scope(a.scope) != model.scope:
+        raise UsageError(f"explore: {a.around} was recorded in scope {model.scope.name}, not {a.scope}")
+    states = trace.states()
+    space = explore(model, (), symmetry=a.symmetry,
+                    budget=Budget(states=a.max_states, seconds=a.max_seconds, depth=a.radius), roots=states)
+    ids = space.lookup(states)
+    marks: dict[int, dict[str, Any]] = {}
+    for i, v in enumerate(ids.tolist()):
+        marks.setdefault(v, {"on_trace": True, "trace_index": i})
+    try:
+        n, m = write_graph(space, a.graph, a.format, marks=marks)
+    except GraphTooLarge as e:
+        raise UsageError(f"explore: --graph {a.graph}: {e}; use a smaller --radius") from None
+    print(f"neighbourhood of {a.around} ({len(trace)} steps, {model.policy.name}, scope {model.scope.name}), "
+          f"radius {a.radius}: {n} states, {m} edges written to {a.graph}")
+    _progress(f"graph written to {a.graph}")
+    return 0
+
+
+def _space_line(s: dict[str, Any]) -> str:
+    return (f"{s['states']} states, {s['transitions']} transitions ({s['self_loops']} leave the state "
+            f"unchanged), {s['edges']} edges, depth {s['depth']}, "
+            f"{'complete' if s['complete'] else 'CUT SHORT by the budget'}, {s['seconds']:.1f} s")
+
+
+def _render(model, trace) -> str:
+    from .trace import render
+    return render(model, trace)
+
+
+def _indent(text: str, pre: str) -> str:
+    return "\n".join(pre + line for line in text.splitlines())

@@ -1,0 +1,97 @@
+"""``dmabuf-check review``: write the spec-review report (interface.md; issue 6).
+
+Runs what the report needs at both documentation revisions (the Hypothesis campaign, and the Z3,
+explicit, synthesis and bit-precise engines where requested and present), with a budget, then
+writes ``review.md``, ``review.html`` (one self-contained file), ``findings.json`` and every
+trace as an ITF file under ``--out``. Progress goes to stderr; stdout gets the paths written and
+one line per finding. Exit status: 0 when every outcome is as expected, 1 when one is not (the
+report lists them), 2 for bad input, 130 when interrupted (what was found is still written).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["add_parser", "cmd_review"]
+
+
+def _number(kind: type, least: float, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < least:
+            raise argparse.ArgumentTypeError(f"expected {what} of at least {least:g}, got {text}")
+        return v
+    return parse
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+    """Register ``review`` on the CLI's subparsers (``common`` is unused: the review covers both
+    revisions, so it takes no ``--revision``)."""
+    from .review import DEFAULT_ENGINES, ENGINES
+
+    p = sub.add_parser("review", help="write the spec-review report (Markdown and self-contained HTML)")
+    p.add_argument("--out", metavar="DIR", default="reports/review",
+                   help="folder for review.md, review.html, findings.json and traces/ (default reports/review)")
+    p.add_argument("--exporter", action="append", metavar="NAME|FILE",
+                   help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
+    p.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
+    p.add_argument("--seed", type=_number(int, -2**63, "an integer seed"), default=1)
+    p.add_argument("--examples", type=_number(int, 1, "a whole number"), default=300,
+                   help="Hypothesis examples per exporter and round (default 300)")
+    p.add_argument("--steps", type=_number(int, 1, "a whole number"), default=30,
+                   help="Hypothesis steps per example (default 30)")
+    p.add_argument("--depth", type=_number(int, 0, "a depth"), default=6,
+                   help="Z3 bounded-check depth; the synthesis queries use depth + 2 (default 6)")
+    p.add_argument("--timeout", type=_number(float, 1, "a number of seconds"), default=60.0,
+                   help="seconds per Z3 query; one that runs out is 'unknown' (default 60)")
+    p.add_argument("--states", type=_number(int, 1, "a number of states"), default=200_000,
+                   help="explicit engine: states per exporter run (default 200000)")
+    p.add_argument("--engine", action="append", choices=ENGINES,
+                   help=f"engines to run (repeatable; default: {', '.join(DEFAULT_ENGINES)})")
+    p.add_argument("--jobs", type=_number(int, 1, "a whole number"), default=None,
+                   help="worker processes (default: all cores); the report does not depend on it")
+    p.set_defaults(func=cmd_review)
+    return p
+
+
+def cmd_review(a: argparse.Namespace) -> int:
+    import os
+
+    from model.policy import REVISIONS
+
+    from .cli import UsageError, _progress, _scope, resolve_exporters
+    from .review import DEFAULT_ENGINES, ReviewConfig, collect, findings
+    from .review_render import write_review
+
+    scope = _scope(a.scope)
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    pols = resolve_exporters(a.exporter, REVISIONS[0])
+    if not a.exporter:  # the whole catalog: every policy, whichever revisions it names
+        from model.catalog import CATALOG
+
+        pols = list(CATALOG.values())
+    cfg = ReviewConfig(scope=scope, seed=a.seed, examples=a.examples, steps=a.steps, depth=a.depth,
+                       timeout=a.timeout, states=a.states, engines=tuple(dict.fromkeys(a.engine or DEFAULT_ENGINES)),
+                       exporters=tuple(pols), jobs=a.jobs or (os.cpu_count() or 1))
+    data = collect(cfg, progress=_progress)
+    try:
+        paths = write_review(data, out)
+    except OSError as e:
+        raise UsageError(f"--out: cannot write the report into {out}: {e.strerror}") from None
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    for f in findings(data):
+        print(f"{f.id}. {f.title}")
+    mism = data.mismatches()
+    if mism:
+        print(f"{len(mism)} outcomes not as expected (listed in the report)", file=sys.stderr)
+    if data.interrupted:
+        return 130
+    return 1 if mism else 0

@@ -1,0 +1,126 @@
+"""Shards on a Dask distributed cluster (issue 8, "many machines, on an existing engine"):
+``campaign --cluster tcp://SCHEDULER:PORT`` submits each shard (properties.shards.run_shard) to
+the scheduler, which runs it on a worker; the merge is the same as for local workers, so the
+report equals a local one for the same seed and budget.
+
+Every worker must import the same dmabuf-check and the same Hypothesis as this process (same
+checkout or the same installed version): a shard's result depends on both. On connecting, each
+worker is asked for a digest of the model/ and properties/ sources and its Hypothesis version, and
+a worker that differs is refused, since its results could not be merged. The example database
+spec is passed to the workers as it is: a directory is then a directory on each worker, so a
+cluster shares counterexamples only through ``--database redis://HOST:PORT/N``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import queue
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from model.scope import Scope
+
+from .shards import Shard, run_shard
+
+__all__ = ["ClusterError", "DaskWorkers", "identity"]
+
+
+class ClusterError(RuntimeError):
+    """A ``--cluster`` that cannot be used; the message is one line."""
+
+
+@functools.lru_cache(maxsize=1)
+def identity() -> tuple[str, str]:
+    """(digest of the model and properties sources, Hypothesis version) of this process, taken
+    once, when the modules a shard runs are imported: a worker started before the checkout
+    changed keeps the digest of the code it runs, and is refused."""
+    import hypothesis
+
+    for name in ("properties.shards", "properties.engines.hypothesis_engine", "properties.database"):
+        importlib.import_module(name)
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pkg in ("model", "properties"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16], hypothesis.__version__
+
+
+class DaskWorkers:
+    """Submits shards to a Dask scheduler; finished futures are gathered by the campaign."""
+
+    def __init__(self, address: str, scope: Scope, revision: str, database: str | None,
+                 timeout: float = 10.0) -> None:
+        parts = urlsplit(address)
+        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+            raise ClusterError(f"--cluster {address}: expected tcp://HOST:PORT of a Dask scheduler")
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ClusterError(f"--cluster {address}: dask.distributed is not installed "
+                               f"(pip install 'dmabuf-check[cluster]')") from None
+        try:
+            self.client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"--cluster {address}: cannot reach the scheduler: {e}") from None
+        try:
+            self.capacity = self._check(address)
+        except BaseException:
+            self.client.close()
+            raise
+        self.args = (scope, revision, database)
+        self.results: queue.Queue = queue.Queue()
+        self.token = uuid.uuid4().hex[:8]
+        self.futures: dict[int, object] = {}
+
+    def _check(self, address: str) -> int:
+        threads = self.client.nthreads()
+        if not threads:
+            raise ClusterError(f"--cluster {address}: the scheduler has no workers")
+        mine = identity()
+        try:
+            theirs = self.client.run(identity)
+        except Exception as e:  # noqa: BLE001 - whatever the worker raised, in one line
+            raise ClusterError(f"--cluster {address}: a worker cannot run dmabuf-check "
+                               f"({type(e).__name__}: {e}); start the workers from the same "
+                               f"checkout or installation") from None
+        for worker, ident in sorted(theirs.items()):
+            if tuple(ident) != mine:
+                raise ClusterError(f"--cluster {address}: worker {worker} runs a different dmabuf-check "
+                                   f"or Hypothesis (source {ident[0]}, Hypothesis {ident[1]}; here "
+                                   f"{mine[0]}, {mine[1]})")
+        return sum(threads.values())
+
+    def submit(self, shard: Shard) -> None:
+        fut = self.client.submit(run_shard, shard, *self.args, key=f"dmabuf-check-{self.token}-{shard.index}",
+                                 pure=False)
+        self.futures[shard.index] = fut
+        fut.add_done_callback(lambda f, i=shard.index: self.results.put(_Done(i, f)))
+
+    def collect(self, done: "_Done"):
+        """The shard's result (raises what the shard raised)."""
+        self.futures.pop(done.index, None)
+        return done.future.result()
+
+    def examples(self) -> int | None:
+        return None
+
+    def stop(self, cancel: bool) -> None:
+        """Cancel what is left (a shard already running on a worker finishes there and is
+        dropped) and disconnect."""
+        try:
+            if cancel and self.futures:
+                self.client.cancel(list(self.futures.values()))
+        finally:
+            self.client.close()
+
+
+class _Done:
+    """A finished Dask future; the campaign's dispatcher gathers its result."""
+
+    def __init__(self, index: int, future) -> None:
+        self.index = index
+        self.future = future

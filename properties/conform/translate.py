@@ -1,0 +1,482 @@
+"""Model userspace traces -> runner batches, with what the model predicts for every step.
+
+A conformance trace is a sequence of model calls drawn from the userspace part of the action
+vocabulary (interface.md, "Actions"): ``dup``, ``close``, ``mmap``, ``munmap``, ``ioctl_sync``,
+``cpu_read``, ``cpu_write``, plus the exporter's ``dma_buf_export(buf)`` immediately followed by
+``dma_buf_fd(buf)``, which the runner performs as one ``create`` (a real exporter allocates,
+exports and installs the fd in one call). The calls are replayed on the model of the matching
+catalog policy, and each becomes one runner step (protocol.py) with a predicted outcome in the
+format of ``StepResult.outcome``:
+
+=====================  ===============================  ======================================
+model call             runner step                      predicted outcome
+=====================  ===============================  ======================================
+export + fd            ``create``                       ``ok=<fd slot>``
+dup(fd)                ``dup <fd>``                     ``ok=<fd slot>`` / ``EBADF``
+close(fd)              ``close <fd>``                   ``ok`` / ``EBADF``
+mmap(fd,pgoff,npages)  ``mmap <fd> <pgoff> <npages>``   ``ok=<vma>`` / ``EINVAL`` / ``EBADF``
+munmap(vma)            ``munmap <vma>``                 ``ok``; ``err:nomap`` for a vma that
+                                                        is not mapped (the model's munmap of
+                                                        nothing returns 0; the runner has no
+                                                        address to pass and refuses)
+ioctl_sync(fd,flags)   ``sync <fd> <flags>``            ``ok`` / ``EINVAL`` / ``EBADF``
+cpu_write(vma,page)    ``write <vma> <page> <value>``   ``ok``; ``SIGBUS``; SIGSEGV (outside
+                                                        any mapping) as the runner's refusal
+                                                        ``err:nomap`` / ``err:range``
+cpu_read(vma,page)     ``read <vma> <page>``            ``val=<v>`` or ``val=*`` (any value)
+=====================  ===============================  ======================================
+
+Values. Every write stores a fresh u64 (``write_value``). A read is predicted to see the last
+value written to that page of that buffer, through any mapping, when the model says the read
+is fresh (no ``user_stale_read`` event): that is the value a correctly bracketed reader sees.
+When the model says the read may be stale, any value is accepted. A page never written reads
+as 0: the model has no initial contents, and every exporter compared here hands out zeroed
+memory (memfd, page allocator, shmem), so 0 is the newest value of such a page.
+
+What is left out, and why:
+
+- ``ioctl_sync(..., interrupted=True)``: a real guest cannot have a signal pending at the one
+  instant the ioctl waits, on demand. Random traces never contain it; in a litmus file the step
+  is dropped (from the model replay too) and the trace says so in ``notes``.
+- Scope bounds: the model's fd table has ``scope.fds`` slots and ``scope.vmas`` mappings; when
+  they are exhausted it returns -EMFILE (dup, dma_buf_fd) or -ENOMEM (mmap), where the runner
+  (1024 of each) succeeds. Those returns are artefacts of the bounded model, not predictions:
+  random traces never take such a step, and a litmus trace is cut just before one (``notes``).
+- Kernel-side actions (attachments, devices, fences, kmap, reclaim, ``dma_buf_get``): the
+  runner is an ordinary process and cannot perform them, so a litmus file using any of them
+  is not a userspace litmus file and is not translated.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from model.catalog import CATALOG
+from model.constants import ERRNO, ERRNO_NAMES, FAULT_SIGBUS, FAULT_SIGSEGV
+from model.events import EVENT_BIT
+from model.machine import Model, format_call
+from model.scope import SCOPES
+
+__all__ = [
+    "USERSPACE_ACTIONS",
+    "POLICY_OF",
+    "Step",
+    "ConformTrace",
+    "TranslateError",
+    "translate",
+    "random_calls",
+    "random_traces",
+    "litmus_traces",
+    "write_value",
+    "outcome_matches",
+    "ANY_VALUE",
+]
+
+#: model actions the runner performs directly (besides the export + fd pair)
+USERSPACE_ACTIONS = ("dup", "close", "mmap", "munmap", "ioctl_sync", "cpu_read", "cpu_write")
+#: runner exporter -> catalog policy that models it
+POLICY_OF: Mapping[str, str] = {"udmabuf": "udmabuf", "system-heap": "system-heap", "vgem": "vgem"}
+#: the predicted outcome of a read whose value the model does not pin down
+ANY_VALUE = "val=*"
+
+_OP_OF = {"dup": "dup", "close": "close", "mmap": "mmap", "munmap": "munmap", "ioctl_sync": "sync",
+          "cpu_read": "read", "cpu_write": "write"}
+_STALE = EVENT_BIT["user_stale_read"]
+_EMFILE, _ENOMEM = -ERRNO["EMFILE"], -ERRNO["ENOMEM"]
+#: how often the random walk picks each kind of step (when it can)
+_WEIGHTS = {"create": 2, "dup": 1, "close": 1, "mmap": 3, "munmap": 1, "ioctl_sync": 3,
+            "cpu_read": 3, "cpu_write": 3}
+#: how often the random walk prefers a step that does something over one that fails
+_P_USEFUL = 0.8
+
+
+class TranslateError(ValueError):
+    """A model trace the runner cannot perform; the message names the step."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One runner step with what the model says about it.
+
+    ``model`` is the model call (two calls joined by "; " for a create); ``ret`` the model's
+    return; ``expect`` the predicted outcome (``StepResult.outcome`` format, ``val=*`` for any
+    value). For reads and writes, ``buf``/``pgoff``/``page`` say which buffer page the model
+    accesses (buffer page = pgoff + page); ``value`` is what a write stores.
+    """
+
+    op: str
+    args: tuple[int, ...]
+    model: str
+    ret: int
+    expect: str
+    buf: int | None = None
+    pgoff: int | None = None
+    page: int | None = None
+    value: int | None = None
+    stale: bool = False
+
+    def runner(self) -> str:
+        return " ".join([self.op, *map(str, self.args)])
+
+
+@dataclass(frozen=True)
+class ConformTrace:
+    """A translated trace: the runner steps for one exporter, and the model's predictions."""
+
+    id: int
+    exporter: str  # runner exporter (udmabuf | system-heap | vgem)
+    policy: str  # catalog policy the predictions come from
+    npages: int  # pages per buffer (the model scope's pages)
+    source: str  # "random seed=S #k" or the litmus file
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()  # steps dropped or a cut, with the reason
+    scope: str = "default"
+
+    def batch(self) -> dict[str, Any]:
+        """The trace as ``write_batch`` / ``run_batch`` take it."""
+        return {"id": self.id, "exporter": self.exporter, "npages": self.npages,
+                "steps": [(s.op, s.args) for s in self.steps]}
+
+
+def write_value(trace_id: int, index: int) -> int:
+    """The fresh u64 the write at step ``index`` of trace ``trace_id`` stores (never 0)."""
+    return (0xD0 << 56) | ((trace_id & 0xFFFF_FFFF) << 20) | ((index + 1) & 0xFFFFF)
+
+
+def outcome_matches(expect: str, got: str) -> bool:
+    """Does the kernel's outcome ``got`` match the predicted ``expect`` (``val=*``: any value)?"""
+    if expect == ANY_VALUE:
+        return got.startswith("val=")
+    return expect == got
+
+
+def _errno_outcome(ret: int) -> str:
+    return ERRNO_NAMES.get(-ret, f"ret={ret}")
+
+
+class _Replayer:
+    """Replays model calls one by one and turns each into a runner step with its prediction."""
+
+    def __init__(self, model: Model, trace_id: int):
+        self.model = model
+        self.trace_id = trace_id
+        self.state = model.init
+        self.off = model.schema.offset
+        self.values: dict[tuple[int, int], int] = {}
+        self.steps: list[Step] = []
+
+    def get(self, field_name: str) -> Any:
+        return self.state[self.off[field_name]]
+
+    def instance(self, n: int, name: str, args: Mapping[str, Any]):
+        try:
+            return self.model.find(name, **args)
+        except KeyError as e:
+            raise TranslateError(f"step {n}: {e.args[0]}") from None
+
+    def apply(self, n: int, inst) -> tuple[tuple, int, int, int]:
+        r = self.model.step(self.state, inst.index)
+        if r is None:
+            raise TranslateError(f"step {n}: {inst} is not enabled in this state")
+        return r
+
+    # --- the two kinds of step -----------------------------------------------------------
+    def create(self, n: int, buf: int) -> str | None:
+        """export + fd; returns a note when the model's fd table is full (the cut), else None."""
+        exp = self.instance(n, "dma_buf_export", {"buf": buf})
+        st1, _ret, _ev, _b = self.apply(n, exp)
+        fd = self.model.find("dma_buf_fd", buf=buf)
+        r = self.model.step(st1, fd.index)
+        if r is None:
+            raise TranslateError(f"step {n + 1}: {fd} is not enabled after {exp}")
+        st2, ret, _ev, _b = r
+        if ret == _EMFILE:
+            return (f"step {n + 1}: {fd} returns -EMFILE only because the model's fd table has "
+                    f"{self.model.scope.fds} slots; trace cut before it")
+        self.state = st2
+        self.steps.append(Step("create", (), f"{exp}; {fd}", ret, f"ok={ret}"))
+        return None
+
+    def user(self, n: int, name: str, args: Mapping[str, Any]) -> str | None:
+        inst = self.instance(n, name, args)
+        a = inst.kwargs
+        nxt, ret, ev, _b = self.apply(n, inst)
+        if (name in ("dup",) and ret == _EMFILE) or (name == "mmap" and ret == _ENOMEM):
+            bound = "fd table" if name == "dup" else "mapping table"
+            size = self.model.scope.fds if name == "dup" else self.model.scope.vmas
+            return (f"step {n}: {inst} returns {self.model.describe_ret(ret)} only because the model's "
+                    f"{bound} has {size} slots; trace cut before it")
+        op = _OP_OF[name]
+        call = str(inst)
+        if name in ("dup", "close"):
+            step = Step(op, (a["fd"],), call, ret, f"ok={ret}" if name == "dup" and ret >= 0
+                        else "ok" if ret == 0 else _errno_outcome(ret))
+        elif name == "mmap":
+            step = Step(op, (a["fd"], a["pgoff"], a["npages"]), call, ret,
+                        f"ok={ret}" if ret >= 0 else _errno_outcome(ret))
+        elif name == "munmap":
+            live = self.get(f"vma_live[{a['vma']}]")
+            step = Step(op, (a["vma"],), call, ret, "ok" if live else "err:nomap")
+        elif name == "ioctl_sync":
+            step = Step(op, (a["fd"], a["flags"]), call, ret, "ok" if ret == 0 else _errno_outcome(ret))
+        else:
+            step = self.access(name, a, call, ret, ev)
+        self.state = nxt
+        self.steps.append(step)
+        return None
+
+    def access(self, name: str, a: Mapping[str, Any], call: str, ret: int, ev: int) -> Step:
+        vma, page = a["vma"], a["page"]
+        live = bool(self.get(f"vma_live[{vma}]"))
+        buf = self.get(f"vma_buf[{vma}]") if live else None
+        pgoff = self.get(f"vma_pgoff[{vma}]") if live else None
+        store = name == "cpu_write"
+        index = len(self.steps)
+        value = write_value(self.trace_id, index) if store else None
+        args = (vma, page, value) if store else (vma, page)
+        stale = bool(ev & _STALE)
+        if ret == FAULT_SIGSEGV:
+            expect = "err:range" if live else "err:nomap"
+        elif ret == FAULT_SIGBUS:
+            expect = "SIGBUS"
+        elif ret != 0:
+            raise TranslateError(f"{call}: unexpected model return {ret}")
+        elif store:
+            self.values[(buf, pgoff + page)] = value
+            expect = "ok"
+        else:
+            expect = ANY_VALUE if stale else f"val={self.values.get((buf, pgoff + page), 0)}"
+        return Step(_OP_OF[name], args, call, ret, expect, buf=buf, pgoff=pgoff, page=page,
+                    value=value, stale=stale)
+
+
+def _calls(calls: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Sequence]]) -> list[tuple[str, dict]]:
+    out = []
+    for c in calls:
+        name, args = c
+        out.append((name, dict(args)))
+    return out
+
+
+def translate(
+    model: Model,
+    calls: Iterable[tuple[str, Mapping[str, Any]]],
+    *,
+    trace_id: int,
+    exporter: str,
+    source: str = "",
+) -> ConformTrace:
+    """Replay ``calls`` (``(action, {param: value})``) on ``model`` and build the runner trace.
+
+    Raises TranslateError for a call the runner cannot perform (a kernel-side action, an
+    export not followed by its fd install) or the model cannot take. Interrupted SYNCs are
+    dropped and a scope-exhaustion return cuts the trace, both recorded in ``notes``.
+    """
+    if exporter not in POLICY_OF:
+        raise TranslateError(f"unknown exporter {exporter!r} (known: {', '.join(POLICY_OF)})")
+    calls = _calls(calls)
+    rp = _Replayer(model, trace_id)
+    notes: list[str] = []
+    i = 0
+    while i < len(calls):
+        n = i + 1
+        name, args = calls[i]
+        if name == "dma_buf_export":
+            nxt = calls[i + 1] if i + 1 < len(calls) else None
+            if nxt is None or nxt[0] != "dma_buf_fd" or nxt[1] != args:
+                raise TranslateError(f"step {n}: {format_call(name, tuple(args.items()))} is not followed by "
+                                     f"dma_buf_fd with the same buffer; the runner exports and installs "
+                                     f"the fd in one step")
+            cut = rp.create(n, args.get("buf", 0))
+            i += 2
+        elif name == "dma_buf_fd":
+            raise TranslateError(f"step {n}: dma_buf_fd without the dma_buf_export just before it")
+        elif name not in USERSPACE_ACTIONS:
+            raise TranslateError(f"step {n}: {name} is not a userspace action; the runner cannot perform it")
+        elif name == "ioctl_sync" and args.get("interrupted"):
+            notes.append(f"step {n}: {format_call(name, tuple(args.items()))} dropped: a real guest cannot be "
+                         f"interrupted on demand")
+            i += 1
+            continue
+        else:
+            cut = rp.user(n, name, args)
+            i += 1
+        if cut:
+            notes.append(cut)
+            break
+    return ConformTrace(id=trace_id, exporter=exporter, policy=model.policy.name, npages=model.scope.pages,
+                        source=source, steps=tuple(rp.steps), notes=tuple(notes), scope=model.scope.name)
+
+
+# --------------------------------------------------------------------------------------
+# random traces
+
+
+def _user_instances(model: Model) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name in USERSPACE_ACTIONS:
+        out[name] = [i for i in model.by_name.get(name, ())
+                     if not model.instances[i].kwargs.get("interrupted", False)]
+    return out
+
+
+def random_calls(model: Model, rng: random.Random, length: int) -> list[tuple[str, dict[str, Any]]]:
+    """A seeded random walk of ``length`` runner steps through the model's userspace actions.
+
+    The first step creates a buffer. Each further step picks a kind of step (weighted, among
+    those possible now), then one of its instances at random; steps whose return is a scope
+    artefact (-EMFILE, -ENOMEM) are never taken, nor interrupted SYNCs.
+    """
+    inst = _user_instances(model)
+    exports = model.by_name["dma_buf_export"]
+    fd_of = {model.instances[i].kwargs["buf"]: model.find("dma_buf_fd", **model.instances[i].kwargs).index
+             for i in exports}
+    state = model.init
+    calls: list[tuple[str, dict[str, Any]]] = []
+    steps = 0
+    while steps < length:
+        kinds = ["create"] if steps == 0 else list(_WEIGHTS)
+        while kinds:
+            weights = [_WEIGHTS[k] for k in kinds]
+            kind = rng.choices(kinds, weights)[0]
+            kinds.remove(kind)
+            took = _take(model, rng, state, kind, inst, exports, fd_of)
+            if took is not None:
+                state, new = took
+                calls.extend(new)
+                steps += 1
+                break
+        else:
+            break  # nothing possible (cannot happen: close of any slot is always possible)
+    return calls
+
+
+def _take(model, rng, state, kind, inst, exports, fd_of):
+    """One step of kind ``kind`` from ``state``: ``(next state, calls)`` or None if none fits.
+
+    Steps that do something (a successful call, an access inside a mapping) are preferred
+    (``_P_USEFUL``), so that traces reach mappings, brackets and loads; failing ones still come
+    up often enough to check every errno."""
+    if kind == "create":
+        cands = list(exports)
+        rng.shuffle(cands)
+        for i in cands:
+            r = model.step(state, i)
+            if r is None:
+                continue
+            b = model.instances[i].kwargs["buf"]
+            r2 = model.step(r[0], fd_of[b])
+            if r2 is None or r2[1] == _EMFILE:
+                continue
+            return r2[0], [("dma_buf_export", {"buf": b}), ("dma_buf_fd", {"buf": b})]
+        return None
+    useful, other = [], []
+    off = model.schema.offset
+    for i in inst[kind]:
+        r = model.step(state, i)
+        if r is None:
+            continue
+        ret = r[1]
+        if (kind == "dup" and ret == _EMFILE) or (kind == "mmap" and ret == _ENOMEM):
+            continue
+        if kind == "munmap":
+            ok = bool(state[off[f"vma_live[{model.instances[i].kwargs['vma']}]"]])
+        else:
+            ok = ret >= 0
+        (useful if ok else other).append((i, r))
+    pool = useful if useful and (not other or rng.random() < _P_USEFUL) else other
+    if not pool:
+        return None
+    i, r = rng.choice(pool)
+    a = dict(model.instances[i].args)
+    a.pop("interrupted", None)
+    return r[0], [(kind, a)]
+
+
+def random_traces(
+    exporter: str,
+    n: int,
+    seed: int,
+    *,
+    scope: str = "default",
+    revision: str = "v4.11",
+    first_id: int = 0,
+    min_len: int = 4,
+    max_len: int = 24,
+    model: Model | None = None,
+) -> list[ConformTrace]:
+    """``n`` random traces for ``exporter`` (ids ``first_id``...), predicted by its catalog policy.
+
+    Trace ``k`` depends only on (seed, exporter, k): asking for more traces extends the list.
+    """
+    if exporter not in POLICY_OF:
+        raise TranslateError(f"unknown exporter {exporter!r} (known: {', '.join(POLICY_OF)})")
+    m = model or Model(CATALOG[POLICY_OF[exporter]], SCOPES[scope], revision)
+    out = []
+    for k in range(n):
+        rng = random.Random(f"dmabuf-check conform {seed} {exporter} {k}")
+        calls = random_calls(m, rng, rng.randint(min_len, max_len))
+        out.append(translate(m, calls, trace_id=first_id + k, exporter=exporter,
+                             source=f"random seed={seed} #{k}"))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# litmus files (interface.md, "Litmus files"; read by properties.litmus)
+
+
+def _is_userspace(action: str) -> bool:
+    return action in USERSPACE_ACTIONS or action in ("dma_buf_export", "dma_buf_fd")
+
+
+def litmus_traces(
+    paths: Sequence[str | Path],
+    exporters: Sequence[str],
+    *,
+    first_id: int = 0,
+    revision: str | None = None,
+) -> tuple[list[ConformTrace], list[str]]:
+    """Every userspace litmus file among ``paths`` (files, or folders searched for
+    ``*.litmus.toml``) as one trace per exporter, predicted by that exporter's policy in the
+    file's scope and revision (the file's own exporter and expectations are for ``litmus``).
+
+    Returns ``(traces, skipped)``; ``skipped`` says why a file was not used (it uses kernel-side
+    actions, or its revision is not ``revision`` when given). A file that cannot be read, parsed
+    or translated raises TranslateError naming it.
+    """
+    from ..litmus import LitmusError, collect, load_litmus
+
+    try:
+        files = collect(paths)
+    except LitmusError as e:
+        raise TranslateError(str(e)) from None
+    traces: list[ConformTrace] = []
+    skipped: list[str] = []
+    models: dict[tuple[str, str, str], Model] = {}
+    tid = first_id
+    for path in files:
+        try:
+            lt = load_litmus(path)
+        except LitmusError as e:
+            raise TranslateError(str(e)) from None
+        other = sorted({s.action for s in lt.steps if not _is_userspace(s.action)})
+        if other:
+            skipped.append(f"{path}: not userspace ({', '.join(other)})")
+            continue
+        if revision is not None and lt.revision != revision:
+            skipped.append(f"{path}: revision {lt.revision}, not {revision}")
+            continue
+        calls = [(s.action, dict(s.args)) for s in lt.steps]
+        for exporter in exporters:
+            key = (exporter, lt.scope.name, lt.revision)
+            if key not in models:
+                models[key] = Model(CATALOG[POLICY_OF[exporter]], lt.scope, lt.revision)
+            try:
+                traces.append(translate(models[key], calls, trace_id=tid, exporter=exporter,
+                                        source=str(path)))
+            except TranslateError as e:
+                raise TranslateError(f"{path}: {e}") from None
+            tid += 1
+    return traces, skipped

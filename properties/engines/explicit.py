@@ -1,0 +1,470 @@
+"""The explicit-state engine: breadth-first enumeration of every reachable state of a scope, with
+every property checked on every reachable state and transition (DESIGN.md, "three engines").
+
+The search is level by level; a level's whole frontier is expanded at once by the numpy
+interpretation of the transitions (:mod:`properties.engines.vectorize`), deduplicated by packed
+integer keys (optionally canonical under symmetry, :mod:`properties.engines.symmetry`), and every
+property is evaluated on the new states and on every transition of the level. Each state keeps
+its BFS parent and the instance that reached it, so a counterexample is a shortest path from the
+initial state; it is replayed on the compiled model (:func:`properties.trace.replay`) and
+confirmed by the Python monitor before it is reported.
+
+Verdicts (DESIGN.md point 7): an ``always``/``step`` property ``holds`` when it was checked on all
+N reachable states (all T transitions) and never failed; an ``undefined`` target that is never
+reached ``holds`` (is unreachable) likewise; a ``witness`` that is never reached is ``violated``
+(the whole space has no such state, so the model cannot do it). A search cut short by its budget
+(states or seconds) reports ``unknown`` for whatever it had not found yet; what it had found
+(a violation, a reached target) stands, with a trace that is still shortest (every shallower level
+was complete).
+
+:class:`StateSpace` keeps the graph compactly (numpy arrays: states, parents, and one edge per
+distinct pair of states, with the first instance that connects them and its return);
+:meth:`StateSpace.to_networkx` builds the ``networkx.DiGraph`` from those arrays.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from model.machine import Model
+
+from ..monitor import Monitor
+from ..registry import Property
+from ..trace import Trace, TraceStep
+from ..verdict import Verdict, make_verdict
+from .symmetry import KeyPacker, Symmetry
+from .vectorize import VecModel, VecProperty, columns
+
+__all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "GraphTooLarge"]
+
+_CHUNK = 1 << 16          # rows expanded at once per instance (bounds the temporaries)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop the search after this many states, seconds or BFS levels (``None``: no bound). The
+    state and depth bounds are checked between levels, the time also between instances."""
+
+    states: int | None = None
+    seconds: float | None = None
+    depth: int | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Where the search first saw a property fire: in state ``state``, or on the step of instance
+    ``instance`` from state ``state`` (then the trace has one more step)."""
+
+    state: int
+    instance: int | None = None
+
+
+class GraphTooLarge(ValueError):
+    """The graph is larger than the caller allowed for a networkx graph or a file format."""
+
+
+@dataclass(eq=False)
+class StateSpace:
+    """The reachable state graph of one model, as found by :func:`explore`.
+
+    ``states[i]`` is state ``i`` (a row of small integers in the schema's layout; state 0 is the
+    initial state; ids are in BFS order); ``parent[i]``/``via[i]`` the state and instance that first
+    reached it (-1 for the initial state); ``depth[i]`` its distance from the initial state.
+    ``edge_src/edge_dst/edge_inst/edge_ret`` hold one edge per distinct pair of different states
+    (the lowest-numbered instance connecting them, and its return value). ``transitions`` counts
+    every enabled instance in every state (self-loops and parallel instances included),
+    ``self_loops`` those that leave the state unchanged. Under symmetry reduction a state stands
+    for its class and the counts are of classes.
+    """
+
+    model: Model
+    symmetry: bool
+    complete: bool
+    states: np.ndarray
+    parent: np.ndarray
+    via: np.ndarray
+    depth: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_inst: np.ndarray
+    edge_ret: np.ndarray
+    transitions: int
+    self_loops: int
+    seconds: float
+    checked: tuple[str, ...] = ()
+    found: dict[str, Finding] = field(default_factory=dict)
+    keys: np.ndarray | None = field(default=None, repr=False)
+    _order: np.ndarray | None = field(default=None, repr=False)
+
+    # --- sizes ---------------------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        return int(self.states.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.edge_src.shape[0])
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.depth.max()) if self.n_states else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"states": self.n_states, "transitions": self.transitions, "edges": self.n_edges,
+                "self_loops": self.self_loops, "depth": self.max_depth, "symmetry": self.symmetry,
+                "complete": self.complete, "seconds": round(self.seconds, 3)}
+
+    # --- states and traces ---------------------------------------------------------------------
+    def state(self, i: int) -> tuple:
+        """State ``i`` as a model state tuple (booleans as ``bool``)."""
+        row = self.states[i]
+        return tuple(bool(v) if s.sort == "bool" else int(v) for v, s in zip(row, self.model.schema.specs))
+
+    def path_to(self, i: int) -> list[int]:
+        """The instances of a shortest path from the initial state to state ``i``."""
+        out = []
+        while self.parent[i] >= 0:
+            out.append(int(self.via[i]))
+            i = int(self.parent[i])
+        return out[::-1]
+
+    def root_of(self, i: int) -> int:
+        while self.parent[i] >= 0:
+            i = int(self.parent[i])
+        return i
+
+    def trace_to(self, i: int, then: int | None = None) -> Trace:
+        """A shortest trace to state ``i`` (and then one more step of instance ``then``), from
+        the initial state (from the root it was reached from, when the search had roots)."""
+        path = self.path_to(i) + ([then] if then is not None else [])
+        return _replay_instances(self.model, path, self.state(self.root_of(i)))
+
+    def index(self, state: Sequence[Any]) -> int | None:
+        """The id of ``state`` (of its class, under symmetry), or ``None`` if it is not reached."""
+        i = int(self.lookup([state])[0])
+        return None if i < 0 else i
+
+    def lookup(self, states: Sequence[Sequence[Any]]) -> np.ndarray:
+        """The ids of many states at once (-1 for a state the search did not reach)."""
+        if self.keys is None:
+            raise ValueError("this state space was built without keys")
+        if not len(states):
+            return np.zeros(0, np.int64)
+        block = np.array([[int(v) for v in s] for s in states], dtype=np.int8).T
+        keys = _keys_of(self.model, block, self.symmetry)
+        if self._order is None:
+            self._order = np.argsort(self.keys, kind="stable")
+        sorted_keys = self.keys[self._order]
+        pos = np.searchsorted(sorted_keys, keys)
+        pos[pos >= len(sorted_keys)] = 0
+        hit = sorted_keys[pos] == keys
+        return np.where(hit, self._order[pos], -1).astype(np.int64)
+
+    # --- the networkx graph --------------------------------------------------------------------
+    def to_networkx(self, max_edges: int | None = 2_000_000, nodes: Iterable[int] | None = None,
+                    state_attrs: bool = False):
+        """The graph as a ``networkx.DiGraph``: nodes are state ids (attribute ``depth``, and
+        with ``state_attrs`` one attribute per state field); edges carry ``action``, ``args``
+        (``"buf=0, page=1"``), ``call`` and ``ret``. ``nodes`` restricts it to the subgraph
+        those states induce. Refuses (:class:`GraphTooLarge`) above ``max_edges`` edges."""
+        import networkx as nx
+
+        if nodes is not None:
+            keep = np.zeros(self.n_states, bool)
+            keep[np.fromiter(nodes, dtype=np.int64)] = True
+            sel = np.flatnonzero(keep[self.edge_src] & keep[self.edge_dst])
+            node_ids = np.flatnonzero(keep)
+        else:
+            sel = np.arange(self.n_edges)
+            node_ids = np.arange(self.n_states)
+        if max_edges is not None and len(sel) > max_edges:
+            raise GraphTooLarge(f"the graph has {len(sel)} edges ({len(node_ids)} states), more than "
+                                f"the limit of {max_edges} for a networkx graph")
+        g = nx.DiGraph(scope=self.model.scope.name, exporter=self.model.policy.name,
+                       revision=self.model.revision, symmetry=self.symmetry, complete=self.complete)
+        names = self.model.schema.names
+        for i in node_ids.tolist():
+            attrs: dict[str, Any] = {"depth": int(self.depth[i])}
+            if state_attrs:
+                attrs.update(zip(names, self.state(i)))
+            g.add_node(i, **attrs)
+        insts = self.model.instances
+        labels = [(inst.name, ", ".join(f"{k}={v}" for k, v in inst.args), str(inst)) for inst in insts]
+        src, dst, via, ret = (self.edge_src[sel].tolist(), self.edge_dst[sel].tolist(),
+                              self.edge_inst[sel].tolist(), self.edge_ret[sel].tolist())
+        for u, v, k, r in zip(src, dst, via, ret):
+            a, args, call = labels[k]
+            g.add_edge(u, v, action=a, args=args, call=call, ret=r)
+        return g
+
+
+def _replay_instances(model: Model, path: Sequence[int], start: tuple) -> Trace:
+    state = start
+    steps = []
+    for k in path:
+        r = model.step(state, k)
+        if r is None:  # pragma: no cover - the search only records enabled instances
+            raise AssertionError(f"explicit engine: {model.instances[k]} not enabled on replay")
+        state, ret, ev, buf = r
+        inst = model.instances[k]
+        steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
+    return Trace(start, tuple(steps))
+
+
+_PACKING: dict[tuple[int, bool], tuple[Any, KeyPacker, Symmetry | None]] = {}
+
+
+def _keys_of(model: Model, block: np.ndarray, symmetry: bool) -> np.ndarray:
+    packer, sym = _packing(model, symmetry)
+    return sym.canonical(block) if sym is not None else packer.pack(block)
+
+
+def _packing(model: Model, symmetry: bool) -> tuple[KeyPacker, Symmetry | None]:
+    key = (id(model.schema), symmetry)
+    hit = _PACKING.get(key)
+    if hit is None or hit[0] is not model.schema:
+        packer = KeyPacker(model.schema)
+        hit = (model.schema, packer, Symmetry(model.schema, packer) if symmetry else None)
+        _PACKING[key] = hit
+    return hit[1], hit[2]
+
+
+def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False,
+            budget: Budget | None = None, keep_edges: bool = True,
+            progress: Callable[[str], None] | None = None,
+            roots: Sequence[Sequence[Any]] | None = None) -> StateSpace:
+    """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
+    apply to the model's policy, scope and revision) on every state and transition.
+
+    ``roots`` starts the search from these states instead of the initial state (all at depth 0;
+    with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace)."""
+    budget = budget or Budget()
+    started = time.monotonic()
+    mon = Monitor(model, list(props))
+    vm = VecModel(model, mon.props)
+    state_props = vm.state_props
+    packer, sym = _packing(model, symmetry)
+    width = model.schema.width
+    found: dict[str, Finding] = {}
+
+    starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
+    init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
+    if sym is not None:
+        sym.check_free_slots(init)
+    init_key = _keys_of(model, init, symmetry)
+    _, first_root = np.unique(init_key, return_index=True)
+    first_root.sort()                                  # roots equal under symmetry count once
+    init, init_key = init[:, first_root], init_key[first_root]
+    n_roots = init.shape[1]
+    _check_states(model, state_props, init, 0, found)
+
+    blocks = [init]
+    key_parts = [init_key]
+    parents = [np.full(n_roots, -1, np.int32)]
+    vias = [np.full(n_roots, -1, np.int32)]
+    depths = [np.zeros(n_roots, np.int32)]
+    e_src: list[np.ndarray] = []
+    e_dst: list[np.ndarray] = []
+    e_inst: list[np.ndarray] = []
+    e_ret: list[np.ndarray] = []
+    order0 = np.argsort(init_key, kind="stable")
+    seen_sorted = init_key[order0]
+    seen_ids = np.arange(n_roots, dtype=np.int64)[order0]
+    frontier, frontier_keys, base = init, init_key, 0
+    n_total, transitions, self_loops, level = n_roots, 0, 0, 0
+    complete = True
+
+    def out_of_budget() -> bool:
+        return ((budget.states is not None and n_total >= budget.states) or
+                (budget.depth is not None and level >= budget.depth) or
+                (budget.seconds is not None and time.monotonic() - started > budget.seconds))
+
+    while frontier.shape[1]:
+        if out_of_budget():
+            complete = False
+            break
+        level += 1
+        n = frontier.shape[1]
+        C = columns(model, frontier)
+        cand_keys, cand_rows, cand_parent, cand_via = [], [], [], []
+        lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
+        cut = False
+        for st in vm.steps:
+            g = st.guard(C)
+            idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
+            for lo in range(0, len(idx_all), _CHUNK):
+                idx = idx_all[lo:lo + _CHUNK]
+                m = len(idx)
+                pre = frontier[:, idx]
+                Cs = columns(model, pre)
+                for c in st.checks:
+                    if c.id in found:
+                        continue
+                    hit = np.broadcast_to(np.asarray(c.fn(Cs)) == c.fires_when, (m,))
+                    if hit.any():
+                        found[c.id] = Finding(base + int(idx[int(np.argmax(hit))]), st.index)
+                ret, changes = st.apply(Cs)
+                transitions += m
+                if not changes:
+                    self_loops += m
+                    continue
+                post = pre.copy()
+                for k, col in changes:
+                    post[k] = col
+                keys = _keys_of(model, post, symmetry)
+                move = np.flatnonzero(keys != frontier_keys[idx])
+                self_loops += m - len(move)
+                if not len(move):
+                    continue
+                idx, keys, post = idx[move], keys[move], post[:, move]
+                if keep_edges:
+                    lv_src.append((base + idx).astype(np.int32))
+                    lv_dkey.append(keys)
+                    lv_inst.append(np.full(len(move), st.index, np.int16))
+                    lv_ret.append(np.broadcast_to(np.asarray(ret, dtype=np.int16), (m,))[move])
+                pos = np.searchsorted(seen_sorted, keys)
+                pos[pos >= len(seen_sorted)] = 0
+                new = np.flatnonzero(seen_sorted[pos] != keys)
+                if len(new):
+                    _, first = np.unique(keys[new], return_index=True)
+                    new = new[np.sort(first)]          # one candidate per new state and chunk
+                    cand_keys.append(keys[new])
+                    cand_rows.append(post[:, new])
+                    cand_parent.append((base + idx[new]).astype(np.int32))
+                    cand_via.append(np.full(len(new), st.index, np.int32))
+            if budget.seconds is not None and time.monotonic() - started > budget.seconds:
+                cut = True
+                break
+        if cut:
+            complete = False
+        # the level's new states, in order of first discovery
+        if cand_keys:
+            ck = np.concatenate(cand_keys)
+            uk, first = np.unique(ck, return_index=True)
+            first.sort()
+            new_keys = ck[first]
+            new_block = np.concatenate(cand_rows, axis=1)[:, first]
+            new_parent = np.concatenate(cand_parent)[first]
+            new_via = np.concatenate(cand_via)[first]
+        else:
+            new_keys = init_key[:0]
+            new_block = np.zeros((width, 0), np.int8)
+            new_parent = new_via = np.zeros(0, np.int32)
+        if sym is not None and len(new_keys):
+            sym.check_free_slots(new_block)
+        first_new = n_total
+        _check_states(model, state_props, new_block, first_new, found)
+        ids = np.arange(first_new, first_new + len(new_keys), dtype=np.int64)
+        all_keys = np.concatenate([seen_sorted, new_keys])
+        all_ids = np.concatenate([seen_ids, ids])
+        order = np.argsort(all_keys, kind="stable")
+        seen_sorted, seen_ids = all_keys[order], all_ids[order]
+        if keep_edges and lv_src:
+            # each chunk's destinations become ids, then one edge per distinct pair of the level
+            dst_parts = []
+            for dk in lv_dkey:
+                pos = np.searchsorted(seen_sorted, dk)
+                pos[pos >= len(seen_sorted)] = 0
+                dst_parts.append(np.where(seen_sorted[pos] == dk, seen_ids[pos], -1).astype(np.int32))
+            lv_dkey.clear()
+            dst = np.concatenate(dst_parts)
+            del dst_parts
+            src = np.concatenate(lv_src)
+            pair = (src.astype(np.int64) - base) * (first_new + len(new_keys) + 1) + dst + 1
+            _, keep = np.unique(pair, return_index=True)
+            del pair
+            keep.sort()
+            keep = keep[dst[keep] >= 0]          # (a cut level may leave targets unnumbered)
+            e_src.append(src[keep])
+            e_dst.append(dst[keep])
+            e_inst.append(np.concatenate(lv_inst)[keep])
+            e_ret.append(np.concatenate(lv_ret)[keep])
+        blocks.append(new_block)
+        key_parts.append(new_keys)
+        parents.append(new_parent)
+        vias.append(new_via)
+        depths.append(np.full(len(new_keys), level, np.int32))
+        base = first_new
+        n_total += len(new_keys)
+        frontier, frontier_keys = new_block, new_keys
+        if progress:
+            progress(f"explicit: {model.policy.name} {model.scope.name}: depth {level}, "
+                     f"{n_total} states, {transitions} transitions, {time.monotonic() - started:.1f} s")
+        if cut:
+            break
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+    return StateSpace(
+        model=model, symmetry=symmetry, complete=complete,
+        states=np.ascontiguousarray(np.concatenate(blocks, axis=1).T),
+        parent=cat(parents, np.int32), via=cat(vias, np.int32), depth=cat(depths, np.int32),
+        edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
+        edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
+        seconds=time.monotonic() - started, checked=tuple(p.id for p in mon.props), found=found,
+        keys=np.concatenate(key_parts))
+
+
+def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,
+                  found: dict[str, Finding]) -> None:
+    if not block.shape[1]:
+        return
+    C = None
+    for p in state_props:
+        if p.id in found:
+            continue
+        if C is None:
+            C = columns(model, block)
+        hit = np.broadcast_to(np.asarray(p.fn(C)) == p.fires_when, (block.shape[1],))
+        if hit.any():
+            found[p.id] = Finding(first_id + int(np.argmax(hit)))
+
+
+
+def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
+    """One verdict per property that applies to the space's model (see the module docstring);
+    every counterexample and target trace is replayed and confirmed by the Python monitor."""
+    model = space.model
+    mon = Monitor(model, list(props))
+    base = {"states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
+            "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
+    out = []
+    for p in mon.props:
+        if p.id not in space.checked:
+            raise ValueError(f"property {p.id} was not checked by this exploration")
+        f = space.found.get(p.id)
+        trace = None
+        if f is not None:
+            trace = space.trace_to(f.state, f.instance)
+            if not mon.fires(trace, p.id):  # pragma: no cover - the two interpretations disagree
+                raise AssertionError(f"explicit engine: {p.id} fired in the vectorised search but not "
+                                     f"on replay of the trace ({len(trace)} steps)")
+        if p.kind in ("always", "step", "undefined"):
+            verdict = "violated" if f is not None else "holds" if space.complete else "unknown"
+        else:  # witness
+            verdict = "holds" if f is not None else "violated" if space.complete else "unknown"
+        ev = dict(base)
+        ev["checked_on"] = (f"all {space.n_states} states" if p.on == "state"
+                            else f"all {space.transitions} transitions")
+        if not space.complete and f is None:
+            ev["checked_on"] = "a search cut short by its budget"
+        if trace is not None:
+            ev["trace_length"] = len(trace)
+        note = ""
+        if p.kind == "witness" and verdict == "violated":
+            note = f"unreachable: no state or step of the {space.n_states} reachable ones reaches it"
+        out.append(make_verdict(p, model.policy.name, "explicit", verdict,
+                                p.expected(model.policy, model.scope), ev, trace, note))
+    return out
+
+
+def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
+          progress: Callable[[str], None] | None = None) -> tuple[StateSpace, list[Verdict]]:
+    """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts."""
+    props = list(props)
+    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress)
+    return space, verdicts(space, props)

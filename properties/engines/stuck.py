@@ -1,0 +1,149 @@
+"""Stuck states: reachable states from which an obligation can never be discharged, whatever the
+actors do next; found on the explicit engine's state graph.
+
+No single state need be wrong for a resource to leak: a pin taken by a ``begin_cpu_access`` that
+then failed, a buffer released while its storage is still pinned. Such leaks show as states from
+which no path leads back to a clean one. For each *goal* (a predicate on states: the buffer is
+released, its pins are all dropped, no attachment holds a ``dma_buf_pin``), a state is **stuck**
+when its obligation is *pending* (the buffer is live; a pin is held) and no path from it reaches a
+state where the goal holds. Computed by backward reachability from the goal states over the graph's
+edges (numpy, linear in the edges; :func:`stuck_states`), and, for graphs small enough for
+networkx, by the condensation of the graph into strongly connected components
+(:func:`stuck_states_networkx`, which the tests use to cross-check).
+
+Each finding gives the number of stuck states and a shortest trace to one of them (states are
+numbered in BFS order, so the first stuck state is a shallowest one).
+
+Under symmetry reduction, a goal must be invariant under the permutations the reduction applies:
+goals that name one buffer are, when the scope has one buffer (slot permutations leave buffer
+fields alone); with several buffers the analysis needs a search without the reduction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from model.state import LIFE_LIVE, LIFE_RELEASED
+
+from ..trace import Trace
+from .explicit import StateSpace
+
+__all__ = ["Goal", "StuckFinding", "goals_for", "stuck_states", "stuck_states_networkx", "find_stuck",
+           "can_reach"]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``pending(states)`` and ``done(states)`` read the ``N x width`` state matrix."""
+
+    name: str
+    doc: str
+    pending: Callable[[np.ndarray], np.ndarray]
+    done: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StuckFinding:
+    goal: str
+    doc: str
+    stuck: int                 # how many reachable states are stuck for this goal
+    pending: int               # how many reachable states have the obligation pending
+    first: int                 # a shallowest stuck state
+    trace: Trace               # a shortest trace to it
+
+    def to_json(self) -> dict:
+        return {"goal": self.goal, "doc": self.doc, "stuck_states": self.stuck,
+                "pending_states": self.pending, "trace_length": len(self.trace),
+                "trace": self.trace.to_json()}
+
+
+def goals_for(space: StateSpace) -> list[Goal]:
+    """The goals of the model's scope: per buffer, release and dropping every exporter pin; and
+    (when the layout has ``att_pins``) dropping every device pin."""
+    off = space.model.schema.offset
+    sc = space.model.scope
+    out = []
+    for b in range(sc.buffers):
+        life, pins = off[f"life[{b}]"], off[f"pins[{b}]"]
+        out.append(Goal(f"release[{b}]", f"buffer {b} is exported and can never be released",
+                        lambda S, k=life: S[:, k] == LIFE_LIVE, lambda S, k=life: S[:, k] == LIFE_RELEASED))
+        out.append(Goal(f"unpin[{b}]", f"buffer {b}'s storage is pinned and the pin can never be dropped",
+                        lambda S, k=pins: S[:, k] > 0, lambda S, k=pins: S[:, k] == 0))
+    att = [off[f"att_pins[{a}]"] for a in range(sc.attachments) if f"att_pins[{a}]" in off]
+    if att:
+        out.append(Goal("device-unpin", "an attachment holds a dma_buf_pin that can never be dropped",
+                        lambda S: np.any(S[:, att] > 0, axis=1), lambda S: np.all(S[:, att] == 0, axis=1)))
+    return out
+
+
+def can_reach(space: StateSpace, targets: np.ndarray) -> np.ndarray:
+    """Which states have a path (of zero or more steps) to a state in ``targets`` (a mask)."""
+    n = space.n_states
+    reach = np.asarray(targets, bool).copy()
+    order = np.argsort(space.edge_dst, kind="stable")
+    rsrc = space.edge_src[order].astype(np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(space.edge_dst, minlength=n), out=indptr[1:])
+    frontier = np.flatnonzero(reach)
+    while len(frontier):
+        starts, ends = indptr[frontier], indptr[frontier + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        if not total:
+            break
+        offsets = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
+        preds = rsrc[offsets]
+        preds = np.unique(preds[~reach[preds]])
+        reach[preds] = True
+        frontier = preds
+    return reach
+
+
+def _check_symmetry(space: StateSpace) -> None:
+    if not space.complete:
+        raise ValueError("stuck-state analysis needs the whole graph; the search was cut short")
+    if space.symmetry and space.model.scope.buffers > 1:
+        raise ValueError("stuck-state goals name one buffer: with several buffers, explore without "
+                         "symmetry reduction for this analysis")
+
+
+def stuck_states(space: StateSpace, goal: Goal) -> np.ndarray:
+    """The ids of the stuck states for ``goal`` (ascending, so shallowest first in BFS order)."""
+    _check_symmetry(space)
+    pending = goal.pending(space.states)
+    return np.flatnonzero(pending & ~can_reach(space, goal.done(space.states)))
+
+
+def stuck_states_networkx(space: StateSpace, goal: Goal, graph=None) -> np.ndarray:
+    """The same set as :func:`stuck_states`, by networkx: condense the graph into its strongly
+    connected components; a component can reach the goal if it holds a goal state or one of its
+    successors can (in reverse topological order)."""
+    import networkx as nx
+
+    _check_symmetry(space)
+    g = graph if graph is not None else space.to_networkx()
+    done = goal.done(space.states)
+    cond = nx.condensation(g)
+    members = nx.get_node_attributes(cond, "members")
+    ok: dict[int, bool] = {}
+    for c in reversed(list(nx.topological_sort(cond))):
+        ok[c] = any(done[v] for v in members[c]) or any(ok[d] for d in cond.successors(c))
+    reach = np.zeros(space.n_states, bool)
+    for c, good in ok.items():
+        if good:
+            reach[list(members[c])] = True
+    return np.flatnonzero(goal.pending(space.states) & ~reach)
+
+
+def find_stuck(space: StateSpace) -> list[StuckFinding]:
+    """One finding per goal that has stuck states."""
+    out = []
+    for goal in goals_for(space):
+        ids = stuck_states(space, goal)
+        if len(ids):
+            first = int(ids[0])
+            out.append(StuckFinding(goal.name, goal.doc, len(ids), int(goal.pending(space.states).sum()),
+                                    first, space.trace_to(first)))
+    return out

@@ -1,0 +1,91 @@
+"""``campaign --budget``: a run stops on time with its report written; SIGTERM stops the workers
+and writes a complete report atomically (no temporary file left, no worker left running)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from properties.scale import format_duration, parse_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def campaign(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, DMABUF_CHECK_CACHE=str(tmp_path / "cache"))
+    return subprocess.Popen([sys.executable, "-m", "properties.cli", "campaign", "--scope", "tiny",
+                             "--examples", "8", "--steps", "10", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_durations():
+    assert parse_duration("30m") == 1800 and parse_duration("8h") == 8 * 3600
+    assert parse_duration("1h30m") == 5400 and parse_duration("90") == 90 and parse_duration("2.5s") == 2.5
+    for bad in ("", "soon", "5x", "-3m", "0s", "m5"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert format_duration(5) == "0:05" and format_duration(5400) == "1:30:00"
+
+
+def test_bad_budget_is_one_line_exit_2():
+    r = subprocess.run([sys.executable, "-m", "properties.cli", "campaign", "--budget", "soon"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == ["--budget: expected a duration such as 90s, 30m, 8h or 1h30m, "
+                                             "got 'soon'"]
+
+
+def test_budget_run_stops_on_time_with_its_report(tmp_path):
+    report = tmp_path / "out" / "report.json"
+    t = time.monotonic()
+    p = campaign(tmp_path, "--exporter", "broken-end-keeps-pin", "--budget", "6s", "--jobs", "2",
+                 "--json", str(report))
+    out, err = p.communicate(timeout=120)
+    elapsed = time.monotonic() - t
+    # 6 s of campaign; the rest is starting Python and the workers, and writing the table
+    assert elapsed < 6 + 15, err
+    assert p.returncode in (0, 1), err
+    data = json.loads(report.read_text())
+    assert data["budget"]["duration"] == "6s" and data["budget"]["shards"] >= 2
+    assert 5.5 <= data["seconds"] < 10 and data["interrupted"] is False
+    assert any(r["verdict"] == "violated" and r["property"] == "P-END-UNPINS" for r in data["results"])
+    assert "budget of 0:06 spent" in err and "examples (" in err and "/s)" in err
+    assert list(report.parent.iterdir()) == [report]
+    # what it found is kept: the default database is the project cache ($DMABUF_CHECK_CACHE)
+    assert any((tmp_path / "cache" / "hypothesis").rglob("*"))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_sigterm_stops_the_workers_and_writes_the_report(tmp_path):
+    report = tmp_path / "report.json"
+    p = campaign(tmp_path, "--exporter", "broken-end-keeps-pin", "--exporter", "coherent",
+                 "--budget", "10m", "--jobs", "2", "--json", str(report))
+    # wait for the first progress line: the workers are running
+    line = p.stderr.readline()
+    assert line.startswith("campaign:"), line
+    deadline = time.monotonic() + 60
+    workers = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = _children(p.pid)
+        time.sleep(0.2)
+    time.sleep(4)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted: stopping the workers" in err and "Traceback" not in err
+    data = json.loads(report.read_text())   # complete JSON
+    assert data["interrupted"] is True and data["budget"]["duration"] == "10m"
+    assert data["seconds"] < 60
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith("report")] == ["report.json"]
+    for w in workers:
+        assert not Path(f"/proc/{w}").exists(), f"worker {w} still running"
