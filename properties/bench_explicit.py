@@ -226,41 +226,65 @@ def main(argv: list[str] | None = None) -> int:
 
     say(f"dmabuf-check explicit-engine benchmark; python {platform.python_version()}, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.1f} at start")
-    n, secs = trivial_bfs()
-    figures["trivial_bfs"] = {"states": n, "seconds": round(secs, 2), "states_per_s": round(n / secs)}
-    say(f"1. plain Python BFS, trivial space (6 counters 0..9): {n} states in {secs:.2f} s = {n / secs:,.0f} states/s")
-    st, tr, secs = model_bfs(a.policy, "tiny", 100_000)
-    figures["model_bfs"] = {"policy": a.policy, "states": st, "transitions": tr, "seconds": round(secs, 2)}
-    say(f"2. plain Python BFS, dma-buf model ({a.policy}, tiny, first {st} states): {st / secs:,.0f} states/s, "
-        f"{tr / secs:,.0f} transitions/s")
-    say(f"3. explicit engine, every property checked, edges kept ({a.policy}):")
-    figures["scopes"] = []
-    for name in ("tiny", "small", "default"):
-        d = _in_child(lambda name=name: _explore(a.policy, name, None if name == "tiny" else a.seconds))
-        figures["scopes"].append(d)
-        say(_row(d))
-    say(f"4. growth with the scope: states within {a.depth} steps of the initial state ({a.policy}):")
-    figures["growth"] = []
-    tiny = SCOPES["tiny"]
-    variants = [("tiny", tiny)] + [(f"tiny+{k}", replace(tiny, name=f"tiny+{k}", **{k: getattr(tiny, k) + 1}))
-                                   for k in ("pages", "buffers", "vmas", "fds", "attachments")]
-    for label, sc in variants:
-        d = _in_child(lambda sc=sc: _explore(a.policy, sc, a.seconds, depth=a.depth, props=False))
-        d["variant"] = label
-        figures["growth"].append(d)
-        say(_row(d))
+    policies = a.only or list(CATALOG)
+    if "1" not in a.skip:
+        n, secs = trivial_bfs()
+        figures["trivial_bfs"] = {"states": n, "seconds": round(secs, 2), "states_per_s": round(n / secs)}
+        say(f"1. plain Python BFS, trivial space (6 counters 0..9): {n} states in {secs:.2f} s = "
+            f"{n / secs:,.0f} states/s")
+    if "2" not in a.skip:
+        st, tr, secs = model_bfs(a.policy, "tiny", 100_000)
+        figures["model_bfs"] = {"policy": a.policy, "states": st, "transitions": tr, "seconds": round(secs, 2)}
+        say(f"2. plain Python BFS, dma-buf model ({a.policy}, tiny, first {st} states): {st / secs:,.0f} "
+            f"states/s, {tr / secs:,.0f} transitions/s")
+    if "3" not in a.skip:
+        say(f"3. explicit engine, every property checked, edges kept ({a.policy}):")
+        figures["scopes"] = []
+        for name in ("tiny", "small", "default"):
+            d = _in_child(lambda name=name: _explore(a.policy, name, None if name == "tiny" else a.seconds))
+            figures["scopes"].append(d)
+            say(_row(d))
+    if "4" not in a.skip:
+        say(f"4. growth with the scope: states within {a.depth} steps of the initial state ({a.policy}):")
+        figures["growth"] = []
+        tiny = SCOPES["tiny"]
+        variants = [("tiny", tiny)] + [(f"tiny+{k}", replace(tiny, name=f"tiny+{k}", **{k: getattr(tiny, k) + 1}))
+                                       for k in ("pages", "buffers", "vmas", "fds", "attachments")]
+        for label, sc in variants:
+            d = _in_child(lambda sc=sc: _explore(a.policy, sc, a.seconds, depth=a.depth, props=False))
+            d["variant"] = label
+            figures["growth"].append(d)
+            say(_row(d))
     if a.catalog:
         say("5. every catalog policy, whole tiny graph (properties, edges, stuck states):")
         figures["catalog"] = []
-        for pol in CATALOG:
+        for pol in policies:
             d = _in_child(lambda pol=pol: _explore(pol, "tiny", None, stuck=True))
             figures["catalog"].append(d)
             say(_row(d))
         say("   with symmetry reduction:")
-        for pol in ("reference", "omapdrm", "i915"):
+        for pol in [p for p in ("reference", "omapdrm", "i915") if p in policies]:
             d = _in_child(lambda pol=pol: _explore(pol, "tiny", None, symmetry=True))
             figures["catalog"].append(d)
             say(_row(d))
+    if a.cross:
+        say("6. three engines on tiny: explicit (whole graph), Hypothesis (300 examples x 30 steps), "
+            "Z3 (depth 6, then induction); lengths of the traces each found (shortest first):")
+        figures["cross"] = []
+        for pol in policies:
+            d = _in_child(lambda pol=pol: cross_engine(pol, "tiny"))
+            figures["cross"].append(d)
+            if "error" in d:
+                say(f"  {pol}: ERROR {d['error']}")
+                continue
+            say(f"  {pol}: {d['states']} states; {len(d['disagreements'])} disagreements; seconds {d['seconds']}")
+            for x in d["disagreements"]:
+                say(f"    DISAGREE {x}")
+            for r in d["rows"]:
+                if r["kind"] != "witness":
+                    say(f"    {r['property']:<28} {r['kind']:<9} shortest {r['shortest']:>2}  hypothesis "
+                        f"{r['other'] if r['other'] is not None else '-':>2}  z3 "
+                        f"{r['z3'] if r['z3'] is not None else '-':>2}  ratio {r['ratio']}")
     if a.json:
         from .campaign import write_report
         write_report(figures, a.json)

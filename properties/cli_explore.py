@@ -41,6 +41,8 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.add_argument("--around", metavar="TRACE", help="with --graph: write only the neighbourhood of this "
                    "ITF trace")
     e.add_argument("--radius", type=_positive, default=2, help="with --around: steps from the trace (default 2)")
+    e.add_argument("--traces", metavar="DIR", help="write every trace found (shortest counterexamples, "
+                   "targets reached, stuck states) as an ITF file in DIR")
     e.add_argument("--coverage", action="store_true", help="also run a Hypothesis campaign (--examples, "
                    "--steps, --seed) and report the fraction of the graph it visited")
     e.add_argument("--examples", type=_positive, default=300, help="with --coverage: Hypothesis examples")
@@ -102,7 +104,7 @@ def _explore(a: argparse.Namespace) -> int:
             _progress(f"[{i}/{len(exporters)}] {pol.name}: {_space_line(summary)}")
             if not a.no_stuck and space.complete and not (space.symmetry and scope.buffers > 1):
                 for f in find_stuck(space):
-                    stuck_json.append({"exporter": pol.name, **f.to_json()})
+                    stuck_json.append({"exporter": pol.name, **f.to_json(), "_trace": f.trace})
                     stuck_lines.append(f"- {pol.name}: {f.goal}: {f.stuck} of {f.pending} states with the "
                                        f"obligation pending are stuck ({f.doc}); shortest path "
                                        f"({len(f.trace)} steps):")
@@ -138,6 +140,17 @@ def _explore(a: argparse.Namespace) -> int:
         print(f"\nCoverage of the reachable graph by a Hypothesis campaign ({a.examples} examples x "
               f"{a.steps} steps, seed {a.seed}):")
         print("\n".join(cover_lines))
+    if a.traces:
+        from .itf import trace_filename, write_itf, write_verdict_traces
+        written = write_verdict_traces(result.verdicts, models, a.traces, a.seed)
+        for s in stuck_json:
+            model = models[s["exporter"]]
+            written.append(write_itf(f"{a.traces}/{trace_filename(s['exporter'], 'stuck-' + s['goal'])}",
+                                     model, s.pop("_trace"), engine="explicit",
+                                     description=f"{s['exporter']}: {s['doc']} (stuck state)"))
+        _progress(f"{len(written)} ITF traces written to {a.traces}")
+    for s in stuck_json:
+        s.pop("_trace", None)
     if a.json:
         data = result.to_json()
         data["state_spaces"] = spaces

@@ -64,10 +64,10 @@ def measure(space: StateSpace, states: Iterable[Sequence[Any]],
         raise ValueError("coverage is counted on a space explored without symmetry reduction")
     if not space.complete:
         raise ValueError("coverage needs the whole reachable set; the exploration was cut short")
-    states = list(states)
+    states = list(dict.fromkeys(tuple(s) for s in states))
     ids = space.lookup(states)
     inside = int((ids >= 0).sum())
-    steps = {(s, i) for s, i in transitions}
+    steps = {(tuple(s), i) for s, i in transitions}
     return Coverage(space.model.policy.name, space.model.scope.name, inside, space.n_states,
                     len(steps), space.transitions, len(states) - inside)
 

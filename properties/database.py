@@ -2,9 +2,11 @@
 example database that the Hypothesis engine saves every failing example into and replays first
 on the next run (``Phase.reuse``).
 
-``--database`` names it: by default a directory in the project's cache (``.cache/hypothesis`` in
-the checkout, or ``$DMABUF_CHECK_CACHE/hypothesis``); a directory path; ``redis://HOST:PORT/N``
-for a Redis server that processes and machines share (``hypothesis.extra.redis``); or ``none``.
+``--database`` names it: a directory path; ``redis://HOST:PORT/N`` for a Redis server that
+processes and machines share (``hypothesis.extra.redis``); or ``none``. Without the option,
+``$DMABUF_CHECK_DATABASE`` names it if set (a test suite sets it to ``none``), else it is a
+directory in the project's cache (``.cache/hypothesis`` in the checkout, or
+``$DMABUF_CHECK_CACHE/hypothesis``).
 
 Examples are stored under one key per exporter policy (its name and every knob), scope, revision
 and property group (``database_key``): the property list is left out of the key on purpose, so
@@ -30,10 +32,11 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from model.policy import KNOBS, ExporterPolicy
 from model.scope import Scope
 
-__all__ = ["DatabaseError", "ENV", "cache_dir", "default_directory", "database_key", "open_database",
+__all__ = ["DatabaseError", "ENV", "DATABASE_ENV", "default_spec", "cache_dir", "default_directory", "database_key", "open_database",
            "describe", "KeepFailures", "REDIS_EXPIRY"]
 
 ENV = "DMABUF_CHECK_CACHE"
+DATABASE_ENV = "DMABUF_CHECK_DATABASE"
 # Redis drops a key that nobody fetched or saved for this long (Hypothesis's default is 8 days,
 # too short for a policy that is checked once per merge window).
 REDIS_EXPIRY = timedelta(days=180)
@@ -57,6 +60,12 @@ def cache_dir() -> Path:
 
 def default_directory() -> Path:
     return cache_dir() / "hypothesis"
+
+
+def default_spec() -> str:
+    """The database of a campaign run without ``--database``: ``$DMABUF_CHECK_DATABASE``, else
+    ``""`` (the default directory)."""
+    return os.environ.get(DATABASE_ENV, "")
 
 
 def database_key(policy: ExporterPolicy, scope: Scope, revision: str, group: str = "all") -> bytes:

@@ -144,11 +144,10 @@ PROPERTIES = (
         revisions=LATER),
     Property(
         "W-PIN-HOLDS", ("M-PIN-NOT-USER",), "core", "witness",
-        "memory pressure cannot evict swappable storage that a device attachment pinned with "
-        "dma_buf_pin (nothing else holds it)",
+        "memory pressure is refused on swappable storage that a device attachment pinned with "
+        "dma_buf_pin and has not mapped",
         lambda v: and_(eq(v.ret, -ERRNO["EBUSY"]), _on_buf(v, lambda b: and_(
-            device_pinned(v.pre, v.scope, b), not_(device_mapped(v.pre, v.scope, b)),
-            eq(v.pre.pins[b], 0), eq(v.pre.vmapping_counter[b], 0)))),
+            device_pinned(v.pre, v.scope, b), not_(device_mapped(v.pre, v.scope, b))))),
         on="step", action="reclaim", applies=lambda p: p.swappable and not p.evict_pinned,
         revisions=LATER),
     Property(

@@ -26,9 +26,9 @@ from model.machine import Model
 from model.policy import REVISIONS, ExporterPolicy
 from model.scope import SCOPES, Scope
 
-from .catalog import PROPERTIES, by_claim, get_property
+from .catalog import PROPERTIES, by_claim
 from .claims import NOT_MODELLED, load_claims
-from .later_revision import CHANGES, claim_revisions
+from .later_revision import claim_revisions
 from .trace import Trace
 from .verdict import Verdict
 
@@ -489,11 +489,9 @@ def _fixme(data: ReviewData) -> Finding:
         ev.append(_synthesis_evidence(later, f"At v5.12 the question is gone: with kmap removed, "
                                               f"[[claim:M-PIN-NOT-USER]] and [[claim:M-BEGIN-COHERENCY-ONLY]] "
                                               f"together with kernel vmap access ({parts})."))
-    for ex in ("omapdrm",):
-        if any(p.name == ex for p in data.exporters("v5.12")):
-            eng = _main_engine(data, "v5.12")
-            if eng is None:
-                continue
+    eng = _main_engine(data, "v5.12")
+    for ex in [p.name for p in data.exporters("v5.12") if exporter_kind(p.name) == "real" and p.begin_pins]:
+        if eng is not None:
             cells = [(pid, *_cell(data, "v5.12", ex, pid, eng)) for pid in ("P-BEGIN-NO-PIN", "P-USER-NO-PIN")]
             ev.append(Evidence(
                 f"A driver that still pins in begin at v5.12 breaks the later rules instead: `{ex}` "

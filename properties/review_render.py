@@ -22,11 +22,10 @@ import json
 import os
 import platform
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from model.policy import REVISIONS
 
@@ -35,7 +34,7 @@ from .claims import NOT_MODELLED, load_claims
 from .itf import trace_filename, write_itf
 from .later_revision import CHANGES, claim_revisions
 from .monitor import Monitor, fired_along
-from .review import (ENGINES, ClaimStatus, Finding, ReviewData, TraceRef, claim_status,
+from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status,
                      exporter_kind, findings)
 from .trace import render
 

@@ -359,8 +359,8 @@ def add_arguments(c) -> None:
     c.add_argument("--budget", metavar="DURATION",
                    help="run slot after slot of shards until this much time is spent (90s, 30m, 8h)")
     c.add_argument("--database", metavar="DIR|redis://HOST:PORT/N|none",
-                   help="where counterexamples are kept and replayed from "
-                        "(default: .cache/hypothesis in the project, or $DMABUF_CHECK_CACHE/hypothesis)")
+                   help="where counterexamples are kept and replayed from (default: $DMABUF_CHECK_DATABASE, "
+                        "else .cache/hypothesis in the project or $DMABUF_CHECK_CACHE/hypothesis)")
     c.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run the shards on this Dask scheduler")
     c.add_argument("--property-groups", choices=sorted(_shards.GROUPINGS), default="all",
                    help="cut each exporter's properties into groups run as separate shards (default: all)")
@@ -373,7 +373,7 @@ def run_from_args(a, exporters: Sequence[ExporterPolicy], scope: Scope,
     from .campaign import write_report
     from .cli import UsageError
     from .cluster import ClusterError
-    from .database import DatabaseError
+    from .database import DatabaseError, default_spec
 
     budget = None
     if a.budget is not None:
@@ -382,7 +382,7 @@ def run_from_args(a, exporters: Sequence[ExporterPolicy], scope: Scope,
         except ValueError as e:
             raise UsageError(f"--budget: {e}") from None
     jobs = a.jobs if a.jobs else default_jobs()
-    database = "" if a.database is None else a.database
+    database = default_spec() if a.database is None else a.database
     checkpoint = None
     if a.json and budget is not None:
         def checkpoint(r: CampaignResult) -> None:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def campaign(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ, DMABUF_CHECK_CACHE=str(tmp_path / "cache"))
+    env.pop("DMABUF_CHECK_DATABASE", None)   # the default database: the project cache
     return subprocess.Popen([sys.executable, "-m", "properties.cli", "campaign", "--scope", "tiny",
                              "--examples", "8", "--steps", "10", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

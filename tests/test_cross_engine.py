@@ -75,3 +75,34 @@ def test_three_engines_agree_on_tiny(policy):
     r = cross_engine(policy, "tiny", depth=6)
     assert r["complete"]
     assert r["disagreements"] == []
+
+
+# --- coverage of a Hypothesis campaign (properties.coverage) -----------------------------------
+
+def test_campaign_coverage_counts_against_the_whole_graph(monkeypatch):
+    import properties.coverage as coverage
+    from model.machine import Model
+    from properties.campaign import format_table, run_campaign
+    from properties.coverage import measure
+    from properties.engines.explicit import explore
+
+    pol = dataclasses.replace(CATALOG["omapdrm"].with_knobs(has_mmap=False, has_kmap=False, has_kmap_atomic=False),
+                              name="omap-lite", breaks=("BEGIN-ERRORS", "FIXME-NO-USER-PIN", "KCPU-ALWAYS-SUCCEED"))
+    one_round = coverage.campaign_coverage
+    monkeypatch.setattr(coverage, "campaign_coverage", lambda *a, **k: one_round(*a, max_rounds=1, **k))
+    result = run_campaign([pol], MICRO, examples=40, steps=20, seed=3, coverage=True)
+    cov = result.verdicts[0].evidence["coverage"]
+    assert cov["states_reachable"] == 17653 and cov["outside"] == 0
+    assert 0 < cov["states_visited"] < 17653 and 0 < cov["transitions_visited"] < cov["transitions_reachable"]
+    assert cov["state_fraction"] == round(cov["states_visited"] / 17653, 6)
+    assert all(v.evidence["coverage"] == cov for v in result.verdicts)
+    table = format_table(result, {"omap-lite": Model(pol, MICRO)})
+    assert f"- omap-lite: {cov['states_visited']} of 17653 reachable states" in table
+    # what the engine visited is measured as it is, and refused on a graph it cannot count against
+    space = explore(Model(pol, MICRO))
+    c = measure(space, [space.state(0), space.state(5), space.state(5)], [(space.state(0), 0)])
+    assert (c.states_visited, c.transitions_visited, c.outside) == (2, 1, 0)
+    with pytest.raises(ValueError, match="without symmetry"):
+        measure(dataclasses.replace(space, symmetry=True), [], [])
+    with pytest.raises(ValueError, match="cut short"):
+        measure(dataclasses.replace(space, complete=False), [], [])

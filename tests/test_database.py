@@ -70,6 +70,12 @@ def test_bad_database_on_the_command_line_is_one_line_exit_2(tmp_path, capsys):
     assert err == [f"--database {f}: exists and is not a directory"]
 
 
+def test_the_database_environment_variable_is_the_default(monkeypatch, capsys):
+    monkeypatch.setenv("DMABUF_CHECK_DATABASE", "ftp://host/x")
+    assert main(["campaign", "--exporter", "coherent", "--scope", "tiny"]) == 2
+    assert "unknown scheme 'ftp'" in capsys.readouterr().err
+
+
 def test_directory_database_replays_a_counterexample_first(tmp_path):
     spec = str(tmp_path / "db")
     fresh = zap_run(spec)

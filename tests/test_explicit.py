@@ -319,3 +319,15 @@ def test_unused_helpers_are_deterministic():
     b = explore(model, budget=Budget(depth=6))
     assert np.array_equal(a.states, b.states) and np.array_equal(a.edge_dst, b.edge_dst)
     assert list(itertools.islice(a.found.items(), 3)) == list(itertools.islice(b.found.items(), 3))
+
+
+def test_shortest_trace_stops_at_the_first_level_it_fires():
+    from properties.catalog import get_property
+    from properties.engines.explicit import shortest_trace
+
+    model = Model(CATALOG["i915"], "tiny")
+    p = get_property("P-VMAP-AT-RELEASE")          # export, vmap, put
+    t = shortest_trace(model, p, 8)
+    assert [s.action for s in t.steps] == ["dma_buf_export", "dma_buf_vmap", "dma_buf_put"]
+    assert Monitor(model, [p]).fires(t, p.id)
+    assert shortest_trace(model, p, 2) is None

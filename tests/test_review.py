@@ -135,3 +135,15 @@ def test_cli_review(tmp_path, capsys):
     assert main(["review", "--scope", "huge"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("--scope: unknown scope 'huge'") and len(err) == 2
+
+
+def test_explicit_engine_under_a_state_budget():
+    data = collect(ReviewConfig(scope=SCOPES["tiny"], seed=1, states=3000, engines=("explicit",),
+                                exporters=(CATALOG["omapdrm"],)))
+    assert [(r.engine, r.status) for r in data.runs] == [("explicit", "ran"), ("explicit", "ran")]
+    v = data.verdict("v4.11", "explicit", "omapdrm", "P-NO-USER-PIN")
+    assert v is not None and v.verdict == "violated" and len(v.trace) == 3   # shortest, by BFS
+    cut_short = [x for x in data.runs[0].verdicts if x.verdict == "unknown"]
+    assert cut_short  # a search cut short by its budget says unknown, never holds
+    md = to_markdown(build(data))
+    assert "cut short by the state budget" in md

@@ -129,11 +129,12 @@ def _val(x: z3.ExprRef) -> Any:
     return str(x)
 
 
-def model_agreement(scope: Scope, revision: str = "v4.11") -> ArithFinding:
+def model_agreement(scope: Scope, revision: str = "v4.11", policy: str = "reference") -> ArithFinding:
     """The model's own mmap check, read off its transition terms (every ``mmap`` instance of the
-    scope, run on a state with an open fd and a free mapping slot), against the bit-precise
-    check with ``size = pages << PAGE_SHIFT``: they agree on every input of the scope."""
-    model = Model(CATALOG["reference"], scope, revision)
+    scope, run on a state with an open fd and a free mapping slot, under ``policy``), against
+    the bit-precise check with ``size = pages << PAGE_SHIFT``: they agree on every input of the
+    scope."""
+    model = Model(CATALOG[policy], scope, revision)
     schema = model.schema
     state = list(model.init)
     for name, val in (("life[0]", 1), ("fd_open[0]", True), ("fd_buf[0]", 0)):

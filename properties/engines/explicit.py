@@ -38,7 +38,7 @@ from ..verdict import Verdict, make_verdict
 from .symmetry import KeyPacker, Symmetry
 from .vectorize import VecModel, VecProperty, columns
 
-__all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "GraphTooLarge"]
+__all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "shortest_trace", "GraphTooLarge"]
 
 _CHUNK = 1 << 16          # rows expanded at once per instance (bounds the temporaries)
 
@@ -235,19 +235,25 @@ def _packing(model: Model, symmetry: bool) -> tuple[KeyPacker, Symmetry | None]:
 def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False,
             budget: Budget | None = None, keep_edges: bool = True,
             progress: Callable[[str], None] | None = None,
-            roots: Sequence[Sequence[Any]] | None = None) -> StateSpace:
+            roots: Sequence[Sequence[Any]] | None = None,
+            until_found: Iterable[str] | None = None) -> StateSpace:
     """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
     apply to the model's policy, scope and revision) on every state and transition.
 
     ``roots`` starts the search from these states instead of the initial state (all at depth 0;
-    with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace)."""
+    with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace).
+    ``until_found`` stops after the level in which every property named there has fired (the
+    search is then not complete)."""
     budget = budget or Budget()
+    stop_ids = set(until_found or ())
     started = time.monotonic()
     mon = Monitor(model, list(props))
     vm = VecModel(model, mon.props)
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
+    int_hi = {k: hi for k, ((_, hi), spec) in enumerate(zip(model.schema.bounds, model.schema.specs))
+              if spec.sort == "int"}
     found: dict[str, Finding] = {}
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
@@ -313,6 +319,10 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     continue
                 post = pre.copy()
                 for k, col in changes:
+                    if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
+                        raise AssertionError(            # the packed keys would alias: a model bug
+                            f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
+                            f"outside [0, {int_hi[k]}]")
                     post[k] = col
                 keys = _keys_of(model, post, symmetry)
                 move = np.flatnonzero(keys != frontier_keys[idx])
@@ -395,6 +405,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                      f"{n_total} states, {transitions} transitions, {time.monotonic() - started:.1f} s")
         if cut:
             break
+        if stop_ids and stop_ids <= set(found):
+            complete = not frontier.shape[1]
+            break
 
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
@@ -468,3 +481,13 @@ def check(model: Model, props: Iterable[Property], symmetry: bool = False, budge
     props = list(props)
     space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress)
     return space, verdicts(space, props)
+
+
+def shortest_trace(model: Model, prop: Property, max_depth: int) -> Trace | None:
+    """A shortest trace on which ``prop`` fires (violated, or its target reached), by a search of
+    at most ``max_depth`` levels that stops at the first level where it fires; ``None`` if it
+    does not fire within ``max_depth`` steps. For another engine's counterexample of length L,
+    ``max_depth=L`` gives the shortest one (the issue's ratio 1.0)."""
+    space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id])
+    f = space.found.get(prop.id)
+    return None if f is None else space.trace_to(f.state, f.instance)

@@ -294,6 +294,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
     for k, v in (fixed or {}).items():
         kn = KNOBS[k]
         fixed_vals["k." + k] = kn.choices.index(v) if kn.choices else v
+    extra = dict(fixed or {})              # knobs the caller fixed, by name (policy values)
     free_names = [k for k in KNOBS if "k." + k not in fixed_vals]
     free = knob_z3_vars(free_names)
     include = [t.instance.index for t in terms if t.instance.name not in set(exclude_actions)]
@@ -312,7 +313,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
     def concrete(values: dict[str, Any]) -> Model:
         key = tuple(sorted(values.items()))
         if key not in models:
-            models[key] = Model(_policy(values, f"synthesized-{len(models) + 1}"), sc, revision)
+            models[key] = Model(_policy({**extra, **values}, f"synthesized-{len(models) + 1}"), sc, revision)
         return models[key]
 
     def check_trace(m: z3.ModelRef, d: int, props: Sequence[Property]) -> tuple[dict[str, Any], Trace, list[str]]:
@@ -475,7 +476,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
         sat_classes, trunc1 = cover(formula, lambda m: (formula, {}))
         for knobs, _ in sat_classes:
             values = _complete(dict(knobs), free_names)
-            res.satisfying.append(PolicyClass(knobs, _policy(values, "example")))
+            res.satisfying.append(PolicyClass(knobs, _policy({**extra, **values}, "example")))
 
         def why(m: z3.ModelRef):
             for cond, trace, fired, values in refuters:
@@ -490,7 +491,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
         fail_classes, trunc2 = cover(z3.Not(formula), why)
         for knobs, info in fail_classes:
             values = _complete(dict(knobs), free_names)
-            example = _policy(values, "example")
+            example = _policy({**extra, **values}, "example")
             trace, violates = info.get("trace"), tuple(info.get("violates", ()))
             if trace is not None:
                 trace, violates = _on_example(concrete(values), trace, safety)
