@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["add_parser", "cmd_explore"]
 
-_DEFAULT_MAX_STATES = 50_000_000
+_DEFAULT_MAX_STATES = 12_000_000   # about 1 KB per state at the peak, edges kept (docs/explicit.md)
 
 
 def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
@@ -98,7 +98,8 @@ def _explore(a: argparse.Namespace) -> int:
             model = Model(pol, scope, a.revision)
             models[pol.name] = model
             _progress(f"[{i}/{len(exporters)}] {pol.name} ...")
-            space, verdicts = check(model, PROPERTIES, symmetry=a.symmetry, budget=budget, progress=_progress)
+            space, verdicts = check(model, PROPERTIES, symmetry=a.symmetry, budget=budget, progress=_progress,
+                                    keep_edges=not a.no_stuck or a.graph is not None)
             summary = {"exporter": pol.name, **space.summary()}
             spaces.append(summary)
             _progress(f"[{i}/{len(exporters)}] {pol.name}: {_space_line(summary)}")

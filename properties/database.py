@@ -32,8 +32,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from model.policy import KNOBS, ExporterPolicy
 from model.scope import Scope
 
-__all__ = ["DatabaseError", "ENV", "DATABASE_ENV", "default_spec", "cache_dir", "default_directory", "database_key", "open_database",
-           "describe", "KeepFailures", "REDIS_EXPIRY"]
+__all__ = ["DatabaseError", "ENV", "DATABASE_ENV", "default_spec", "cache_dir", "default_directory",
+           "database_key", "open_database", "describe", "KeepFailures", "REDIS_EXPIRY"]
 
 ENV = "DMABUF_CHECK_CACHE"
 DATABASE_ENV = "DMABUF_CHECK_DATABASE"

@@ -66,7 +66,7 @@ class GraphTooLarge(ValueError):
     """The graph is larger than the caller allowed for a networkx graph or a file format."""
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class StateSpace:
     """The reachable state graph of one model, as found by :func:`explore`.
 
@@ -155,8 +155,8 @@ class StateSpace:
             return np.zeros(0, np.int64)
         block = np.array([[int(v) for v in s] for s in states], dtype=np.int8).T
         keys = _keys_of(self.model, block, self.symmetry)
-        if self._order is None:
-            self._order = np.argsort(self.keys, kind="stable")
+        if self._order is None:   # a lazily built index, not part of the value
+            object.__setattr__(self, "_order", np.argsort(self.keys, kind="stable"))
         sorted_keys = self.keys[self._order]
         pos = np.searchsorted(sorted_keys, keys)
         pos[pos >= len(sorted_keys)] = 0
@@ -476,10 +476,10 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
 
 
 def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
-          progress: Callable[[str], None] | None = None) -> tuple[StateSpace, list[Verdict]]:
+          progress: Callable[[str], None] | None = None, keep_edges: bool = True) -> tuple[StateSpace, list[Verdict]]:
     """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts."""
     props = list(props)
-    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress)
+    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges)
     return space, verdicts(space, props)
 
 
