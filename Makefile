@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench conform-setup clean scale-setup bench-scale bench-explicit
+.PHONY: setup campaign test bench conform-setup clean scale-setup bench-scale bench-explicit bench-z3
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ bench-scale: $(STAMP)
 # every catalog policy's whole tiny graph.
 bench-explicit: $(STAMP)
 	$(BIN)/python -m properties.bench_explicit --catalog --json reports/bench-explicit.json
+
+# Figures of the Z3 engine (docs/z3.md): depth per property within a budget, induction and
+# synthesis times.
+bench-z3: $(STAMP)
+	$(BIN)/python -m properties.bench_z3 --json reports/bench-z3.json
 
 # Redis server for the shared example database and its tests (Debian package; needs root).
 scale-setup:
