@@ -15,6 +15,7 @@ never on timings, so the same seed gives the same findings.
 """
 from __future__ import annotations
 
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -215,15 +216,19 @@ def _explicit_one(policy: ExporterPolicy, scope: Scope, revision: str, states: i
     return vs
 
 
+def _fresh(jobs: int) -> ProcessPoolExecutor:
+    """Workers that run each task in a new interpreter. Z3 keeps state in its global context (the
+    model it returns for a query depends on the queries asked before in that process), so every
+    Z3 task starts from a fresh process: its answers, witnesses and traces then depend neither on
+    the order of the tasks nor on ``--jobs``, and the same seed gives the same findings."""
+    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                               max_tasks_per_child=1)
+
+
 def _per_exporter(engine: str, fn: Callable[..., list[Verdict]], args: Callable[[ExporterPolicy], tuple],
                   pols: Sequence[ExporterPolicy], jobs: int, say: Callable[[str], None]) -> list[Verdict]:
     out: list[Verdict] = []
-    if jobs <= 1:
-        for i, p in enumerate(pols, 1):
-            say(f"  {engine} [{i}/{len(pols)}] {p.name}")
-            out += fn(*args(p))
-        return out
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with _fresh(jobs) as pool:
         futures = [pool.submit(fn, *args(p)) for p in pols]
         for i, (p, f) in enumerate(zip(pols, futures), 1):
             out += f.result()
@@ -284,36 +289,49 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
                          for c in _claim_checks(p, [v for v in vs if v.exporter == p.name], cfg.scope, rev)
                          if not c.found]
             data.add(EngineRun(engine, rev, "ran", vs, mism, time.monotonic() - t0))
+    tasks = []
     if data.engine_status["synthesis"] == "available":
-        say("review: the FIXME as a policy-synthesis query")
-        try:
-            data.synthesis = _synthesis(cfg, say)
-        except Exception as e:  # noqa: BLE001
-            data.engine_status["synthesis"] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
+        say("review: the FIXME as a policy-synthesis query: (a) with and (b) without kernel kmap users at "
+            "v4.11, (c) M-PIN-NOT-USER with M-BEGIN-COHERENCY-ONLY and M-NO-KMAP at v5.12")
+        tasks += [("synthesis", _synthesis_one, (q, cfg.depth + 2, cfg.timeout)) for q in "abc"]
     if data.engine_status["arith"] == "available":
         say("review: bit-precise mmap arithmetic")
-        try:
-            from .engines.arith import check_all
+        tasks.append(("arith", _arith_one, (cfg.timeout, cfg.scope.name)))
+    if not tasks:
+        return
+    with _fresh(min(jobs, len(tasks))) as pool:
+        futures = [(engine, pool.submit(fn, *args)) for engine, fn, args in tasks]
+        for engine, f in futures:
+            try:
+                res = f.result()
+            except Exception as e:  # noqa: BLE001 - an engine failing is reported, not fatal
+                data.engine_status[engine] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
+                continue
+            if engine == "synthesis":
+                data.synthesis.append(res)
+            else:
+                data.arith = res
 
-            data.arith = check_all(cfg.timeout, scopes=(cfg.scope.name,))
-        except Exception as e:  # noqa: BLE001
-            data.engine_status["arith"] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
 
-
-def _synthesis(cfg: ReviewConfig, say: Callable[[str], None]) -> list[Any]:
+def _synthesis_one(query: str, depth: int, timeout: float) -> Any:
+    """One synthesis query, in its own process; the answer without its Z3 formula (which does not
+    cross processes; the report uses the classes and partitions)."""
     from .engines.synthesis import fixme_query, synthesize_claims
 
-    depth = cfg.depth + 2
-    out = []
-    for ku in (True, False):
-        say(f"  synthesis: the FIXME {'with' if ku else 'without'} kernel kmap users (v4.11)")
-        out.append(fixme_query(ku, SYNTHESIS_SCOPE, depth, timeout=cfg.timeout))
-    say("  synthesis: its v5.12 counterpart (M-PIN-NOT-USER with M-BEGIN-COHERENCY-ONLY, M-NO-KMAP)")
-    r = synthesize_claims(("M-PIN-NOT-USER",), ("M-BEGIN-COHERENCY-ONLY", "M-NO-KMAP"), SYNTHESIS_SCOPE, depth,
-                          revision="v5.12", timeout=cfg.timeout)
-    r.title = "(c) v5.12: " + r.title
-    out.append(r)
-    return out
+    if query in "ab":
+        r = fixme_query(query == "a", SYNTHESIS_SCOPE, depth, timeout=timeout)
+    else:
+        r = synthesize_claims(("M-PIN-NOT-USER",), ("M-BEGIN-COHERENCY-ONLY", "M-NO-KMAP"), SYNTHESIS_SCOPE,
+                              depth, revision="v5.12", timeout=timeout)
+        r.title = "(c) v5.12: " + r.title
+    r.formula = None
+    return r
+
+
+def _arith_one(timeout: float, scope: str) -> list[Any]:
+    from .engines.arith import check_all
+
+    return check_all(timeout, scopes=(scope,))
 
 
 # --- summaries per claim ------------------------------------------------------------------------
