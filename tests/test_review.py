@@ -103,7 +103,7 @@ def test_same_seed_same_findings(tmp_path):
     small = ("omapdrm", "broken-kmap-unpinned")
     runs = []
     for i in range(2):
-        data = collect(config(small, engines=("hypothesis",), seed=7))
+        data = collect(config(small, engines=("hypothesis", "arith"), seed=7))
         write_review(data, tmp_path / str(i))
         runs.append(json.loads((tmp_path / str(i) / "findings.json").read_text(encoding="utf-8")))
     assert runs[0]["findings"] == runs[1]["findings"]
