@@ -615,7 +615,7 @@ def _mismatch_rows(data: ReviewData) -> list[tuple[str, ...]]:
 def _command(engine: str, rev: str, cfg) -> str:
     if engine == "hypothesis":
         return (f"dmabuf-check campaign --revision {rev} --scope {cfg.scope.name} --seed {cfg.seed} "
-                f"--examples {cfg.examples} --steps {cfg.steps} --exporter NAME")
+                f"--examples {cfg.examples} --steps {cfg.steps} --database none --exporter NAME")
     if engine == "z3":
         return (f"dmabuf-check prove --only bmc --revision {rev} --scope {cfg.scope.name} --depth {cfg.depth} "
                 f"--timeout {cfg.timeout:g} --exporter NAME")
