@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from hypothesis import HealthCheck, Phase, Verbosity, seed as hyp_seed, settings, strategies as st, target
 from hypothesis.control import current_build_context
 from hypothesis.database import ExampleDatabase, choices_to_bytes
-from hypothesis.errors import InvalidArgument
+from hypothesis.errors import InvalidArgument, Unsatisfiable
 from hypothesis.stateful import (RuleBasedStateMachine, get_state_machine_test, initialize, precondition,
                                  rule, run_state_machine_as_test)
 
@@ -354,6 +354,8 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
                 break
             except unittest.SkipTest:  # Hypothesis's word for "no stored example to run"
                 break
+            except Unsatisfiable:  # the stored examples no longer make a valid run (the model or
+                break              # the properties changed since they were saved): nothing to replay
             except BaseException as exc:  # noqa: BLE001 - Hypothesis raises groups of our violations
                 found = _violations(exc)
                 if not found:
