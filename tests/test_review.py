@@ -147,3 +147,21 @@ def test_explicit_engine_under_a_state_budget():
     assert cut_short  # a search cut short by its budget says unknown, never holds
     md = to_markdown(build(data))
     assert "cut short by the state budget" in md
+
+
+def test_a_bounded_miss_is_beyond_the_bound_only_below_another_engines_trace():
+    """Z3's `holds` to depth k is not a mismatch when another engine's shortest trace is longer
+    than k; it is when that trace is within k (Z3 should have found it), or when Z3 proved it."""
+    from properties.catalog import get_property
+    from properties.review import _beyond_bound
+    from properties.verdict import make_verdict
+
+    p = get_property("P-BEGIN-COHERENT")
+    bounded = make_verdict(p, "broken-begin-ignores-direction", "z3", "holds", "violated",
+                           {"depth": 6, "method": "bmc"}, None)
+    assert "depth 6" in _beyond_bound(bounded, [9, 11]) and "9 steps" in _beyond_bound(bounded, [9, 11])
+    assert _beyond_bound(bounded, [6]) == ""          # within the bound: a real disagreement
+    assert _beyond_bound(bounded, [None]) == ""       # nobody found it: a mismatch as before
+    proved = make_verdict(p, "broken-begin-ignores-direction", "z3", "proved", "violated",
+                          {"depth": 6, "method": "1-induction"}, None)
+    assert _beyond_bound(proved, [9]) == ""
