@@ -35,6 +35,9 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.add_argument("--max-states", type=_positive, default=_DEFAULT_MAX_STATES,
                    help=f"stop after this many states: what is not found is unknown (default {_DEFAULT_MAX_STATES})")
     e.add_argument("--max-seconds", type=_positive, default=None, help="stop after this many seconds")
+    e.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                   help="stop when the process's resident memory passes SIZE (512M, 8G; default: 3/4 of "
+                        "the machine's memory): what is not found is unknown")
     e.add_argument("--no-stuck", action="store_true", help="skip the stuck-state analysis")
     e.add_argument("--graph", metavar="PATH", help="write the state graph (.graphml, .json or .dot)")
     e.add_argument("--format", choices=("graphml", "json", "dot"), help="the graph format (default: by suffix)")
@@ -82,9 +85,11 @@ def _explore(a: argparse.Namespace) -> int:
         raise UsageError("explore: --graph writes one exporter's graph: name it with --exporter")
     if a.symmetry and a.coverage:
         raise UsageError("explore: --coverage counts concrete states: leave out --symmetry")
-    budget = Budget(states=a.max_states, seconds=a.max_seconds)
+    memory = a.max_memory if a.max_memory is not None else _default_memory()
+    budget = Budget(states=a.max_states, seconds=a.max_seconds, memory=memory)
     result = CampaignResult("explore", a.revision, scope, a.seed, "explicit",
-                            {"states": a.max_states, "seconds": a.max_seconds, "symmetry": a.symmetry},
+                            {"states": a.max_states, "seconds": a.max_seconds, "memory": memory,
+                             "symmetry": a.symmetry},
                             list(exporters))
     started = time.monotonic()
     models: dict[str, Model] = {}
@@ -209,9 +214,33 @@ def _around(a: argparse.Namespace) -> int:
 
 
 def _space_line(s: dict[str, Any]) -> str:
+    cut = f"CUT SHORT: {s['stopped']}" if s.get("stopped") else "CUT SHORT by the budget"
     return (f"{s['states']} states, {s['transitions']} transitions ({s['self_loops']} leave the state "
             f"unchanged), {s['edges']} edges, depth {s['depth']}, "
-            f"{'complete' if s['complete'] else 'CUT SHORT by the budget'}, {s['seconds']:.1f} s")
+            f"{'complete' if s['complete'] else cut}, {s['seconds']:.1f} s")
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _memory_size(text: str) -> int:
+    """``512M``, ``8G``, ``1.5G`` or a number of bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    try:
+        v = float(t[:-1] if unit else t) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512M or 8G, got {text!r}") from None
+    if v < 2**20:
+        raise argparse.ArgumentTypeError(f"expected at least 1M, got {text!r}")
+    return int(v)
+
+
+def _default_memory() -> int | None:
+    from .engines.explicit import physical_memory
+
+    total = physical_memory()
+    return total * 3 // 4 if total else None
 
 
 def _render(model, trace) -> str:

@@ -333,3 +333,28 @@ def test_shortest_trace_stops_at_the_first_level_it_fires():
     assert [s.action for s in t.steps] == ["dma_buf_export", "dma_buf_vmap", "dma_buf_put"]
     assert Monitor(model, [p]).fires(t, p.id)
     assert shortest_trace(model, p, 2) is None
+
+
+def test_a_memory_budget_stops_the_search_with_unknown_verdicts_and_says_why():
+    from properties.engines.explicit import Budget, check, resident_bytes
+
+    model = Model(CATALOG["i915"], "tiny")
+    # a budget just above what the process holds now: the first levels fit, the search stops
+    # at the first check after the resident memory passes it
+    space, vs = check(model, PROPERTIES, budget=Budget(memory=resident_bytes() + 40 * 2**20),
+                      keep_edges=False)
+    assert not space.complete and space.stopped.startswith("memory budget of")
+    assert 0 < space.n_states < 789_661
+    by = {v.property: v for v in vs}
+    assert by["P-RELEASE-ONCE"].verdict == "unknown"            # an invariant is never "holds" here
+    assert by["P-RELEASE-ONCE"].evidence["stopped"] == space.stopped
+    assert all(v.verdict in ("violated", "unknown") for v in vs if v.kind in ("always", "step"))
+
+
+@pytest.mark.parametrize("size", ["lots", "12Q", "0", "100K"])
+def test_explore_max_memory_bad_input_is_one_line_exit_2(size, capsys):
+    from properties.cli import main
+
+    assert main(["explore", "--exporter", "i915", "--max-memory", size]) == 2
+    err = capsys.readouterr().err
+    assert "--max-memory" in err and len(err.strip().splitlines()) == 1

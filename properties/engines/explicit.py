@@ -23,6 +23,7 @@ distinct pair of states, with the first instance that connects them and its retu
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -51,6 +52,24 @@ class Budget:
     states: int | None = None
     seconds: float | None = None
     depth: int | None = None
+    memory: int | None = None      # bytes of resident memory (checked like the time)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc/self/statm``; elsewhere its peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class StateSpace:
     seconds: float
     checked: tuple[str, ...] = ()
     found: dict[str, Finding] = field(default_factory=dict)
+    stopped: str = ""              # why an incomplete search stopped ("" when complete)
     keys: np.ndarray | None = field(default=None, repr=False)
     _order: np.ndarray | None = field(default=None, repr=False)
 
@@ -115,7 +135,8 @@ class StateSpace:
     def summary(self) -> dict[str, Any]:
         return {"states": self.n_states, "transitions": self.transitions, "edges": self.n_edges,
                 "self_loops": self.self_loops, "depth": self.max_depth, "symmetry": self.symmetry,
-                "complete": self.complete, "seconds": round(self.seconds, 3)}
+                "complete": self.complete, "seconds": round(self.seconds, 3),
+                **({"stopped": self.stopped} if self.stopped else {})}
 
     # --- states and traces ---------------------------------------------------------------------
     def state(self, i: int) -> tuple:
@@ -283,10 +304,27 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     n_total, transitions, self_loops, level = n_roots, 0, 0, 0
     complete = True
 
+    stopped = ""
+
+    def over_time_or_memory() -> str:
+        if budget.seconds is not None and time.monotonic() - started > budget.seconds:
+            return f"time budget of {budget.seconds:g} s spent"
+        if budget.memory is not None:
+            rss = resident_bytes()
+            if rss > budget.memory:
+                return (f"memory budget of {budget.memory / 2**20:,.0f} MB reached "
+                        f"({rss / 2**20:,.0f} MB resident)")
+        return ""
+
     def out_of_budget() -> bool:
-        return ((budget.states is not None and n_total >= budget.states) or
-                (budget.depth is not None and level >= budget.depth) or
-                (budget.seconds is not None and time.monotonic() - started > budget.seconds))
+        nonlocal stopped
+        if budget.states is not None and n_total >= budget.states:
+            stopped = f"state budget of {budget.states:,} states reached"
+        elif budget.depth is not None and level >= budget.depth:
+            stopped = f"depth budget of {budget.depth} reached"
+        else:
+            stopped = over_time_or_memory()
+        return bool(stopped)
 
     while frontier.shape[1]:
         if out_of_budget():
@@ -345,7 +383,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     cand_rows.append(post[:, new])
                     cand_parent.append((base + idx[new]).astype(np.int32))
                     cand_via.append(np.full(len(new), st.index, np.int32))
-            if budget.seconds is not None and time.monotonic() - started > budget.seconds:
+            why = over_time_or_memory()
+            if why:
+                stopped = why
                 cut = True
                 break
         if cut:
@@ -407,6 +447,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             break
         if stop_ids and stop_ids <= set(found):
             complete = not frontier.shape[1]
+            if not complete:
+                stopped = "every property asked for was found"
             break
 
     def cat(parts, dtype):
@@ -419,7 +461,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
         seconds=time.monotonic() - started, checked=tuple(p.id for p in mon.props), found=found,
-        keys=np.concatenate(key_parts))
+        keys=np.concatenate(key_parts), stopped="" if complete else stopped)
 
 
 def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,
@@ -445,6 +487,8 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
     mon = Monitor(model, list(props))
     base = {"states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
             "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
+    if space.stopped:
+        base["stopped"] = space.stopped
     out = []
     for p in mon.props:
         if p.id not in space.checked:
