@@ -81,6 +81,50 @@ def model_bfs(policy: str, scope: str, limit: int) -> tuple[int, int, float]:
     return len(seen), trans, time.perf_counter() - t
 
 
+def state_by_state(policy: str, scope: str, seconds: float) -> dict[str, Any]:
+    """The state-by-state engine the array engine replaces: breadth first over
+    ``Model.successors`` one state at a time, a set of tuples for deduplication, a parent map for
+    shortest traces, and every property checked on every transition by the monitor's compiled
+    per-action functions (the Hypothesis engine's checks). Stops after ``seconds``."""
+    from model.catalog import CATALOG
+    from model.machine import Model
+
+    from .catalog import PROPERTIES
+    from .monitor import Monitor
+
+    m = Model(CATALOG[policy], scope)
+    mon = Monitor(m, PROPERTIES)
+    names = [i.name for i in m.instances]
+    fast = [mon.fast[n] for n in names]
+    parent = {m.init: None}
+    found: set[int] = set()
+    frontier = [m.init]
+    trans = 0
+    t = time.perf_counter()
+    complete = True
+    while frontier:
+        nxt = []
+        for s in frontier:
+            for i, n, ret, ev, buf in m.successors(s):
+                trans += 1
+                bad, hit = fast[i](s, n, ret, ev, buf)
+                if bad | hit:
+                    found.add(bad | hit)
+                if n not in parent:
+                    parent[n] = (s, i)
+                    nxt.append(n)
+            if time.perf_counter() - t > seconds:
+                complete = False
+                break
+        if not complete:
+            break
+        frontier = nxt
+    secs = time.perf_counter() - t
+    return {"engine": "state-by-state", "policy": policy, "scope": scope, "states": len(parent),
+            "transitions": trans, "complete": complete, "seconds": round(secs, 2),
+            "states_per_s": round(len(parent) / secs)}
+
+
 def _in_child(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``fn`` in a forked child; its result with the child's peak resident set (MB)."""
     r, w = os.pipe()
@@ -104,7 +148,8 @@ def _in_child(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def _explore(policy: str, scope: Any, seconds: float | None, symmetry: bool = False,
-             depth: int | None = None, props: bool = True, stuck: bool = False) -> dict[str, Any]:
+             depth: int | None = None, props: bool = True, stuck: bool = False,
+             edges: bool = True) -> dict[str, Any]:
     from model.catalog import CATALOG
     from model.machine import Model
 
@@ -114,7 +159,7 @@ def _explore(policy: str, scope: Any, seconds: float | None, symmetry: bool = Fa
     model = Model(CATALOG[policy], scope)
     t = time.perf_counter()
     sp = explore(model, PROPERTIES if props else (), symmetry=symmetry,
-                 budget=Budget(seconds=seconds, depth=depth))
+                 budget=Budget(seconds=seconds, depth=depth), keep_edges=edges)
     secs = time.perf_counter() - t
     out = {"policy": policy, "scope": model.scope.name, **sp.summary(), "seconds": round(secs, 2),
            "states_per_s": round(sp.n_states / secs) if secs else None,
@@ -215,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--catalog", action="store_true", help="also section 5: every catalog policy's tiny graph")
     ap.add_argument("--cross", action="store_true", help="also section 6: explicit vs Hypothesis vs Z3 on tiny")
     ap.add_argument("--only", action="append", metavar="POLICY", help="sections 5-6: only these policies")
-    ap.add_argument("--skip", action="append", default=[], metavar="SECTION", help="skip section 1, 2, 3 or 4")
+    ap.add_argument("--skip", action="append", default=[], metavar="SECTION", help="skip section 1, 2, 3, 4 or 7")
+    ap.add_argument("--versus", type=float, default=60.0, help="seconds of each engine in section 7")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
     figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -255,6 +301,24 @@ def main(argv: list[str] | None = None) -> int:
             d["variant"] = label
             figures["growth"].append(d)
             say(_row(d))
+    if "7" not in a.skip:
+        say(f"7. the array engine against the state-by-state engine ({a.policy}, every property checked, "
+            f"{a.versus:g} s each, no edges kept by either):")
+        figures["versus"] = []
+        for name in ("small", "default"):
+            one = _in_child(lambda name=name: state_by_state(a.policy, name, a.versus))
+            arr = _in_child(lambda name=name: {**_explore(a.policy, name, a.versus, edges=False), "engine": "array"})
+            for d in (one, arr):
+                figures["versus"].append(d)
+            if "error" in one or "error" in arr:
+                say(f"   {name}: ERROR {one.get('error') or arr.get('error')}")
+                continue
+            say(f"   {name}: state-by-state {one['states']:,} states in {one['seconds']} s = "
+                f"{one['states_per_s']:,} states/s, peak {one['peak_mb']} MB; array {arr['states']:,} states in "
+                f"{arr['seconds']} s = {arr['states_per_s']:,} states/s, peak {arr['peak_mb']} MB")
+            say(f"   {name}: speed {arr['states_per_s'] / one['states_per_s']:.1f}x (target 4x); memory per "
+                f"state {arr['peak_mb'] / arr['states'] * 1e6 / (one['peak_mb'] / one['states'] * 1e6):.2f} of "
+                f"the state-by-state engine's (target at most 0.25)")
     if a.catalog:
         say("5. every catalog policy, whole tiny graph (properties, edges, stuck states):")
         figures["catalog"] = []
