@@ -336,6 +336,20 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         cand_keys, cand_rows, cand_parent, cand_via = [], [], [], []
         lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
         cut = False
+        n_cand, n_kept = 0, 0
+
+        def compact() -> int:
+            """Keep the first candidate of each new state (the order of first discovery, as the
+            level's final deduplication would): a state reached by many (state, instance) pairs
+            is otherwise held once per pair until the level ends, which set the peak memory."""
+            ck = np.concatenate(cand_keys)
+            _, first = np.unique(ck, return_index=True)
+            first.sort()
+            cand_keys[:] = [ck[first]]
+            cand_rows[:] = [np.concatenate(cand_rows, axis=1)[:, first]]
+            cand_parent[:] = [np.concatenate(cand_parent)[first]]
+            cand_via[:] = [np.concatenate(cand_via)[first]]
+            return len(first)
         for st in vm.steps:
             g = st.guard(C)
             idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
@@ -383,6 +397,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     cand_rows.append(post[:, new])
                     cand_parent.append((base + idx[new]).astype(np.int32))
                     cand_via.append(np.full(len(new), st.index, np.int32))
+                    n_cand += len(new)
+                    if n_cand > 2 * n_kept + _CHUNK:
+                        n_kept = n_cand = compact()
             why = over_time_or_memory()
             if why:
                 stopped = why
@@ -454,9 +471,18 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
+    # one state per row, filled block by block and each block let go once copied, so that the
+    # states are held at most once and a block over while they are turned around
+    states = np.empty((sum(b.shape[1] for b in blocks), width), np.int8)
+    at = 0
+    for i, b in enumerate(blocks):
+        states[at:at + b.shape[1]] = b.T
+        at += b.shape[1]
+        blocks[i] = None
+    frontier = new_block = b = None  # noqa: F841 - drop the last references to the blocks
     return StateSpace(
         model=model, symmetry=symmetry, complete=complete,
-        states=np.ascontiguousarray(np.concatenate(blocks, axis=1).T),
+        states=states,
         parent=cat(parents, np.int32), via=cat(vias, np.int32), depth=cat(depths, np.int32),
         edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
