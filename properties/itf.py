@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -253,18 +252,9 @@ def dumps(doc: Mapping[str, Any]) -> str:
 
 def write_itf(path: str | os.PathLike, model: Model, trace: Trace, **meta: Any) -> Path:
     """Write the trace as an ITF file, atomically (a temporary file, then rename)."""
-    path = Path(path)
-    text = dumps(to_itf(model, trace, **meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from .atomic import write_text_atomic
+
+    return write_text_atomic(path, dumps(to_itf(model, trace, **meta)))
 
 
 def trace_filename(exporter: str, prop: str) -> str:

@@ -269,20 +269,9 @@ def cmd_replay(a: argparse.Namespace) -> int:
 
 
 def _write_text(path: str, text: str) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
+    from .atomic import write_text_atomic
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def add_parser(sub: Any, common: Any = None) -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -695,18 +694,9 @@ def build(data: ReviewData, fs: Sequence[Finding] | None = None, out_dir: Path |
 
 def _write_atomic(path: Path, text: str) -> None:
     """A temporary file in the same folder, then rename; readable as a normal file would be."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .atomic import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def write_review(data: ReviewData, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -62,3 +62,23 @@ def test_exporters_lists_the_catalog(capsys):
     assert main(["exporters", "--knobs"]) == 0
     out = capsys.readouterr().out
     assert "omapdrm:" in out and "begin_pins = true | false" in out
+
+
+def test_reports_are_written_atomically_with_ordinary_permissions(tmp_path):
+    """No temporary file is left, and the file is readable as one written by open() would be
+    (``tempfile.mkstemp`` alone would make it owner-only)."""
+    import os
+
+    from properties.atomic import write_text_atomic
+    from properties.campaign import write_report
+
+    old = os.umask(0o022)
+    try:
+        write_report({"a": 1}, tmp_path / "r" / "report.json")
+        write_text_atomic(tmp_path / "t.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r" / "report.json").read_text() == '{\n "a": 1\n}\n'
+    assert oct((tmp_path / "r" / "report.json").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "t.txt").stat().st_mode & 0o777) == oct(0o644)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["r", "report.json", "t.txt"]
