@@ -239,3 +239,30 @@ def write_report(data: dict[str, Any], path: str | os.PathLike) -> None:
     from .atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def shorten_verdicts(verdicts: Sequence[Verdict], models: dict[str, Any], states: int | None,
+                     progress: Callable[[str], None] | None = None) -> list[Verdict]:
+    """``campaign --shortest``: every trace of a violation or a reached target replaced by a
+    shortest one, found by the explicit engine's breadth-first search to one step less than the
+    trace (``properties.engines.explicit.shorten``; at most ``states`` states per trace). The
+    evidence records the length before (``shrunk_length``) and ``shortest``: true (the trace is a
+    shortest) or false (the search was cut by its budget: the trace is kept, unconfirmed)."""
+    import dataclasses
+
+    from .catalog import get_property
+    from .engines.explicit import Budget, shorten
+
+    out = []
+    for v in verdicts:
+        if v.trace is None:
+            out.append(v)
+            continue
+        tr, status = shorten(models[v.exporter], get_property(v.property), v.trace, Budget(states=states))
+        ev = {**v.evidence, "shrunk_length": len(v.trace), "shortest": status != "unconfirmed"}
+        if "trace_length" in ev:
+            ev["trace_length"] = len(tr)
+        if progress and status == "shortened":
+            progress(f"{v.exporter}: {v.property}: {len(v.trace)} -> {len(tr)} steps (shortest)")
+        out.append(dataclasses.replace(v, trace=tr, evidence=ev))
+    return out

@@ -100,6 +100,10 @@ def cmd_campaign(a: argparse.Namespace) -> int:
                               steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress,
                               engine=a.engine, depth=a.depth, coverage=a.coverage)
     models = {p.name: Model(p, scope, a.revision) for p in exporters}
+    if a.shortest and not result.interrupted:
+        from .campaign import shorten_verdicts
+        _progress("shortening every trace with the explicit engine (--shortest)")
+        result.verdicts = shorten_verdicts(result.verdicts, models, a.shortest_states, _progress)
     print(format_table(result, models))
     if a.traces:
         from .itf import write_verdict_traces
@@ -160,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--traces", metavar="DIR", help="write every trace found as an ITF file in DIR")
     c.add_argument("--coverage", action="store_true", help="also measure the fraction of the reachable "
                    "states and transitions each Hypothesis run visits (explicit engine; scope tiny)")
+    c.add_argument("--shortest", action="store_true", help="replace every trace by a shortest one: a "
+                   "breadth-first search (explicit engine) to one step less than the trace found")
+    c.add_argument("--shortest-states", type=_positive, default=2_000_000, metavar="N",
+                   help="with --shortest: at most N states per trace searched; a trace whose search is cut "
+                   "is kept and marked unconfirmed (default 2000000)")
     from .scale import add_arguments as add_scale; add_scale(c)  # noqa: E702
     c.set_defaults(func=cmd_campaign)
 

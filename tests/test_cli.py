@@ -82,3 +82,20 @@ def test_reports_are_written_atomically_with_ordinary_permissions(tmp_path):
     assert oct((tmp_path / "r" / "report.json").stat().st_mode & 0o777) == oct(0o644)
     assert oct((tmp_path / "t.txt").stat().st_mode & 0o777) == oct(0o644)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["r", "report.json", "t.txt"]
+
+
+def test_campaign_shortest_marks_every_trace(tmp_path, capsys):
+    import json
+
+    from properties.cli import main
+
+    out = tmp_path / "c.json"
+    rc = main(["campaign", "--scope", "tiny", "--exporter", "omapdrm", "--jobs", "1", "--examples", "40",
+               "--database", "none", "--shortest", "--json", str(out)])
+    assert rc in (0, 1)
+    traced = [r for r in json.loads(out.read_text())["results"] if r["trace"]]
+    assert traced and all(r["evidence"]["shortest"] is True for r in traced)
+    assert all(r["evidence"]["trace_length"] <= r["evidence"]["shrunk_length"] for r in traced
+               if "trace_length" in r["evidence"])
+    assert "--shortest" in capsys.readouterr().err
+    assert main(["campaign", "--shortest", "--shortest-states", "0"]) == 2

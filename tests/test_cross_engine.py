@@ -106,3 +106,31 @@ def test_campaign_coverage_counts_against_the_whole_graph(monkeypatch):
         measure(dataclasses.replace(space, symmetry=True), [], [])
     with pytest.raises(ValueError, match="cut short"):
         measure(dataclasses.replace(space, complete=False), [], [])
+
+
+def test_shortest_makes_every_hypothesis_trace_a_shortest_one():
+    """campaign --shortest: each trace becomes one of the explicit engine's shortest, replays, and
+    still fires its property; omapdrm's headline P-KMAP-PINNED comes down to 5 steps on tiny."""
+    from model.catalog import CATALOG
+    from model.machine import Model
+    from properties.campaign import shorten_verdicts
+    from properties.catalog import PROPERTIES
+    from properties.engines.explicit import shortest_trace
+    from properties.engines.hypothesis_engine import run_hypothesis
+    from properties.catalog import get_property
+    from properties.monitor import Monitor
+    from properties.trace import replay
+
+    model = Model(CATALOG["omapdrm"], "tiny")
+    vs = run_hypothesis(model, PROPERTIES, examples=150, seed=1, steps=30)
+    short = {v.property: v for v in shorten_verdicts(vs, {"omapdrm": model}, 2_000_000)}
+    mon = Monitor(model, PROPERTIES)
+    with_trace = [v for v in short.values() if v.trace is not None]
+    assert with_trace
+    for v in with_trace:
+        assert v.evidence["shortest"] is True and len(v.trace) <= v.evidence["shrunk_length"]
+        assert replay(model, v.trace.calls()).states() == v.trace.states()
+        assert mon.fires(v.trace, v.property), v.property
+        best = shortest_trace(model, get_property(v.property), len(v.trace))
+        assert best is not None and len(best) == len(v.trace), v.property
+    assert len(short["P-KMAP-PINNED"].trace) == 5

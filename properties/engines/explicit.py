@@ -561,3 +561,22 @@ def shortest_trace(model: Model, prop: Property, max_depth: int) -> Trace | None
     space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id])
     f = space.found.get(prop.id)
     return None if f is None else space.trace_to(f.state, f.instance)
+
+
+def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = None) -> tuple[Trace, str]:
+    """Another engine's trace on which ``prop`` fires, made shortest: a breadth-first search to
+    one step less than ``trace`` that stops at the first level where ``prop`` fires, within
+    ``budget`` (its ``depth`` is set here). Returns the trace to report and what is known of it:
+    ``"shortened"`` (a shorter one was found: it is a shortest), ``"shortest"`` (the search
+    covered every shorter trace and found none) or ``"unconfirmed"`` (the budget cut the search
+    first; ``trace`` is kept)."""
+    if len(trace) == 0:
+        return trace, "shortest"
+    b = budget or Budget()
+    b = Budget(states=b.states, seconds=b.seconds, depth=len(trace) - 1, memory=b.memory)
+    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id])
+    f = space.found.get(prop.id)
+    if f is not None:
+        return space.trace_to(f.state, f.instance), "shortened"
+    covered = space.complete or space.stopped.startswith("depth budget")
+    return trace, "shortest" if covered else "unconfirmed"
