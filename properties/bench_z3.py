@@ -47,20 +47,21 @@ def _timed(fn, *a, **kw):
     return out, round(time.monotonic() - w, 2), round(_cpu() - c, 2)
 
 
-def bench_depth12(exporters: list[str], depth: int) -> list[dict[str, Any]]:
+def bench_depth12(exporters: list[str], depth: int, timeout: float | None = None) -> list[dict[str, Any]]:
     from .engines.z3_engine import bmc
 
     rows = []
     for name in exporters:
         model = Model(CATALOG[name], "small")
         props = Monitor(model, PROPERTIES).props
-        res, wall, cpu = _timed(bmc, model, props, depth)
+        res, wall, cpu = _timed(bmc, model, props, depth, timeout)
         rows.append({"exporter": name, "scope": "small", "depth": depth, "properties": len(props),
                      "reached": sum(r.status == "reached" for r in res.values()),
                      "unknown": sum(r.status == "unknown" for r in res.values()),
                      "wall": wall, "cpu": cpu})
-        print(f"  depth {depth}, small, {name}: {len(props)} properties in {wall} s wall ({cpu} s cpu)",
-              flush=True)
+        unknown = sum(r.status == "unknown" for r in res.values())
+        print(f"  depth {depth}, small, {name}: {len(props)} properties in {wall} s wall ({cpu} s cpu)"
+              + (f"; {unknown} unknown (a query ran out of its {timeout:g} s)" if unknown else ""), flush=True)
     return rows
 
 
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="depth of the every-property bounded check on small (the issue's figure: 12)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["bounded", "budget", "induction", "synthesis"],
                     help="sections not to run")
+    ap.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds per solver query in the bounded section (default 60, as `prove`); a "
+                         "query that runs out is unknown and reported")
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args(argv)
     for n in a.exporters:
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     d12 = list(CATALOG) if a.all else a.exporters
     if "bounded" not in a.skip:
         print(f"Bounded checks of every property to depth {a.bounded_depth}, small scope:")
-        out["depth12"] = bench_depth12(d12, a.bounded_depth)
+        out["depth12"] = bench_depth12(d12, a.bounded_depth, a.timeout)
         total = sum(r["wall"] for r in out["depth12"])
         print(f"  total for {len(d12)} exporters: {total:.1f} s wall "
               f"({sum(r['cpu'] for r in out['depth12']):.1f} s cpu)")
