@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 __all__ = [
     "Term", "lift", "const", "var", "ite", "and_", "or_", "not_", "implies",
     "eq", "ne", "lt", "le", "gt", "ge", "min_", "max_", "clamp", "select", "any_of", "all_of",
-    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "TRUE", "FALSE",
+    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "TRUE", "FALSE",
 ]
 
 BOOL = "bool"
@@ -316,7 +316,8 @@ def count(xs: Iterable[Any]) -> Term:
 # Graph walking
 
 
-def _postorder(roots: Iterable[Term]) -> list[Term]:
+def postorder(roots: Iterable[Term]) -> list[Term]:
+    """Every term reachable from ``roots``, each once, arguments before the terms using them."""
     order: list[Term] = []
     seen: set[int] = set()
     for root in roots:
@@ -339,7 +340,7 @@ def _postorder(roots: Iterable[Term]) -> list[Term]:
 
 
 def free_vars(roots: Iterable[Term]) -> set[str]:
-    return {t.args[0] for t in _postorder(roots) if t.op == "var"}
+    return {t.args[0] for t in postorder(roots) if t.op == "var"}
 
 
 _FOLD: dict[str, Callable[..., Term]] = {
@@ -351,7 +352,7 @@ _FOLD: dict[str, Callable[..., Term]] = {
 def substitute(roots: Sequence[Term], mapping: Mapping[str, Any]) -> list[Term]:
     """Replace variables by terms or constants, folding as the graph is rebuilt."""
     memo: dict[int, Term] = {}
-    for t in _postorder(roots):
+    for t in postorder(roots):
         if t.op == "var":
             memo[t.uid] = lift(mapping[t.args[0]]) if t.args[0] in mapping else t
         elif t.op == "const":
@@ -379,7 +380,7 @@ _EVAL: dict[str, Callable[..., Any]] = {
 
 def evaluate(roots: Sequence[Term], env: Mapping[str, Any]) -> list[Any]:
     val: dict[int, Any] = {}
-    for t in _postorder(roots):
+    for t in postorder(roots):
         if t.op == "const":
             val[t.uid] = t.args[0]
         elif t.op == "var":
@@ -418,13 +419,13 @@ class _Emitter:
         self.uses: dict[int, int] = {}
 
     def count_uses(self, roots: Sequence[Term]) -> None:
-        for t in _postorder(roots):
+        for t in postorder(roots):
             for a in t.args:
                 if isinstance(a, Term):
                     self.uses[a.uid] = self.uses.get(a.uid, 0) + 1
 
     def emit(self, roots: Sequence[Term], indent: str = "    ") -> list[str]:
-        for t in _postorder(roots):
+        for t in postorder(roots):
             if t.uid in self.expr:
                 continue
             if t.op == "const":
@@ -488,7 +489,7 @@ def to_z3(roots: Sequence[Term], env: Mapping[str, Any], memo: dict[int, Any] | 
     import z3  # only the symbolic interpretation needs z3
 
     memo = {} if memo is None else memo
-    for t in _postorder(roots):
+    for t in postorder(roots):
         if t.uid in memo:
             continue
         if t.op == "const":

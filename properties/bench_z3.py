@@ -18,7 +18,6 @@ start and end is printed too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -27,7 +26,6 @@ import time
 from typing import Any
 
 from model import CATALOG, Model
-from model.scope import SCOPES
 
 from .catalog import PROPERTIES
 from .monitor import Monitor

@@ -31,7 +31,7 @@ from .litmus import LIBRARY, LitmusError, LitmusRunner, display_fires, load_litm
 from .monitor import Monitor, fired_along
 from .registry import PARTIES
 from .replay_cmd import replay_itf
-from .trace import Trace, TraceStep, render
+from .trace import ReplayError, Trace, render, replay
 
 __all__ = [
     "HtmlTable", "Explored", "Picture", "load_trace", "litmus", "library", "library_table", "edit",
@@ -169,21 +169,13 @@ def library_table() -> HtmlTable:
 
 
 def _run_calls(model: Model, calls: Iterable[str]) -> Trace:
-    state = model.init
-    steps = []
-    for n, text in enumerate(calls, 1):
-        name, args = parse_step(text)
-        try:
-            inst = model.find(name, **dict(args))
-        except KeyError as e:
-            raise LitmusError(f"step {n}: {e.args[0]}") from None
-        r = model.step(state, inst.index)
-        if r is None:
-            from .litmus import why_disabled
-            raise LitmusError(f"step {n}: {inst} cannot be taken here: {why_disabled(model, state, inst)}")
-        state, ret, ev, buf = r
-        steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
-    return Trace(model.init, tuple(steps))
+    from .litmus import why_disabled
+
+    parsed = ((name, dict(args)) for name, args in map(parse_step, calls))
+    try:
+        return replay(model, parsed, why=lambda state, inst: why_disabled(model, state, inst))
+    except ReplayError as e:
+        raise LitmusError(str(e)) from None
 
 
 def edit(ex: Explored, step: int, call: str | None = None, insert: bool = False) -> Explored:

@@ -39,7 +39,7 @@ from model.state import LIFE_LIVE, LIFE_UNEXPORTED
 from .catalog import PROPERTIES
 from .claims import NOT_MODELLED, load_claims
 from .monitor import Monitor, fired_along
-from .trace import Trace, TraceStep
+from .trace import ReplayError, Trace, replay
 
 __all__ = [
     "LIBRARY", "LitmusError", "LitmusStep", "LitmusTest", "LitmusOutcome", "parse_step",
@@ -487,20 +487,15 @@ class LitmusRunner:
             if why:
                 key = "expect.fires" if c in test.fires else "expect.quiet"
                 raise _err(path, f"{key}: {why}")
-        state = model.init
-        steps: list[TraceStep] = []
-        for st in test.steps:
-            at = f"step {st.number}" + (f" (line {st.line})" if st.line else "")
-            try:
-                inst = model.find(st.action, **dict(st.args))
-            except KeyError as e:
-                raise _err(path, f"{at}: {e.args[0]}") from None
-            r = model.step(state, inst.index)
-            if r is None:
-                raise _err(path, f"{at}: {inst} cannot be taken here: {why_disabled(model, state, inst)}")
-            state, ret, ev, buf = r
-            steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
-        trace = Trace(model.init, tuple(steps))
+        def where(n: int) -> str:
+            st = test.steps[n - 1]
+            return f"step {st.number}" + (f" (line {st.line})" if st.line else "")
+
+        try:
+            trace = replay(model, ((st.action, dict(st.args)) for st in test.steps),
+                           why=lambda state, inst: why_disabled(model, state, inst), where=where)
+        except ReplayError as e:
+            raise _err(path, str(e)) from None
         fired_init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))
         fired = tuple(tuple(f) for f in fired_along(mon, trace))
         got = claims_fired(mon, fired_init, fired)

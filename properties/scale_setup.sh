@@ -11,28 +11,7 @@ if command -v redis-server >/dev/null 2>&1; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "scale-setup: redis-server missing (and no apt-get to install it)" >&2
-    exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "scale-setup: redis-server missing; need root (or passwordless sudo) to install" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "scale-setup: installing redis-server" >&2
-if ! $SUDO apt-get install -y -q --no-install-recommends redis-server >&2; then
-    echo "scale-setup: install failed; running apt-get update and retrying" >&2
-    $SUDO apt-get update -q >&2 || true
-    $SUDO apt-get install -y -q --no-install-recommends redis-server >&2
-fi
+sh "$(dirname "$0")/apt_install.sh" scale-setup redis-server
 command -v redis-server >/dev/null 2>&1 || {
     echo "scale-setup: redis-server still missing after install" >&2
     exit 1

@@ -53,18 +53,24 @@ class Trace:
         return [s.to_json() for s in self.steps]
 
 
-def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tuple | None = None) -> Trace:
-    """Run ``calls`` on the model from ``init`` (default: the initial state)."""
+def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tuple | None = None,
+           why: Callable[[tuple, Any], str] | None = None, where: Callable[[int], str] | None = None) -> Trace:
+    """Run ``calls`` on the model from ``init`` (default: the initial state). In the error for a
+    step that cannot be taken, ``why(state, instance)`` explains why, and ``where(n)`` names the
+    n-th step (default ``step n``)."""
     state = model.init if init is None else init
     steps = []
     for n, (name, args) in enumerate(calls, 1):
+        at = where(n) if where is not None else f"step {n}"
         try:
             inst = model.find(name, **args)
         except KeyError as e:
-            raise ReplayError(f"step {n}: {e.args[0]}") from None
+            raise ReplayError(f"{at}: {e.args[0]}") from None
         r = model.step(state, inst.index)
         if r is None:
-            raise ReplayError(f"step {n}: {inst} is not enabled in this state")
+            if why is not None:
+                raise ReplayError(f"{at}: {inst} cannot be taken here: {why(state, inst)}")
+            raise ReplayError(f"{at}: {inst} is not enabled in this state")
         state, ret, ev, buf = r
         steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
     return Trace(model.init if init is None else init, tuple(steps))

@@ -2,13 +2,11 @@
 initramfs writing, and the runner's C code on the host. No QEMU, no network."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from model.catalog import CATALOG
 from model.machine import Model
 from properties.catalog import get_property
 from properties.cli import main

@@ -16,30 +16,8 @@ if [ -z "$need" ]; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "conform-setup: missing:$need (and no apt-get to install them)" >&2
-    exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "conform-setup: missing:$need; need root (or passwordless sudo) to install" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "conform-setup: installing$need" >&2
 # shellcheck disable=SC2086
-if ! $SUDO apt-get install -y -q --no-install-recommends $need >&2; then
-    echo "conform-setup: install failed; running apt-get update and retrying" >&2
-    $SUDO apt-get update -q >&2 || true
-    # shellcheck disable=SC2086
-    $SUDO apt-get install -y -q --no-install-recommends $need >&2
-fi
+sh "$(dirname "$0")/../apt_install.sh" conform-setup $need
 command -v qemu-system-x86_64 >/dev/null 2>&1 || {
     echo "conform-setup: qemu-system-x86_64 still missing after install" >&2
     exit 1

@@ -406,7 +406,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
             try:
                 run_state_machine_as_test(machine, settings=cfg)
                 break
-            except BaseException as exc:  # noqa: BLE001 - Hypothesis raises groups of our violations
+            except BaseException:  # noqa: BLE001 - Hypothesis raises groups of our violations
                 found = [v for pid, v in sorted(run.raised.items()) if pid in active]
                 spent = run.calls > cap
                 if not found and not spent:

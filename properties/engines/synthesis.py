@@ -43,7 +43,7 @@ from model.catalog import CATALOG
 from model.machine import Model, transition_terms
 from model.policy import KNOBS, ExporterPolicy
 from model.scope import Scope, get_scope
-from model.terms import FALSE, TRUE, Term, and_, const, lift, or_, substitute
+from model.terms import FALSE, TRUE, Term, and_, lift, or_, substitute
 
 from ..catalog import PROPERTIES, by_claim, get_property
 from ..registry import Property, compile_properties
@@ -243,7 +243,6 @@ def _fired(model: Model, trace: Trace, props: Sequence[Property]) -> list[str]:
     """The properties whose target the trace reaches on the concrete model (whether or not the
     policy's ``applies`` would select them: the knobs were free)."""
     compiled = compile_properties(model, props)
-    idx = {(i.name, i.args): i.index for i in model.instances}
     out = []
     for c in compiled:
         p = c.prop
@@ -342,6 +341,18 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
             s.set("timeout", max(1, int(timeout * 1000)))
         return s
 
+    def ask(q: list, name: str, comment: str) -> tuple[z3.Solver, Any]:
+        """One query of the search, written as SMT-LIB 2 first when asked."""
+        s = solver()
+        if smt2 is not None:
+            smt2(name, smt2_of(q, comment))
+        s.add(*q)
+        return s, s.check()
+
+    def positions(m: z3.ModelRef, d: int) -> list[int]:
+        """The action instance of each of the first ``d`` steps of the run in ``m``."""
+        return [m.eval(enc.sel(i), model_completion=True).as_long() for i in range(d)]
+
     # --- safety: refine the constraint on the knobs with refuting traces ------------------------
     safe: list[z3.BoolRef] = []
     refuters: list[tuple[z3.BoolRef, Trace, tuple[str, ...], dict[str, Any]]] = []
@@ -356,13 +367,9 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
         if not targets:
             continue
         while True:
-            s = solver()
-            q = [*ranges, *safe, *base, *steps, z3.Or(*targets)]
-            if smt2 is not None:
-                smt2(f"synth-safety-depth{d}-{len(safe)}", smt2_of(q, f"{res.title}: a policy outside the "
-                     f"{len(safe)} refuted classes with a violation at depth {d}?"))
-            s.add(*q)
-            r = s.check()
+            s, r = ask([*ranges, *safe, *base, *steps, z3.Or(*targets)], f"synth-safety-depth{d}-{len(safe)}",
+                       f"{res.title}: a policy outside the {len(safe)} refuted classes with a violation at "
+                       f"depth {d}?")
             if r == z3.unsat:
                 break
             if r == z3.unknown:
@@ -371,8 +378,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
                 break
             m = s.model()
             values, trace, fired = check_trace(m, d, safety)
-            positions = [m.eval(enc.sel(i), model_completion=True).as_long() for i in range(d)]
-            cond = _z(enc, sym.condition(positions, safety))
+            cond = _z(enc, sym.condition(positions(m, d), safety))
             if not z3.is_true(m.eval(cond, model_completion=True)):
                 raise EngineError("synthesis: the symbolic run of a refuting trace does not refute its own policy")
             safe.append(z3.Not(cond))
@@ -398,13 +404,9 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
             reach_any = z3.Or(*[t for t in (enc.target(w, d) for d in range(depth + 1)) if t is not None])
             conds: list[z3.BoolRef] = []
             while True:
-                s = solver()
-                q = [*ranges, *safe, *(z3.Not(c) for c in conds), *base, *steps_k, reach_any]
-                if smt2 is not None:
-                    smt2(f"synth-witness-{w.id}-{len(conds)}", smt2_of(q, f"{res.title}: does a policy not yet "
-                         f"covered reach {w.id} within {depth} steps?"))
-                s.add(*q)
-                r = s.check()
+                s, r = ask([*ranges, *safe, *(z3.Not(c) for c in conds), *base, *steps_k, reach_any],
+                           f"synth-witness-{w.id}-{len(conds)}",
+                           f"{res.title}: does a policy not yet covered reach {w.id} within {depth} steps?")
                 if r == z3.unsat:
                     break
                 if r == z3.unknown:
@@ -415,8 +417,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
                 first = next(d for d in range(depth + 1) if enc.target(w, d) is not None
                              and z3.is_true(m.eval(enc.target(w, d), model_completion=True)))
                 values, trace, _ = check_trace(m, first, [w])
-                positions = [m.eval(enc.sel(i), model_completion=True).as_long() for i in range(first)]
-                cond = _z(enc, sym.condition(positions, [w]))
+                cond = _z(enc, sym.condition(positions(m, first), [w]))
                 conds.append(cond)
                 say(f"{res.title}: {w.id} reached in {first} steps by a class of policies")
             wit_conds[w.id] = conds

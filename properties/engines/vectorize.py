@@ -24,7 +24,7 @@ import numpy as np
 
 from model.events import EVENT_BIT
 from model.machine import Model
-from model.terms import FALSE, Term, substitute
+from model.terms import FALSE, Term, postorder, substitute
 
 from ..registry import Property
 
@@ -43,28 +43,10 @@ _NP: dict[str, Callable[..., str]] = {
 }
 
 
-def _postorder(roots: Sequence[Term]) -> list[Term]:
-    order: list[Term] = []
-    seen: set[int] = set()
-    for root in roots:
-        stack: list[tuple[Term, bool]] = [(root, False)]
-        while stack:
-            t, done = stack.pop()
-            if done:
-                order.append(t)
-                continue
-            if t.uid in seen:
-                continue
-            seen.add(t.uid)
-            stack.append((t, True))
-            stack.extend((a, False) for a in t.args if isinstance(a, Term) and a.uid not in seen)
-    return order
-
-
 def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str]) -> list[str]:
     """Append one numpy assignment per operation of the term graph; return the roots' names."""
     expr: dict[int, str] = {}
-    for t in _postorder(roots):
+    for t in postorder(roots):
         if t.op == "const":
             expr[t.uid] = repr(t.args[0])
         elif t.op == "var":

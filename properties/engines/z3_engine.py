@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import z3
 
-from model.events import EVENT_BIT, EVENTS
+from model.events import EVENTS
 from model.machine import Model, TransitionTerms
 from model.policy import KNOBS
 from model.state import Schema
