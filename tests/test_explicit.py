@@ -60,15 +60,23 @@ def py_bfs(model: Model, depth: int | None = None):
 
 def py_first_firing(model: Model, depth: int | None = None) -> dict[str, int]:
     """For every property, the length of the shortest trace on which it fires (Python monitor)."""
+    return py_search(model, depth)[0]
+
+
+def py_search(model: Model, depth: int | None = None):
+    """The state-by-state search (``model.successors``, a dict of tuples, the Python monitor on
+    every state and step): the first-firing lengths, the depth of every state, the transitions."""
     mon = Monitor(model, PROPERTIES)
     first = {pid: 0 for pid in mon.bad_state(model.init) + mon.hit_state(model.init)}
     level = {model.init: 0}
     frontier = [model.init]
+    transitions = 0
     d = 0
     while frontier and (depth is None or d < depth):
         nxt = []
         for s in frontier:
             for i, t, r, e, b in model.successors(s):
+                transitions += 1
                 bad, hit = mon.fast[model.instances[i].name](s, t, r, e, b)
                 for pid in mon.ids(bad | hit):
                     first.setdefault(pid, d + 1)
@@ -77,7 +85,7 @@ def py_first_firing(model: Model, depth: int | None = None) -> dict[str, int]:
                     nxt.append(t)
         frontier = nxt
         d += 1
-    return first
+    return first, level, transitions
 
 
 # --- the search ------------------------------------------------------------------------------
@@ -103,6 +111,19 @@ def test_search_matches_plain_bfs_on_the_first_levels_of_tiny():
     assert {space.state(i): int(space.depth[i]) for i in range(space.n_states)} == level
     assert space.transitions == transitions
     assert space.n_edges == len(edges)
+
+
+@pytest.mark.parametrize("scope", ["tiny", "small"])
+@pytest.mark.parametrize("policy", sorted(CATALOG))
+def test_array_engine_agrees_with_the_state_by_state_search(scope, policy):
+    # every catalog policy: the same states at the same depths, the same transitions, and every
+    # property first firing at the same length, within the first four levels
+    model = Model(CATALOG[policy], scope)
+    space = explore(model, PROPERTIES, budget=Budget(depth=4), keep_edges=False)
+    first, level, transitions = py_search(model, depth=4)
+    assert {space.state(i): int(space.depth[i]) for i in range(space.n_states)} == level
+    assert space.transitions == transitions
+    assert {pid: len(space.trace_to(f.state, f.instance)) for pid, f in space.found.items()} == first
 
 
 # counts of the first seven BFS levels: (states, transitions) without and with symmetry reduction
@@ -341,7 +362,7 @@ def test_a_memory_budget_stops_the_search_with_unknown_verdicts_and_says_why():
     model = Model(CATALOG["i915"], "tiny")
     # a budget just above what the process holds now: the first levels fit, the search stops
     # at the first check after the resident memory passes it
-    space, vs = check(model, PROPERTIES, budget=Budget(memory=resident_bytes() + 40 * 2**20),
+    space, vs = check(model, PROPERTIES, budget=Budget(memory=resident_bytes() + 10 * 2**20),
                       keep_edges=False)
     assert not space.complete and space.stopped.startswith("memory budget of")
     assert 0 < space.n_states < 789_661

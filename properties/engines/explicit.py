@@ -42,6 +42,7 @@ from .vectorize import VecModel, VecProperty, columns
 __all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "shortest_trace", "GraphTooLarge"]
 
 _CHUNK = 1 << 16          # rows expanded at once per instance (bounds the temporaries)
+_FRONTIER_CHUNK = 1 << 18  # frontier states decoded and expanded at once
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,15 @@ class StateSpace:
     every enabled instance in every state (self-loops and parallel instances included),
     ``self_loops`` those that leave the state unchanged. Under symmetry reduction a state stands
     for its class and the counts are of classes.
+
+    The states are kept packed (:class:`KeyPacker`, 8 bytes a word): ``states`` decodes them all
+    on first use, ``state(i)`` one. Without symmetry a state's row is its key; with it the row is
+    kept apart (``row_keys``), since the key is its class's.
     """
 
     model: Model
     symmetry: bool
     complete: bool
-    states: np.ndarray
     parent: np.ndarray
     via: np.ndarray
     depth: np.ndarray
@@ -116,13 +120,35 @@ class StateSpace:
     checked: tuple[str, ...] = ()
     found: dict[str, Finding] = field(default_factory=dict)
     stopped: str = ""              # why an incomplete search stopped ("" when complete)
-    keys: np.ndarray | None = field(default=None, repr=False)
-    _order: np.ndarray | None = field(default=None, repr=False)
+    sorted_keys: np.ndarray | None = field(default=None, repr=False)  # deduplication keys, sorted
+    order: np.ndarray | None = field(default=None, repr=False)        # the state id of each sorted key
+    row_keys: np.ndarray | None = field(default=None, repr=False)     # packed rows by id (symmetry only)
+    _states: np.ndarray | None = field(default=None, repr=False)
 
     # --- sizes ---------------------------------------------------------------------------------
     @property
     def n_states(self) -> int:
-        return int(self.states.shape[0])
+        return int(self.parent.shape[0])
+
+    @property
+    def states(self) -> np.ndarray:
+        """Every state, one row each (``n_states x width``, ``int8``), decoded on first use."""
+        if self._states is None:
+            width = self.model.schema.width
+            packer, _ = _packing(self.model, False)
+            out = np.empty((self.n_states, width), np.int8)
+            rows = self._row_keys()
+            for lo in range(0, self.n_states, _FRONTIER_CHUNK):
+                out[lo:lo + _FRONTIER_CHUNK] = packer.unpack(rows[lo:lo + _FRONTIER_CHUNK], width).T
+            object.__setattr__(self, "_states", out)
+        return self._states
+
+    def _row_keys(self) -> np.ndarray:
+        if self.row_keys is None:   # no symmetry: the row of each id is its key
+            by_id = np.empty_like(self.sorted_keys)
+            by_id[self.order] = self.sorted_keys
+            object.__setattr__(self, "row_keys", by_id)
+        return self.row_keys
 
     @property
     def n_edges(self) -> int:
@@ -141,7 +167,11 @@ class StateSpace:
     # --- states and traces ---------------------------------------------------------------------
     def state(self, i: int) -> tuple:
         """State ``i`` as a model state tuple (booleans as ``bool``)."""
-        row = self.states[i]
+        if self._states is not None:
+            row = self._states[i]
+        else:
+            packer, _ = _packing(self.model, False)
+            row = packer.unpack(self._row_keys()[i:i + 1], self.model.schema.width)[:, 0]
         return tuple(bool(v) if s.sort == "bool" else int(v) for v, s in zip(row, self.model.schema.specs))
 
     def path_to(self, i: int) -> list[int]:
@@ -170,19 +200,17 @@ class StateSpace:
 
     def lookup(self, states: Sequence[Sequence[Any]]) -> np.ndarray:
         """The ids of many states at once (-1 for a state the search did not reach)."""
-        if self.keys is None:
+        if self.sorted_keys is None:
             raise ValueError("this state space was built without keys")
         if not len(states):
             return np.zeros(0, np.int64)
         block = np.array([[int(v) for v in s] for s in states], dtype=np.int8).T
         keys = _keys_of(self.model, block, self.symmetry)
-        if self._order is None:   # a lazily built index, not part of the value
-            object.__setattr__(self, "_order", np.argsort(self.keys, kind="stable"))
-        sorted_keys = self.keys[self._order]
+        sorted_keys = self.sorted_keys
         pos = np.searchsorted(sorted_keys, keys)
         pos[pos >= len(sorted_keys)] = 0
         hit = sorted_keys[pos] == keys
-        return np.where(hit, self._order[pos], -1).astype(np.int64)
+        return np.where(hit, self.order[pos], -1).astype(np.int64)
 
     # --- the networkx graph --------------------------------------------------------------------
     def to_networkx(self, max_edges: int | None = 2_000_000, nodes: Iterable[int] | None = None,
@@ -277,6 +305,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
               if spec.sort == "int"}
     found: dict[str, Finding] = {}
 
+    def row_keys_of(block: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return packer.pack(block) if sym is not None else keys
+
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
     if sym is not None:
@@ -288,19 +319,21 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     n_roots = init.shape[1]
     _check_states(model, state_props, init, 0, found)
 
-    blocks = [init]
-    key_parts = [init_key]
+    # What is kept per state: its key in the sorted index (8 bytes a word) and its id there (4),
+    # parent (4), instance (2) and depth (2); with symmetry also its own packed row (8). Rows
+    # are decoded a frontier chunk at a time.
+    row_key_parts = [row_keys_of(init, init_key)] if sym is not None else None
     parents = [np.full(n_roots, -1, np.int32)]
-    vias = [np.full(n_roots, -1, np.int32)]
-    depths = [np.zeros(n_roots, np.int32)]
+    vias = [np.full(n_roots, -1, np.int16)]
+    depths = [np.zeros(n_roots, np.int16)]
     e_src: list[np.ndarray] = []
     e_dst: list[np.ndarray] = []
     e_inst: list[np.ndarray] = []
     e_ret: list[np.ndarray] = []
     order0 = np.argsort(init_key, kind="stable")
     seen_sorted = init_key[order0]
-    seen_ids = np.arange(n_roots, dtype=np.int64)[order0]
-    frontier, frontier_keys, base = init, init_key, 0
+    seen_ids = np.arange(n_roots, dtype=np.int32)[order0]
+    frontier_rows, frontier_keys, base = row_keys_of(init, init_key), init_key, 0
     n_total, transitions, self_loops, level = n_roots, 0, 0, 0
     complete = True
 
@@ -326,13 +359,11 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             stopped = over_time_or_memory()
         return bool(stopped)
 
-    while frontier.shape[1]:
+    while len(frontier_keys):
         if out_of_budget():
             complete = False
             break
         level += 1
-        n = frontier.shape[1]
-        C = columns(model, frontier)
         cand_keys, cand_rows, cand_parent, cand_via = [], [], [], []
         lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
         cut = False
@@ -346,89 +377,107 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             _, first = np.unique(ck, return_index=True)
             first.sort()
             cand_keys[:] = [ck[first]]
-            cand_rows[:] = [np.concatenate(cand_rows, axis=1)[:, first]]
+            if sym is not None:
+                cand_rows[:] = [np.concatenate(cand_rows)[first]]
             cand_parent[:] = [np.concatenate(cand_parent)[first]]
             cand_via[:] = [np.concatenate(cand_via)[first]]
             return len(first)
-        for st in vm.steps:
-            g = st.guard(C)
-            idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
-            for lo in range(0, len(idx_all), _CHUNK):
-                idx = idx_all[lo:lo + _CHUNK]
-                m = len(idx)
-                pre = frontier[:, idx]
-                Cs = columns(model, pre)
-                for c in st.checks:
-                    if c.id in found:
+        for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
+            frontier = packer.unpack(frontier_rows[f_lo:f_lo + _FRONTIER_CHUNK], width)
+            f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
+            f_base = base + f_lo
+            n = frontier.shape[1]
+            C = columns(model, frontier)
+            for st in vm.steps:
+                g = st.guard(C)
+                idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
+                for lo in range(0, len(idx_all), _CHUNK):
+                    idx = idx_all[lo:lo + _CHUNK]
+                    m = len(idx)
+                    pre = frontier[:, idx]
+                    Cs = columns(model, pre)
+                    for c in st.checks:
+                        if c.id in found:
+                            continue
+                        hit = np.broadcast_to(np.asarray(c.fn(Cs)) == c.fires_when, (m,))
+                        if hit.any():
+                            found[c.id] = Finding(f_base + int(idx[int(np.argmax(hit))]), st.index)
+                    ret, changes = st.apply(Cs)
+                    transitions += m
+                    if not changes:
+                        self_loops += m
                         continue
-                    hit = np.broadcast_to(np.asarray(c.fn(Cs)) == c.fires_when, (m,))
-                    if hit.any():
-                        found[c.id] = Finding(base + int(idx[int(np.argmax(hit))]), st.index)
-                ret, changes = st.apply(Cs)
-                transitions += m
-                if not changes:
-                    self_loops += m
-                    continue
-                post = pre.copy()
-                for k, col in changes:
-                    if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
-                        raise AssertionError(            # the packed keys would alias: a model bug
-                            f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
-                            f"outside [0, {int_hi[k]}]")
-                    post[k] = col
-                keys = _keys_of(model, post, symmetry)
-                move = np.flatnonzero(keys != frontier_keys[idx])
-                self_loops += m - len(move)
-                if not len(move):
-                    continue
-                idx, keys, post = idx[move], keys[move], post[:, move]
-                if keep_edges:
-                    lv_src.append((base + idx).astype(np.int32))
-                    lv_dkey.append(keys)
-                    lv_inst.append(np.full(len(move), st.index, np.int16))
-                    lv_ret.append(np.broadcast_to(np.asarray(ret, dtype=np.int16), (m,))[move])
-                pos = np.searchsorted(seen_sorted, keys)
-                pos[pos >= len(seen_sorted)] = 0
-                new = np.flatnonzero(seen_sorted[pos] != keys)
-                if len(new):
-                    _, first = np.unique(keys[new], return_index=True)
-                    new = new[np.sort(first)]          # one candidate per new state and chunk
-                    cand_keys.append(keys[new])
-                    cand_rows.append(post[:, new])
-                    cand_parent.append((base + idx[new]).astype(np.int32))
-                    cand_via.append(np.full(len(new), st.index, np.int32))
-                    n_cand += len(new)
-                    if n_cand > 2 * n_kept + _CHUNK:
-                        n_kept = n_cand = compact()
-            why = over_time_or_memory()
-            if why:
-                stopped = why
-                cut = True
+                    post = pre.copy()
+                    for k, col in changes:
+                        if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
+                            raise AssertionError(            # the packed keys would alias: a model bug
+                                f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
+                                f"outside [0, {int_hi[k]}]")
+                        post[k] = col
+                    keys = _keys_of(model, post, symmetry)
+                    move = np.flatnonzero(keys != f_keys[idx])
+                    self_loops += m - len(move)
+                    if not len(move):
+                        continue
+                    idx, keys, post = idx[move], keys[move], post[:, move]
+                    if keep_edges:
+                        lv_src.append((f_base + idx).astype(np.int32))
+                        lv_dkey.append(keys)
+                        lv_inst.append(np.full(len(move), st.index, np.int16))
+                        lv_ret.append(np.broadcast_to(np.asarray(ret, dtype=np.int16), (m,))[move])
+                    pos = np.searchsorted(seen_sorted, keys)
+                    pos[pos >= len(seen_sorted)] = 0
+                    new = np.flatnonzero(seen_sorted[pos] != keys)
+                    if len(new):
+                        _, first = np.unique(keys[new], return_index=True)
+                        new = new[np.sort(first)]          # one candidate per new state and chunk
+                        cand_keys.append(keys[new])
+                        if sym is not None:
+                            cand_rows.append(packer.pack(post[:, new]))
+                        cand_parent.append((f_base + idx[new]).astype(np.int32))
+                        cand_via.append(np.full(len(new), st.index, np.int16))
+                        n_cand += len(new)
+                        if n_cand > 2 * n_kept + _CHUNK:
+                            n_kept = n_cand = compact()
+                why = over_time_or_memory()
+                if why:
+                    stopped = why
+                    cut = True
+                    break
+            if cut:
                 break
+        C = frontier = None
         if cut:
             complete = False
         # the level's new states, in order of first discovery
+        first_new = n_total
         if cand_keys:
             ck = np.concatenate(cand_keys)
-            uk, first = np.unique(ck, return_index=True)
-            first.sort()
+            uk, first = np.unique(ck, return_index=True)      # uk: the new keys, sorted
+            disc = np.argsort(first, kind="stable")           # sorted position -> discovery rank
+            first = first[disc]
             new_keys = ck[first]
-            new_block = np.concatenate(cand_rows, axis=1)[:, first]
+            new_rows = np.concatenate(cand_rows)[first] if sym is not None else new_keys
             new_parent = np.concatenate(cand_parent)[first]
             new_via = np.concatenate(cand_via)[first]
+            del ck
+            rank = np.empty(len(disc), np.int32)
+            rank[disc] = np.arange(len(disc), dtype=np.int32)
+            at = np.searchsorted(seen_sorted, uk)
+            seen_sorted = np.insert(seen_sorted, at, uk)
+            seen_ids = np.insert(seen_ids, at, first_new + rank)
+            del uk, rank, at
         else:
-            new_keys = init_key[:0]
-            new_block = np.zeros((width, 0), np.int8)
-            new_parent = new_via = np.zeros(0, np.int32)
-        if sym is not None and len(new_keys):
-            sym.check_free_slots(new_block)
-        first_new = n_total
-        _check_states(model, state_props, new_block, first_new, found)
-        ids = np.arange(first_new, first_new + len(new_keys), dtype=np.int64)
-        all_keys = np.concatenate([seen_sorted, new_keys])
-        all_ids = np.concatenate([seen_ids, ids])
-        order = np.argsort(all_keys, kind="stable")
-        seen_sorted, seen_ids = all_keys[order], all_ids[order]
+            new_keys = new_rows = init_key[:0]
+            new_parent = np.zeros(0, np.int32)
+            new_via = np.zeros(0, np.int16)
+        cand_keys = cand_rows = cand_parent = cand_via = None
+        for lo in range(0, len(new_keys), _FRONTIER_CHUNK):
+            block = packer.unpack(new_rows[lo:lo + _FRONTIER_CHUNK], width)
+            if sym is not None:
+                sym.check_free_slots(block)
+            _check_states(model, state_props, block, first_new + lo, found)
+        block = None
         if keep_edges and lv_src:
             # each chunk's destinations become ids, then one edge per distinct pair of the level
             dst_parts = []
@@ -449,21 +498,21 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             e_dst.append(dst[keep])
             e_inst.append(np.concatenate(lv_inst)[keep])
             e_ret.append(np.concatenate(lv_ret)[keep])
-        blocks.append(new_block)
-        key_parts.append(new_keys)
+        if row_key_parts is not None:
+            row_key_parts.append(new_rows)
         parents.append(new_parent)
         vias.append(new_via)
-        depths.append(np.full(len(new_keys), level, np.int32))
+        depths.append(np.full(len(new_keys), level, np.int16))
         base = first_new
         n_total += len(new_keys)
-        frontier, frontier_keys = new_block, new_keys
+        frontier_rows, frontier_keys = new_rows, new_keys
         if progress:
             progress(f"explicit: {model.policy.name} {model.scope.name}: depth {level}, "
                      f"{n_total} states, {transitions} transitions, {time.monotonic() - started:.1f} s")
         if cut:
             break
         if stop_ids and stop_ids <= set(found):
-            complete = not frontier.shape[1]
+            complete = not len(frontier_keys)
             if not complete:
                 stopped = "every property asked for was found"
             break
@@ -471,23 +520,15 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
-    # one state per row, filled block by block and each block let go once copied, so that the
-    # states are held at most once and a block over while they are turned around
-    states = np.empty((sum(b.shape[1] for b in blocks), width), np.int8)
-    at = 0
-    for i, b in enumerate(blocks):
-        states[at:at + b.shape[1]] = b.T
-        at += b.shape[1]
-        blocks[i] = None
-    frontier = new_block = b = None  # noqa: F841 - drop the last references to the blocks
+    frontier_rows = frontier_keys = new_rows = new_keys = None  # noqa: F841
     return StateSpace(
         model=model, symmetry=symmetry, complete=complete,
-        states=states,
-        parent=cat(parents, np.int32), via=cat(vias, np.int32), depth=cat(depths, np.int32),
+        parent=cat(parents, np.int32), via=cat(vias, np.int16), depth=cat(depths, np.int16),
         edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
         seconds=time.monotonic() - started, checked=tuple(p.id for p in mon.props), found=found,
-        keys=np.concatenate(key_parts), stopped="" if complete else stopped)
+        stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
+        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None)
 
 
 def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,

@@ -85,6 +85,20 @@ class KeyPacker:
             out[f"w{i}"] = acc
         return out
 
+    def unpack(self, keys: np.ndarray, width: int) -> np.ndarray:
+        """The block (``width x n``, ``int8``) whose :meth:`pack` is ``keys``: the explicit engine
+        keeps states as keys (8 bytes a word) and decodes a frontier chunk when it expands it."""
+        n = keys.shape[0]
+        out = np.zeros((width, n), np.int8)
+        for i, word in enumerate(self.words):
+            acc = (keys if len(self.words) == 1 else keys[f"w{i}"]).astype(np.uint64, copy=True)
+            for k, mult in reversed(word):           # largest multiplier first
+                m = np.uint64(mult)
+                v = acc // m
+                out[k] = v
+                acc -= v * m
+        return out
+
 
 class Symmetry:
     """Canonical keys of blocks of states for one schema (see the module docstring)."""
