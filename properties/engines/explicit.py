@@ -394,8 +394,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                 for lo in range(0, len(idx_all), _CHUNK):
                     idx = idx_all[lo:lo + _CHUNK]
                     m = len(idx)
-                    pre = frontier[:, idx]
-                    Cs = columns(model, pre)
+                    Cs = columns(model, frontier, idx)
                     for c in st.checks:
                         if c.id in found:
                             continue
@@ -407,19 +406,29 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     if not changes:
                         self_loops += m
                         continue
-                    post = pre.copy()
                     for k, col in changes:
                         if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
                             raise AssertionError(            # the packed keys would alias: a model bug
                                 f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
                                 f"outside [0, {int_hi[k]}]")
-                        post[k] = col
-                    keys = _keys_of(model, post, symmetry)
+                    if sym is None:
+                        # no row is built: a successor's key is its state's plus the changed fields'
+                        post = None
+                        keys = f_keys[idx]
+                        for k, col in changes:
+                            packer.update(keys, k, Cs[k], col)
+                    else:
+                        post = frontier[:, idx]
+                        for k, col in changes:
+                            post[k] = col
+                        keys = sym.canonical(post)
                     move = np.flatnonzero(keys != f_keys[idx])
                     self_loops += m - len(move)
                     if not len(move):
                         continue
-                    idx, keys, post = idx[move], keys[move], post[:, move]
+                    idx, keys = idx[move], keys[move]
+                    if post is not None:
+                        post = post[:, move]
                     if keep_edges:
                         lv_src.append((f_base + idx).astype(np.int32))
                         lv_dkey.append(keys)

@@ -36,6 +36,7 @@ under random permutations and that successors commute with them.
 from __future__ import annotations
 
 from itertools import permutations
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,21 @@ class KeyPacker:
         self.words.reverse()
         self.dtype = (np.dtype(np.uint64) if len(self.words) == 1 else
                       np.dtype([(f"w{i}", np.uint64) for i in range(len(self.words))]))
+        # field -> (word, multiplier), for updating keys in place
+        self.place = {k: (i, np.uint64(mult)) for i, word in enumerate(self.words) for k, mult in word}
+
+    def update(self, keys: np.ndarray, k: int, old: Any, new: Any) -> None:
+        """Add to ``keys`` (in place) the change of field ``k`` from ``old`` to ``new``: a step
+        changes a few fields, so its successors' keys are its states' keys plus a few terms
+        (unsigned arithmetic wraps, and the result is in range because the new value is)."""
+        if k not in self.place:
+            return                                   # a field whose only value is 0
+        i, mult = self.place[k]
+        delta = (np.asarray(new, np.int64) - np.asarray(old, np.int64)).astype(np.uint64) * mult
+        if len(self.words) == 1:
+            keys += delta
+        else:
+            keys[f"w{i}"] += delta
 
     def pack(self, block: np.ndarray) -> np.ndarray:
         n = block.shape[1]

@@ -28,7 +28,7 @@ from model.terms import FALSE, Term, postorder, substitute
 
 from ..registry import Property
 
-__all__ = ["VecStep", "VecCheck", "VecModel", "VecProperty", "columns"]
+__all__ = ["VecStep", "VecCheck", "VecModel", "VecProperty", "Columns", "columns"]
 
 _NP: dict[str, Callable[..., str]] = {
     "not": lambda a: f"(~{a})",
@@ -67,13 +67,30 @@ def _compile(name: str, params: str, lines: list[str], ret: str) -> Callable[...
     return ns[name]
 
 
-def columns(model: Model, block: np.ndarray) -> list[np.ndarray]:
-    """The columns of a block of states (``block`` is ``width x n``, one row per field)."""
-    out = []
-    for k, spec in enumerate(model.schema.specs):
-        row = block[k]
-        out.append(row.view(np.bool_) if spec.sort == "bool" else row.astype(np.int16))
-    return out
+class Columns:
+    """The columns of a block of states (``block`` is ``width x n``, one row per field), or of the
+    states ``idx`` of it, each converted when first read (``C[k]``): a guard or an update reads a
+    few fields, so most are never gathered or converted."""
+
+    __slots__ = ("block", "idx", "is_bool", "cache")
+
+    def __init__(self, block: np.ndarray, is_bool: Sequence[bool], idx: np.ndarray | None = None) -> None:
+        self.block = block
+        self.idx = idx
+        self.is_bool = is_bool
+        self.cache: list[Any] = [None] * len(is_bool)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        c = self.cache[k]
+        if c is None:
+            row = self.block[k] if self.idx is None else self.block[k, self.idx]
+            c = self.cache[k] = row.view(np.bool_) if self.is_bool[k] else row.astype(np.int16)
+        return c
+
+
+def columns(model: Model, block: np.ndarray, idx: np.ndarray | None = None) -> Columns:
+    """The columns of a block of states (of its states ``idx``), read lazily (:class:`Columns`)."""
+    return Columns(block, [spec.sort == "bool" for spec in model.schema.specs], idx)
 
 
 @dataclass(frozen=True)
