@@ -196,16 +196,27 @@ class Symmetry:
                 for s, r in enumerate(refs):
                     out[r] = np.where(block[live[s]] != 0, lut[block[r]], block[r])
         for _, rows, _, _ in self.tables:
-            if len(rows) < 2:
+            ns = len(rows)
+            if ns < 2:
                 continue
-            slots = np.stack([out[r] for r in rows])          # nslots x fields x n
-            codes = np.zeros((len(rows), block.shape[1]), np.int64)
-            for j in range(slots.shape[1]):
-                codes = codes * 16 + slots[:, j, :]
-            order = np.argsort(-codes, axis=0, kind="stable")  # used slots first
-            sorted_slots = np.take_along_axis(slots, order[:, None, :], axis=0)
-            for s, r in enumerate(rows):
-                out[r] = sorted_slots[s]
+            # each slot's contents as one code; slots sorted by descending code (used slots first)
+            # with a bubble network of compare-exchanges (tables have two or three slots)
+            slots = [out[r] for r in rows]                    # per slot: fields x n
+            codes = []
+            for v in slots:
+                c = np.zeros(block.shape[1], np.int64)
+                for j in range(v.shape[0]):
+                    c = c * 16 + v[j]
+                codes.append(c)
+            for i in range(ns - 1):
+                for j in range(ns - 1 - i):
+                    swap = codes[j] < codes[j + 1]
+                    if swap.any():
+                        codes[j], codes[j + 1] = np.where(swap, codes[j + 1], codes[j]), np.where(swap, codes[j], codes[j + 1])
+                        slots[j], slots[j + 1] = (np.where(swap, slots[j + 1], slots[j]),
+                                                  np.where(swap, slots[j], slots[j + 1]))
+            for v, r in zip(slots, rows):
+                out[r] = v
         return out
 
 
