@@ -222,7 +222,7 @@ def cross_engine(policy: str, scope: Any = "tiny", examples: int = 300, steps: i
 
     model = Model(CATALOG[policy] if isinstance(policy, str) else policy, scope)
     t = time.perf_counter()
-    space, ev = check(model, PROPERTIES, budget=Budget(depth=bound))
+    space, ev = check(model, PROPERTIES, budget=Budget(depth=bound), keep_edges=False)
     te = time.perf_counter() - t
     t = time.perf_counter()
     hv = run_hypothesis(model, PROPERTIES, examples=examples, seed=seed, steps=steps)

@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["add_parser", "cmd_explore"]
 
-_DEFAULT_MAX_STATES = 12_000_000   # about 1 KB per state at the peak, edges kept (docs/explicit.md)
+_DEFAULT_MAX_STATES = 20_000_000   # about 1 KB per state at the peak with edges kept (docs/explicit.md): every tiny graph
 
 
 def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
