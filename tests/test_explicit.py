@@ -336,12 +336,12 @@ def test_pinned_counts_of_whole_tiny(policy):
         assert b.complete and (b.n_states, b.transitions) == reduced
 
 
-# the one catalog policy whose whole small graph is enumerated here (10 and 12 minutes)
+# the one catalog policy whose whole small graph is enumerated here (both searches: 16 minutes)
 PINNED_SMALL = {"i915": ((40819861, 3976406706), (16995880, 1653578154))}
 
 
 @pytest.mark.skipif(not os.environ.get("DMABUF_SLOW_TESTS"),
-                    reason="the whole small graph of i915 takes over 20 minutes; set DMABUF_SLOW_TESTS=1")
+                    reason="the whole small graph of i915 takes about 16 minutes; set DMABUF_SLOW_TESTS=1")
 @pytest.mark.parametrize("policy", sorted(PINNED_SMALL))
 def test_pinned_counts_of_whole_small(policy):
     plain, reduced = PINNED_SMALL[policy]
