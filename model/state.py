@@ -171,6 +171,7 @@ class Schema:
         self.width = len(self.names)
         self.spec_by_group = {s.name: s for s in FIELDS}
         self.bounds = [(0, s.hi(scope)) for s in self.specs]
+        self.is_bool = [s.sort == "bool" for s in self.specs]
         self.init: tuple = tuple(bool(s.init) if s.sort == "bool" else int(s.init) for s in self.specs)
 
     def _nest(self, group: str, leaf: Callable[[str], Any]) -> Any:

@@ -305,9 +305,6 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
               if spec.sort == "int"}
     found: dict[str, Finding] = {}
 
-    def row_keys_of(block: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        return packer.pack(block) if sym is not None else keys
-
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
     if sym is not None:
@@ -318,11 +315,12 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     init, init_key = init[:, first_root], init_key[first_root]
     n_roots = init.shape[1]
     _check_states(model, state_props, init, 0, found)
+    init_rows = packer.pack(init) if sym is not None else init_key   # without symmetry, row = key
 
     # What is kept per state: its key in the sorted index (8 bytes a word) and its id there (4),
     # parent (4), instance (2) and depth (2); with symmetry also its own packed row (8). Rows
     # are decoded a frontier chunk at a time.
-    row_key_parts = [row_keys_of(init, init_key)] if sym is not None else None
+    row_key_parts = [init_rows] if sym is not None else None
     parents = [np.full(n_roots, -1, np.int32)]
     vias = [np.full(n_roots, -1, np.int16)]
     depths = [np.zeros(n_roots, np.int16)]
@@ -333,7 +331,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     order0 = np.argsort(init_key, kind="stable")
     seen_sorted = init_key[order0]
     seen_ids = np.arange(n_roots, dtype=np.int32)[order0]
-    frontier_rows, frontier_keys, base = row_keys_of(init, init_key), init_key, 0
+    frontier_rows, frontier_keys, base = init_rows, init_key, 0
     n_total, transitions, self_loops, level = n_roots, 0, 0, 0
     complete = True
 
@@ -411,10 +409,11 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                             raise AssertionError(            # the packed keys would alias: a model bug
                                 f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
                                 f"outside [0, {int_hi[k]}]")
+                    pre_keys = f_keys[idx]
                     if sym is None:
                         # no row is built: a successor's key is its state's plus the changed fields'
                         post = None
-                        keys = f_keys[idx]
+                        keys = pre_keys.copy()
                         for k, col in changes:
                             packer.update(keys, k, Cs[k], col)
                     else:
@@ -422,7 +421,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                         for k, col in changes:
                             post[k] = col
                         keys = sym.canonical(post)
-                    move = np.flatnonzero(keys != f_keys[idx])
+                    move = np.flatnonzero(keys != pre_keys)
                     self_loops += m - len(move)
                     if not len(move):
                         continue

@@ -212,9 +212,8 @@ class Symmetry:
                 for j in range(ns - 1 - i):
                     swap = codes[j] < codes[j + 1]
                     if swap.any():
-                        codes[j], codes[j + 1] = np.where(swap, codes[j + 1], codes[j]), np.where(swap, codes[j], codes[j + 1])
-                        slots[j], slots[j + 1] = (np.where(swap, slots[j + 1], slots[j]),
-                                                  np.where(swap, slots[j], slots[j + 1]))
+                        for xs in (codes, slots):
+                            xs[j], xs[j + 1] = np.where(swap, xs[j + 1], xs[j]), np.where(swap, xs[j], xs[j + 1])
             for v, r in zip(slots, rows):
                 out[r] = v
         return out

@@ -90,7 +90,7 @@ class Columns:
 
 def columns(model: Model, block: np.ndarray, idx: np.ndarray | None = None) -> Columns:
     """The columns of a block of states (of its states ``idx``), read lazily (:class:`Columns`)."""
-    return Columns(block, [spec.sort == "bool" for spec in model.schema.specs], idx)
+    return Columns(block, model.schema.is_bool, idx)
 
 
 @dataclass(frozen=True)
