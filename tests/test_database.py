@@ -22,10 +22,10 @@ from properties.engines.hypothesis_engine import run_hypothesis
 
 ROOT = Path(__file__).resolve().parents[1]
 # A violation that a fresh run finds only after a few dozen examples.
-POLICY, PROP = "broken-zap-without-own-file", "P-ZAP-ALL"
+POLICY, PROP = "broken-begin-ignores-direction", "P-BEGIN-COHERENT"
 
 
-def zap_run(spec: str | None):
+def first_run(spec: str | None):
     db = open_database(spec) if spec is not None else None
     vs = run_hypothesis(Model(CATALOG[POLICY], SCOPES["tiny"]), PROPERTIES, examples=40, seed=1, steps=20,
                         max_rounds=1, database=db)
@@ -78,15 +78,15 @@ def test_the_database_environment_variable_is_the_default(monkeypatch, capsys):
 
 def test_directory_database_replays_a_counterexample_first(tmp_path):
     spec = str(tmp_path / "db")
-    fresh = zap_run(spec)
+    fresh = first_run(spec)
     assert fresh.verdict == "violated" and fresh.evidence["found_after"] >= 10
     assert "replayed" not in fresh.evidence
     assert any((tmp_path / "db").rglob("*"))
-    again = zap_run(spec)
+    again = first_run(spec)
     assert again.verdict == "violated" and again.evidence["replayed"] is True
     assert again.evidence["found_after"] <= 3 < fresh.evidence["found_after"]
     # without a database the run is the one a fresh database gives: replay adds, never changes
-    plain = zap_run(None)
+    plain = first_run(None)
     assert plain.evidence["found_after"] == fresh.evidence["found_after"] and plain.trace == fresh.trace
 
 
@@ -132,8 +132,8 @@ def test_redis_database_is_shared_between_processes(redis_url):
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
-        from test_database import zap_run
-        v = zap_run({url!r})
+        from test_database import first_run
+        v = first_run({url!r})
         print(v.verdict, v.evidence["found_after"])
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -143,6 +143,6 @@ def test_redis_database_is_shared_between_processes(redis_url):
     keys = client.keys(b"*dmabuf-check/v4.11/tiny/" + POLICY.encode() + b"/*")
     assert keys and all(client.scard(k) >= 1 for k in keys)
     # ... and this one replays it first
-    again = zap_run(url)
+    again = first_run(url)
     assert again.verdict == "violated" and again.evidence["replayed"] is True
     assert again.evidence["found_after"] <= 3
