@@ -67,6 +67,16 @@ def test_compare_engines_reports_each_kind_of_disagreement():
     assert ok == [] and rows[0]["ratio"] == 1.0
 
 
+# What Hypothesis, at the campaign's budget (300 x 30, seed 1), misses on tiny of what the explicit
+# engine finds: rare 8-step stale reads and omapdrm's 7-step kmap failure (docs/explicit.md,
+# "Three engines agree"). Expected results are data, failures included.
+HYPOTHESIS_MISSES = {
+    "broken-zap-anon-file": {"P-DIRECTION-UB"}, "i915": {"P-DIRECTION-UB"},
+    "mutant-vmap-no-refcount": {"P-DIRECTION-UB"}, "reference": {"P-DIRECTION-UB"},
+    "udmabuf": {"P-DIRECTION-UB"}, "omapdrm": {"P-KMAP-SUCCEEDS"},
+}
+
+
 @pytest.mark.skipif(not os.environ.get("DMABUF_SLOW_TESTS"),
                     reason="the whole catalog on tiny takes tens of minutes; set DMABUF_SLOW_TESTS=1")
 @needs_z3_engine
@@ -74,7 +84,12 @@ def test_compare_engines_reports_each_kind_of_disagreement():
 def test_three_engines_agree_on_tiny(policy):
     r = cross_engine(policy, "tiny", depth=6)
     assert r["complete"]
-    assert r["disagreements"] == []
+    prefix = f"{policy}: "
+    missed = {d[len(prefix):].split(" ")[0] for d in r["disagreements"]
+              if d.startswith(prefix) and ": hypothesis misses it" in d}
+    others = [d for d in r["disagreements"] if ": hypothesis misses it" not in d]
+    assert others == []
+    assert missed == HYPOTHESIS_MISSES.get(policy, set())
 
 
 # --- coverage of a Hypothesis campaign (properties.coverage) -----------------------------------

@@ -336,20 +336,25 @@ def test_pinned_counts_of_whole_tiny(policy):
         assert b.complete and (b.n_states, b.transitions) == reduced
 
 
-# the one catalog policy whose whole small graph is enumerated here (both searches: 16 minutes)
-PINNED_SMALL = {"i915": ((40819861, 3976406706), (16995880, 1653578154))}
+# the catalog policies whose whole small graph is enumerated (states, transitions), without and
+# with symmetry reduction (None: not run); docs/explicit.md has the times (vgem 11 s, system-heap
+# 86 s, i915 16 minutes for both searches)
+PINNED_SMALL = {"i915": ((40819861, 3976406706), (16995880, 1653578154)),
+                "vgem": ((1534177, 149864979), None),
+                "system-heap": ((8071489, 789030066), None)}
 
 
 @pytest.mark.skipif(not os.environ.get("DMABUF_SLOW_TESTS"),
-                    reason="the whole small graph of i915 takes about 16 minutes; set DMABUF_SLOW_TESTS=1")
+                    reason="whole small graphs take up to 16 minutes each; set DMABUF_SLOW_TESTS=1")
 @pytest.mark.parametrize("policy", sorted(PINNED_SMALL))
 def test_pinned_counts_of_whole_small(policy):
     plain, reduced = PINNED_SMALL[policy]
     model = Model(CATALOG[policy], "small")
     a = explore(model, keep_edges=False)
     assert a.complete and (a.n_states, a.transitions) == plain
-    b = explore(model, symmetry=True, keep_edges=False)
-    assert b.complete and (b.n_states, b.transitions) == reduced
+    if reduced is not None:
+        b = explore(model, symmetry=True, keep_edges=False)
+        assert b.complete and (b.n_states, b.transitions) == reduced
 
 
 def test_unused_helpers_are_deterministic():
