@@ -22,7 +22,7 @@ from properties.engines.hypothesis_engine import run_hypothesis
 
 ROOT = Path(__file__).resolve().parents[1]
 # A violation that a fresh run finds only after a few dozen examples.
-POLICY, PROP = "mutant-no-size-check", "P-MMAP-SIZE-CHECK"
+POLICY, PROP = "broken-zap-without-own-file", "P-ZAP-ALL"
 
 
 def first_run(spec: str | None):
