@@ -327,8 +327,13 @@ _SLOW = pytest.mark.skipif(not os.environ.get("DMABUF_SLOW_TESTS"),
 
 @pytest.mark.parametrize("policy", ["i915", "omapdrm", pytest.param("reference", marks=_SLOW)])
 def test_pinned_counts_of_whole_tiny(policy):
-    plain, reduced = PINNED_TINY[policy]
-    model = Model(CATALOG[policy], "tiny")
+    _assert_whole_counts(policy, "tiny", *PINNED_TINY[policy])
+
+
+def _assert_whole_counts(policy, scope, plain, reduced):
+    """The whole graph's (states, transitions), without and (unless ``reduced`` is None) with
+    symmetry reduction."""
+    model = Model(CATALOG[policy], scope)
     a = explore(model, keep_edges=False)
     assert a.complete and (a.n_states, a.transitions) == plain
     if reduced is not None:
@@ -349,13 +354,7 @@ PINNED_SMALL = {"i915": ((40819861, 3976406706), (16995880, 1653578154)),
                     reason="whole small graphs take up to 90 minutes each; set DMABUF_SLOW_TESTS=1")
 @pytest.mark.parametrize("policy", sorted(PINNED_SMALL))
 def test_pinned_counts_of_whole_small(policy):
-    plain, reduced = PINNED_SMALL[policy]
-    model = Model(CATALOG[policy], "small")
-    a = explore(model, keep_edges=False)
-    assert a.complete and (a.n_states, a.transitions) == plain
-    if reduced is not None:
-        b = explore(model, symmetry=True, keep_edges=False)
-        assert b.complete and (b.n_states, b.transitions) == reduced
+    _assert_whole_counts(policy, "small", *PINNED_SMALL[policy])
 
 
 def test_unused_helpers_are_deterministic():
