@@ -1,10 +1,10 @@
-"""Shards on a Dask distributed cluster (issue 8, "many machines, on an existing engine"):
-``campaign --cluster tcp://SCHEDULER:PORT`` submits each shard (properties.shards.run_shard) to
-the scheduler, which runs it on a worker; the merge is the same as for local workers, so the
+"""Runner tasks on a Dask distributed cluster (issue 8, "many machines, on an existing engine"):
+``campaign --cluster tcp://SCHEDULER:PORT`` submits each task (``properties.runs.runner.run_task``)
+to the scheduler, which runs it on a worker; the merge is the same as for local workers, so the
 report equals a local one for the same seed and budget.
 
 Every worker must import the same dmabuf-check and the same Hypothesis as this process (same
-checkout or the same installed version): a shard's result depends on both. On connecting, each
+checkout or the same installed version): a task's result depends on both. On connecting, each
 worker is asked for a digest of the model/ and properties/ sources and its Hypothesis version, and
 a worker that differs is refused, since its results could not be merged. The example database
 spec is passed to the workers as it is: a directory is then a directory on each worker, so a
@@ -20,9 +20,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from model.scope import Scope
-
-from .shards import Shard, run_shard
+from .runner import Task, run_task
 
 __all__ = ["ClusterError", "DaskWorkers", "identity"]
 
@@ -34,13 +32,14 @@ class ClusterError(RuntimeError):
 @functools.lru_cache(maxsize=1)
 def identity() -> tuple[str, str]:
     """(digest of the model and properties sources, Hypothesis version) of this process, taken
-    once, when the modules a shard runs are imported: a worker started before the checkout
+    once, when the modules a task runs are imported: a worker started before the checkout
     changed keeps the digest of the code it runs, and is refused."""
     import hypothesis
 
-    for name in ("properties.shards", "properties.engines.hypothesis_engine", "properties.database"):
+    for name in ("properties.runs.runner", "properties.shards", "properties.engines.hypothesis_engine",
+                 "properties.database"):
         importlib.import_module(name)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
     for pkg in ("model", "properties"):
         for f in sorted((root / pkg).rglob("*.py")):
@@ -50,10 +49,9 @@ def identity() -> tuple[str, str]:
 
 
 class DaskWorkers:
-    """Submits shards to a Dask scheduler; finished futures are gathered by the campaign."""
+    """Submits tasks to a Dask scheduler; finished futures are gathered by the runner."""
 
-    def __init__(self, address: str, scope: Scope, revision: str, database: str | None,
-                 timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
         parts = urlsplit(address)
         if parts.scheme != "tcp" or not parts.hostname or not parts.port:
             raise ClusterError(f"--cluster {address}: expected tcp://HOST:PORT of a Dask scheduler")
@@ -71,7 +69,6 @@ class DaskWorkers:
         except BaseException:
             self.client.close()
             raise
-        self.args = (scope, revision, database)
         self.results: queue.Queue = queue.Queue()
         self.token = uuid.uuid4().hex[:8]
         self.futures: dict[int, object] = {}
@@ -94,14 +91,19 @@ class DaskWorkers:
                                    f"{mine[0]}, {mine[1]})")
         return sum(threads.values())
 
-    def submit(self, shard: Shard) -> None:
-        fut = self.client.submit(run_shard, shard, *self.args, key=f"dmabuf-check-{self.token}-{shard.index}",
-                                 pure=False)
-        self.futures[shard.index] = fut
-        fut.add_done_callback(lambda f, i=shard.index: self.results.put(_Done(i, f)))
+    def submit(self, task: Task) -> None:
+        fut = self.client.submit(run_task, task, key=f"dmabuf-check-{self.token}-{task.index}", pure=False)
+        self.futures[task.index] = fut
+        fut.add_done_callback(lambda f, i=task.index: self.results.put(_Done(i, f)))
+
+    def get(self, timeout: float):
+        try:
+            return self.results.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def collect(self, done: "_Done"):
-        """The shard's result (raises what the shard raised)."""
+        """The task's result (raises what the task raised)."""
         self.futures.pop(done.index, None)
         return done.future.result()
 
@@ -109,7 +111,7 @@ class DaskWorkers:
         return None
 
     def stop(self, cancel: bool) -> None:
-        """Cancel what is left (a shard already running on a worker finishes there and is
+        """Cancel what is left (a task already running on a worker finishes there and is
         dropped) and disconnect."""
         try:
             if cancel and self.futures:
@@ -119,7 +121,7 @@ class DaskWorkers:
 
 
 class _Done:
-    """A finished Dask future; the campaign's dispatcher gathers its result."""
+    """A finished Dask future; the runner gathers its result."""
 
     def __init__(self, index: int, future) -> None:
         self.index = index
