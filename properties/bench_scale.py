@@ -26,8 +26,10 @@ from pathlib import Path
 from model.catalog import BROKEN, CATALOG
 from model.scope import SCOPES
 
-from .scale import LocalWorkers, _dispatch, run_scaled
-from .shards import lanes, plan
+from .campaign import run_campaign
+from .runs.runner import run
+from .runs.workers import LocalWorkers
+from .shards import plan
 
 __all__ = ["main"]
 
@@ -66,7 +68,7 @@ def speedup(exporters, scope, examples: int, steps: int) -> tuple[list[float], l
     for jobs in (1, 2, 2, 1):
         cores.append(effective_cores())
         t = time.perf_counter()
-        r = run_scaled(exporters, scope, examples=examples, steps=steps, jobs=jobs)
+        r = run_campaign(exporters, scope, examples=examples, steps=steps, jobs=jobs)
         times[jobs].append(time.perf_counter() - t)
         reports[jobs] = [v.to_json() | {"evidence": {}} for v in r.verdicts]
     return times[1], times[2], reports[1] == reports[2], cores
@@ -137,7 +139,7 @@ def dask_overhead(cluster: _LoopbackCluster, exporters, scope, examples: int, st
     local, remote = 0.0, 0.0
     for where in ("local", "dask", "dask", "local"):
         t = time.perf_counter()
-        run_scaled(exporters, scope, examples=examples, steps=steps, jobs=2,
+        run_campaign(exporters, scope, examples=examples, steps=steps, jobs=2,
                    cluster=cluster.address if where == "dask" else None)
         if where == "dask":
             remote += time.perf_counter() - t
@@ -152,7 +154,7 @@ def time_to_find(workers: int, policies, scope, examples: int, steps: int, budge
     found: dict[str, float | None] = {p.name: None for p in policies}
     claims = {p.name: set(p.breaks) for p in policies}
     started = time.monotonic()
-    pool = LocalWorkers(workers, scope, "v4.11", None)
+    pool = LocalWorkers(workers)
 
     def on_result(r, running):
         for v in r.verdicts:
@@ -164,13 +166,8 @@ def time_to_find(workers: int, policies, scope, examples: int, steps: int, budge
         if all(t is not None for t in found.values()):
             raise KeyboardInterrupt  # everything found: stop early
 
-    results: list = []
-    shards = plan(policies, 1, examples, steps, slots=None, max_rounds=1)
-    try:
-        _dispatch(shards, pool, started + budget, len(lanes(policies)), results,
-                  lambda r, n: (on_result(r, n), tick(n)), tick)
-    finally:
-        pool.stop(cancel=True)
+    shards = plan(policies, 1, examples, steps, scope=scope, slots=None, max_rounds=1)
+    run(shards, pool, deadline=started + budget, on_result=lambda r, n: (on_result(r, n), tick(n)), tick=tick)
     return found
 
 

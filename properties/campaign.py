@@ -2,16 +2,20 @@
 traces, the report, and whether every outcome was the expected one.
 
 A campaign passes when every judged verdict is as expected and every claim a policy declares
-broken has at least one violated property citing it. Each exporter is run in its own worker
-process (``jobs``); its result depends only on the seed and the budget, so the report does not
-depend on the number of workers.
+broken has at least one violated property citing it (``properties.judge``). The work is a plan of
+runner tasks (``properties.runs.runner``): with the Hypothesis engine, the shards of
+``properties.shards`` (exporter by property group by seed slot; with a time ``duration``, slot after
+slot until it is spent); with another engine, one task per exporter. The tasks run in this
+process, in ``jobs`` local worker processes, or on a Dask cluster (``properties.runs.cluster``);
+the merge is in plan order, so the report depends on the seed and the budget, not on the number of
+workers. SIGINT and SIGTERM stop the run, and the report of what was found is still written; with a
+duration it is also written every minute (``checkpoint``). Progress goes to ``progress``.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -19,23 +23,20 @@ from model.machine import Model
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from .catalog import PROPERTIES, by_claim
+from .catalog import PROPERTIES
 from .claims import load_claims
-from .engines.hypothesis_engine import run_hypothesis
+from .engines.interface import Budget, Engine
+from .judge import ClaimCheck, claim_checks, mismatches
+from .runs.runner import Task, TaskResult, plan_per_exporter, run
 from .trace import render
 from .verdict import Verdict
 
-__all__ = ["CampaignResult", "ClaimCheck", "run_campaign", "format_table", "write_report", "SCHEMA"]
+__all__ = ["CampaignResult", "ClaimCheck", "run_campaign", "format_table", "write_report", "SCHEMA",
+           "parse_duration", "format_duration", "default_jobs", "CHECKPOINT_SECONDS"]
 
 SCHEMA = "dmabuf-check.report/1"
-
-
-@dataclass(frozen=True)
-class ClaimCheck:
-    exporter: str
-    claim: str
-    found: bool
-    by: tuple[str, ...]
+CHECKPOINT_SECONDS = 60.0
+_PROGRESS_SECONDS = 5.0
 
 
 @dataclass
@@ -54,10 +55,7 @@ class CampaignResult:
 
     @property
     def mismatches(self) -> list[str]:
-        out = [f"{v.exporter}: {v.property} is {v.verdict}, expected {v.expected}"
-               for v in self.verdicts if not v.as_expected]
-        out += [f"{c.exporter}: declares {c.claim} broken, but no property citing it was violated"
-                for c in self.claim_checks if not c.found]
+        out = mismatches(self.verdicts, self.claim_checks)
         if self.interrupted:
             out.append("the campaign was interrupted before every exporter ran")
         return out
@@ -78,67 +76,200 @@ class CampaignResult:
         }
 
 
-def _run_one(policy: ExporterPolicy, scope: Scope, revision: str, examples: int, seed: int,
-             steps: int, engine: str = "hypothesis", depth: int = 8, coverage: bool = False) -> list[Verdict]:
-    model = Model(policy, scope, revision)
-    if engine == "z3":
-        from .engines.z3_engine import run_z3
-        return run_z3(model, PROPERTIES, depth=depth)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``8h``, ``1h30m``, ``90s``, ``2.5h`` or a number of seconds -> seconds."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        total = float(t)
+    elif re.fullmatch(r"(\d+(\.\d+)?[smhd])+", t):
+        total = sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([smhd])", t))
+    else:
+        raise ValueError(f"expected a duration such as 90s, 30m, 8h or 1h30m, got {text!r}")
+    if total <= 0:
+        raise ValueError(f"expected a duration above zero, got {text!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Meter:
+    """Live progress of a run with a duration: examples per second, violations and coverage."""
+
+    def __init__(self, say: Callable[[str], None], duration: float | None, started: float) -> None:
+        self.say, self.duration, self.started = say, duration, started
+        self.last = started
+        self.examples = 0
+        self.violations: set[tuple[str, str]] = set()
+        self.witnesses: dict[tuple[str, str], bool] = {}
+        self.states = 0
+
+    def add(self, r: TaskResult) -> None:
+        self.examples += r.result.summary.get("examples", 0)
+        for v in r.verdicts:
+            if v.kind in ("always", "step") and v.verdict == "violated":
+                self.violations.add((v.exporter, v.property))
+            elif v.kind == "witness":
+                key = (v.exporter, v.property)
+                self.witnesses[key] = self.witnesses.get(key, False) or v.verdict == "holds"
+            self.states = max(self.states, v.evidence.get("states", 0))
+
+    def line(self, done: int, running: int, live_examples: int | None) -> str:
+        elapsed = time.monotonic() - self.started
+        ex = max(self.examples, live_examples or 0)
+        clock = format_duration(elapsed) + (f" of {format_duration(self.duration)}" if self.duration else "")
+        reached = sum(self.witnesses.values())
+        cover = (f", witnesses reached {reached}/{len(self.witnesses)}" if self.witnesses else "")
+        exporters = len({e for e, _ in self.violations})
+        return (f"campaign [{clock}] {done} shards done, {running} running; {ex} examples "
+                f"({ex / max(elapsed, 1e-9):.0f}/s); {len(self.violations)} violations in {exporters} "
+                f"exporters{cover}; up to {self.states} states in a shard")
+
+    def maybe(self, done: int, running: int, live: int | None, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= _PROGRESS_SECONDS:
+            self.last = now
+            self.say(self.line(done, running, live))
+
+
+def _engine_for(name: str, seed: int, coverage: bool, database: str | None) -> Engine:
+    if name == "z3":
+        from .engines.z3_engine import Z3Engine
+        return Z3Engine()
     if coverage:  # also the fraction of the reachable state graph the campaign visited
-        from .coverage import campaign_coverage
-        return campaign_coverage(model, PROPERTIES, examples, seed, steps)[0]
-    return run_hypothesis(model, PROPERTIES, examples=examples, seed=seed, steps=steps)
-
-
-def _claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Scope,
-                  revision: str = "v4.11") -> list[ClaimCheck]:
-    mine = [v for v in verdicts if v.exporter == policy.name and v.verdict == "violated"]
-    out = []
-    for claim in policy.breaks:
-        if claim.startswith("P-"):
-            continue  # a property ID: judged on its own verdict
-        if not any(p.fits(scope) and p.kind in ("always", "step") and revision in p.revisions
-                   for p in by_claim(claim)):
-            continue  # no property citing it can be violated in a scope this small (or at this revision)
-        by = tuple(v.property for v in mine if claim in v.claims and v.kind in ("always", "step"))
-        out.append(ClaimCheck(policy.name, claim, bool(by), by))
-    return out
+        from .coverage import CoverageEngine
+        return CoverageEngine(seed=seed)
+    from .engines.hypothesis_engine import HypothesisEngine
+    return HypothesisEngine(seed=seed, database=database)
 
 
 def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: str = "v4.11",
                  examples: int = 150, seed: int = 1, steps: int = 30, jobs: int = 1,
                  progress: Callable[[str], None] | None = None, engine: str = "hypothesis",
-                 depth: int = 8, coverage: bool = False) -> CampaignResult:
-    """``engine="z3"``: bounded checks to ``depth`` and induction instead of Hypothesis.
-    ``coverage``: measure each Hypothesis run against the explicit engine's reachable graph
-    (properties.coverage; the verdicts' evidence and the table carry the figures)."""
-    result = CampaignResult("campaign", revision, scope, seed, engine, {"examples": examples, "steps": steps}
-                            if engine == "hypothesis" else {"depth": depth}, list(exporters))
-    started = time.monotonic()
+                 depth: int = 8, coverage: bool = False, *, database: str | None = None,
+                 cluster: str | None = None, duration: float | None = None, duration_text: str | None = None,
+                 grouping: str = "all", checkpoint: Callable[[CampaignResult], None] | None = None,
+                 ) -> CampaignResult:
+    """Run a campaign and judge it.
+
+    ``engine``: ``"hypothesis"`` (random exploration with shrinking; ``examples`` x ``steps`` per
+    round, up to six rounds while a declared break or a witness is missing) or ``"z3"`` (bounded
+    checks to ``depth``, then induction). ``coverage``: measure each Hypothesis run against the
+    explicit engine's reachable graph (``properties.coverage``; the evidence and the table carry the
+    figures). With the Hypothesis engine: ``database`` is a ``properties.database`` spec (``None``:
+    none), ``cluster`` a Dask scheduler address, ``duration`` seconds of wall-clock time (slot after
+    slot of shards until it is spent; ``None``: one slot), ``grouping`` how each exporter's
+    properties are cut into shards, and ``checkpoint`` is called with the result so far every minute
+    of a run with a duration."""
+    from . import shards as _shards
+
     say = progress or (lambda msg: None)
-    done: dict[str, list[Verdict]] = {}
-    try:
-        if jobs <= 1:
-            for i, p in enumerate(exporters, 1):
-                say(f"[{i}/{len(exporters)}] {p.name} ...")
-                done[p.name] = _run_one(p, scope, revision, examples, seed, steps, engine, depth, coverage)
-                say(f"[{i}/{len(exporters)}] {p.name}: {_summary(done[p.name])}")
+    started = time.monotonic()
+    hyp = engine == "hypothesis"
+    if hyp:
+        budget_info: dict[str, Any] = {"examples": examples, "steps": steps}
+        if grouping != "all":
+            budget_info["property_groups"] = grouping
+        if duration is not None:
+            budget_info["duration"] = duration_text or format_duration(duration)
+    else:
+        budget_info = {"depth": depth}
+    if database is not None:
+        from .database import open_database
+        open_database(database)  # a bad spec fails here, with one line, not in a worker
+    if hyp and not coverage:
+        tasks = _shards.plan(exporters, seed, examples, steps, scope=scope, revision=revision,
+                             slots=None if duration is not None else 1, grouping=grouping,
+                             max_rounds=1 if duration is not None else 6, database=database)
+        n_lanes = len(_shards.lanes(exporters, grouping))
+    else:
+        tasks = iter(plan_per_exporter(exporters, scope, revision, _engine_for(engine, seed, coverage, database),
+                                       [p.id for p in PROPERTIES], Budget(examples=examples, steps=steps, depth=depth)))
+        n_lanes = len(exporters)
+    total = None if duration is not None else n_lanes
+    workers, where = _workers(jobs, cluster, duration is not None, total)
+    if hyp and not coverage:
+        say(f"campaign: {n_lanes} lanes (exporter x property group)"
+            + (f", slots of {examples} examples until {format_duration(duration)} is spent" if duration else "")
+            + f", on {where}")
+    meter = _Meter(say, duration, started)
+    results: list[TaskResult] = []
+    last_checkpoint = [time.monotonic()]
+
+    def snapshot(interrupted: bool) -> CampaignResult:
+        r = CampaignResult("campaign", revision, scope, seed, engine, dict(budget_info), list(exporters))
+        _fill(r, exporters, scope, revision, results, duration is not None, grouping if hyp and not coverage else "all")
+        r.interrupted = r.interrupted or interrupted
+        r.seconds = time.monotonic() - started
+        return r
+
+    def on_result(r: TaskResult, running: int) -> None:
+        results.append(r)
+        meter.add(r)
+        if duration is None:
+            name = r.lane[0] + ("" if r.lane[1] == "all" else f"/{r.lane[1]}")
+            say(f"[{len(results)}/{total}] {name}: {_summary(r.verdicts)}")
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {p.name: pool.submit(_run_one, p, scope, revision, examples, seed, steps, engine, depth, coverage)
-                           for p in exporters}
-                for i, p in enumerate(exporters, 1):
-                    done[p.name] = futures[p.name].result()
-                    say(f"[{i}/{len(exporters)}] {p.name}: {_summary(done[p.name])}")
-    except KeyboardInterrupt:
-        result.interrupted = True
-        say("interrupted: writing what was found")
+            meter.maybe(len(results), running, workers.examples())
+            if checkpoint is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
+                last_checkpoint[0] = time.monotonic()
+                checkpoint(snapshot(True))
+
+    deadline = None if duration is None else started + duration
+    out = run(tasks, workers, deadline=deadline, on_result=on_result,
+              tick=lambda running: meter.maybe(len(results), running, workers.examples()))
+    if out.stopped:
+        say("interrupted: stopping the workers, writing what was found" if out.stopped == "signal"
+            else f"budget of {format_duration(duration)} spent: stopping the workers")
+    if duration is not None:
+        meter.maybe(len(results), 0, workers.examples(), force=True)
+    return snapshot(out.stopped == "signal")
+
+
+def _workers(jobs: int, cluster: str | None, budgeted: bool, total: int | None):
+    from .runs.workers import InlineWorkers, LocalWorkers
+
+    if cluster is not None:
+        from .runs.cluster import DaskWorkers
+        w = DaskWorkers(cluster)
+        return w, f"{w.capacity} Dask worker threads at {cluster}"
+    if jobs > 1 or budgeted:
+        w = LocalWorkers(max(1, min(jobs, total or jobs)))
+        return w, f"{w.capacity} worker processes"
+    return InlineWorkers(), "this process"
+
+
+def _fill(result: CampaignResult, exporters: Sequence[ExporterPolicy], scope: Scope, revision: str,
+          results: list[TaskResult], budgeted: bool, grouping: str) -> None:
+    from .shards import lanes, merge
+
+    verdicts = merge(exporters, results)
+    result.verdicts = verdicts
+    done = {r.lane for r in results}
+    ran = {p.name for p in exporters if all(lane in done for lane in lanes([p], grouping))}
     for p in exporters:
-        if p.name in done:
-            result.verdicts += done[p.name]
-            result.claim_checks += _claim_checks(p, done[p.name], scope, revision)
-    result.seconds = time.monotonic() - started
-    return result
+        if p.name in ran:
+            result.claim_checks += claim_checks(p, [v for v in verdicts if v.exporter == p.name], scope, revision)
+    if budgeted:
+        result.budget["shards"] = len(results)
+    if len(ran) < len(exporters):
+        result.interrupted = True   # some exporter has not had all its properties judged once
 
 
 def _summary(vs: Sequence[Verdict]) -> str:

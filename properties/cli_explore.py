@@ -73,11 +73,15 @@ def cmd_explore(a: argparse.Namespace) -> int:
 def _explore(a: argparse.Namespace) -> int:
     from model.machine import Model
 
-    from .campaign import CampaignResult, _claim_checks, format_table, write_report
+    from .campaign import CampaignResult, format_table, write_report
     from .catalog import PROPERTIES
     from .cli import UsageError, _progress, _scope, resolve_exporters
-    from .engines.explicit import Budget, GraphTooLarge, check
-    from .engines.stuck import find_stuck
+    from .engines.explicit import GraphTooLarge
+    from .engines.explicit_engine import ExplicitEngine
+    from .engines.interface import Budget
+    from .judge import claim_checks
+    from .runs.runner import plan_per_exporter, run
+    from .runs.workers import InlineWorkers
 
     scope = _scope(a.scope or "tiny")
     exporters = resolve_exporters(a.exporter, a.revision)
@@ -97,40 +101,48 @@ def _explore(a: argparse.Namespace) -> int:
     stuck_lines: list[str] = []
     stuck_json: list[dict[str, Any]] = []
     cover_lines: list[str] = []
-    graph_space = None
-    try:
-        for i, pol in enumerate(exporters, 1):
-            model = Model(pol, scope, a.revision)
-            models[pol.name] = model
-            _progress(f"[{i}/{len(exporters)}] {pol.name} ...")
-            space, verdicts = check(model, PROPERTIES, symmetry=a.symmetry, budget=budget, progress=_progress,
-                                    keep_edges=not a.no_stuck or a.graph is not None)
-            summary = {"exporter": pol.name, **space.summary()}
-            spaces.append(summary)
-            _progress(f"[{i}/{len(exporters)}] {pol.name}: {_space_line(summary)}")
-            if not a.no_stuck and space.complete and not (space.symmetry and scope.buffers > 1):
-                for f in find_stuck(space):
-                    stuck_json.append({"exporter": pol.name, **f.to_json(), "_trace": f.trace})
-                    stuck_lines.append(f"- {pol.name}: {f.goal}: {f.stuck} of {f.pending} states with the "
-                                       f"obligation pending are stuck ({f.doc}); shortest path "
-                                       f"({len(f.trace)} steps):")
-                    stuck_lines.append(_indent(_render(model, f.trace), "  "))
-            if a.coverage:
-                from .coverage import campaign_coverage
-                if not space.complete:
-                    _progress(f"{pol.name}: no coverage: the exploration was cut short")
-                else:
-                    _, cov = campaign_coverage(model, PROPERTIES, a.examples, a.seed, a.steps, space=space)
-                    cover_lines.append("- " + cov.line())
-                    summary["coverage"] = cov.to_json()
-            result.verdicts += verdicts
-            result.claim_checks += _claim_checks(pol, verdicts, scope, a.revision)
-            if a.graph is not None:
-                graph_space = space
-            del space
-    except KeyboardInterrupt:
+    graph_space = []
+    engine = ExplicitEngine(symmetry=a.symmetry, keep_edges=not a.no_stuck or a.graph is not None,
+                            stuck=not a.no_stuck)
+    tasks = plan_per_exporter(exporters, scope, a.revision, engine, [p.id for p in PROPERTIES], budget)
+    n = len(tasks)
+
+    def on_result(r, running: int) -> None:
+        i = r.index + 1
+        pol = tasks[r.index].exporter
+        res = r.result
+        space = res.space
+        model = models[pol.name] = space.model
+        summary = {"exporter": pol.name, **res.summary}
+        spaces.append(summary)
+        _progress(f"[{i}/{n}] {pol.name}: {_space_line(summary)}")
+        for f in res.extras.get("stuck", ()):
+            stuck_json.append({"exporter": pol.name, **f.to_json(), "_trace": f.trace})
+            stuck_lines.append(f"- {pol.name}: {f.goal}: {f.stuck} of {f.pending} states with the "
+                               f"obligation pending are stuck ({f.doc}); shortest path "
+                               f"({len(f.trace)} steps):")
+            stuck_lines.append(_indent(_render(model, f.trace), "  "))
+        if a.coverage:
+            from .coverage import campaign_coverage
+            if not space.complete:
+                _progress(f"{pol.name}: no coverage: the exploration was cut short")
+            else:
+                _, cov = campaign_coverage(model, PROPERTIES, a.examples, a.seed, a.steps, space=space)
+                cover_lines.append("- " + cov.line())
+                summary["coverage"] = cov.to_json()
+        result.verdicts += r.verdicts
+        result.claim_checks += claim_checks(pol, r.verdicts, scope, a.revision)
+        if a.graph is not None:
+            graph_space.append(space)
+        res.space = None
+
+    workers = InlineWorkers(keep_space=True, progress=_progress,
+                            announce=lambda t: _progress(f"[{t.index + 1}/{n}] {t.exporter.name} ..."))
+    out = run(tasks, workers, on_result=on_result)
+    if out.stopped:
         result.interrupted = True
         _progress("interrupted: writing what was found")
+    graph_space = graph_space[0] if graph_space else None
     result.seconds = time.monotonic() - started
     text = format_table(result, models).split("\n", 1)[1]
     print(f"dmabuf-check explore: revision {a.revision}, scope {scope.name}, engine explicit (every reachable "

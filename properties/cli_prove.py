@@ -115,12 +115,16 @@ def _parse_pair(pair: list[str]) -> tuple[list[str], list[str]]:
 def cmd_prove(a: argparse.Namespace) -> int:
     from model.machine import Model
 
-    from .campaign import CampaignResult, _claim_checks, format_table, write_report
+    from .campaign import CampaignResult, format_table, write_report
     from .catalog import PROPERTIES
     from .cli import _progress, _scope, resolve_exporters
     from .engines.arith import check_all
+    from .engines.interface import Budget
     from .engines.synthesis import fixme_query, prove_for_every_policy, synthesize_claims
-    from .engines.z3_engine import run_z3
+    from .engines.z3_engine import Z3Engine
+    from .judge import claim_checks
+    from .runs.runner import plan_per_exporter, run
+    from .runs.workers import InlineWorkers
 
     parts = set(a.only or PARTS)
     scope = _scope(a.scope)
@@ -133,18 +137,24 @@ def cmd_prove(a: argparse.Namespace) -> int:
     report_extra: dict[str, Any] = {}
     models = {}
     out: list[str] = []
+    tasks = plan_per_exporter(exporters, scope, a.revision, Z3Engine(smt2=smt2), [q.id for q in PROPERTIES],
+                              Budget(depth=a.depth, timeout=a.timeout))
+
+    def on_result(r, running: int) -> None:
+        p = tasks[r.index].exporter
+        models[p.name] = Model(p, scope, a.revision)
+        vs = r.verdicts
+        result.verdicts += vs
+        result.claim_checks += claim_checks(p, vs, scope, a.revision)
+        n = sum(v.verdict == "proved" for v in vs)
+        bad = sum(v.verdict == "violated" and v.kind in ("always", "step") for v in vs)
+        _progress(f"[{r.index + 1}/{len(tasks)}] {p.name}: {n} proved, {bad} violated "
+                  f"({time.monotonic() - started:.1f} s)")
+
     try:
-        for i, p in enumerate(exporters, 1):
-            _progress(f"[{i}/{len(exporters)}] {p.name} ...")
-            model = Model(p, scope, a.revision)
-            models[p.name] = model
-            vs = run_z3(model, PROPERTIES, depth=a.depth, timeout=a.timeout, smt2=smt2)
-            result.verdicts += vs
-            result.claim_checks += _claim_checks(p, vs, scope, a.revision)
-            n = sum(v.verdict == "proved" for v in vs)
-            bad = sum(v.verdict == "violated" and v.kind in ("always", "step") for v in vs)
-            _progress(f"[{i}/{len(exporters)}] {p.name}: {n} proved, {bad} violated "
-                      f"({time.monotonic() - started:.1f} s)")
+        workers = InlineWorkers(announce=lambda t: _progress(f"[{t.index + 1}/{len(tasks)}] {t.exporter.name} ..."))
+        if run(tasks, workers, on_result=on_result).stopped:
+            raise KeyboardInterrupt
         if "bmc" in parts:
             core = [q for q in PROPERTIES if q.party == "core" and q.kind in ("always", "step")
                     and q.fits(scope) and a.revision in q.revisions]

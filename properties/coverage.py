@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from model.machine import Model
 
 from .engines.explicit import Budget, StateSpace, explore
+from .engines.interface import Budget as EngineBudget, EngineResult
 from .registry import Property
 from .verdict import Verdict
 
-__all__ = ["Coverage", "measure", "campaign_coverage", "with_coverage", "format_coverage", "COVERAGE_BUDGET"]
+__all__ = ["Coverage", "measure", "campaign_coverage", "with_coverage", "format_coverage", "COVERAGE_BUDGET",
+           "CoverageEngine"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,27 @@ def format_coverage(verdicts: Sequence[Verdict]) -> list[str]:
         out.insert(0, f"Coverage of the reachable state graph (explicit engine, scope {scope}):")
         out.append("")
     return out
+
+
+@dataclass(frozen=True)
+class CoverageEngine:
+    """A Hypothesis run measured against the whole reachable graph, behind the engine interface
+    (``properties.engines.interface``): the Hypothesis engine's verdicts, each carrying the figures
+    (``evidence["coverage"]``)."""
+
+    seed: int = 1
+    name: ClassVar[str] = "hypothesis"
+
+    def check(self, model: Model, props: Sequence[Property], budget: EngineBudget,
+              progress: Callable[[str], None] | None = None) -> EngineResult:
+        import time
+
+        started = time.monotonic()
+        verdicts, cov = campaign_coverage(model, props, budget.examples or 300, self.seed, budget.steps or 30,
+                                          progress=progress)
+        ev = verdicts[0].evidence if verdicts else {}
+        summary = {k: ev.get(k, 0) for k in ("examples", "rounds", "states", "steps")}
+        if cov is not None:
+            summary["coverage"] = cov.to_json()
+        return EngineResult(self.name, model.policy.name, model.scope.name, model.revision, verdicts,
+                            time.monotonic() - started, summary)

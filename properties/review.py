@@ -15,9 +15,7 @@ never on timings, so the same seed gives the same findings.
 """
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -236,39 +234,6 @@ def _available(engine: str) -> str:
     return "available"
 
 
-def _z3_one(policy: ExporterPolicy, scope: Scope, revision: str, depth: int, timeout: float) -> list[Verdict]:
-    from .engines.z3_engine import run_z3
-
-    return run_z3(Model(policy, scope, revision), PROPERTIES, depth=depth, timeout=timeout)
-
-
-def _explicit_one(policy: ExporterPolicy, scope: Scope, revision: str, states: int) -> list[Verdict]:
-    from .engines.explicit import Budget, check
-
-    _, vs = check(Model(policy, scope, revision), PROPERTIES, symmetry=True, budget=Budget(states=states))
-    return vs
-
-
-def _fresh(jobs: int) -> ProcessPoolExecutor:
-    """Workers that run each task in a new interpreter. Z3 keeps state in its global context (the
-    model it returns for a query depends on the queries asked before in that process), so every
-    Z3 task starts from a fresh process: its answers, witnesses and traces then depend neither on
-    the order of the tasks nor on ``--jobs``, and the same seed gives the same findings."""
-    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
-                               max_tasks_per_child=1)
-
-
-def _per_exporter(engine: str, fn: Callable[..., list[Verdict]], args: Callable[[ExporterPolicy], tuple],
-                  pols: Sequence[ExporterPolicy], jobs: int, say: Callable[[str], None]) -> list[Verdict]:
-    out: list[Verdict] = []
-    with _fresh(jobs) as pool:
-        futures = [pool.submit(fn, *args(p)) for p in pols]
-        for i, (p, f) in enumerate(zip(pols, futures), 1):
-            out += f.result()
-            say(f"  {engine} [{i}/{len(pols)}] {p.name} done")
-    return out
-
-
 def collect(cfg: ReviewConfig, progress: Callable[[str], None] | None = None) -> ReviewData:
     """Run every engine of ``cfg.engines`` at both revisions; an engine that is missing or fails
     is recorded (``engine_status``), never silently skipped. Ctrl-C stops the run and keeps what
@@ -291,9 +256,31 @@ def collect(cfg: ReviewConfig, progress: Callable[[str], None] | None = None) ->
 
 
 def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) -> None:
-    from .campaign import _claim_checks, run_campaign
+    from .campaign import run_campaign
+    from .engines.interface import Budget
+    from .judge import claim_checks
+    from .runs.runner import Call, plan_per_exporter, run
+    from .runs.workers import InlineWorkers, LocalWorkers
 
     jobs = max(1, cfg.jobs)
+
+    def workers(n: int):
+        return LocalWorkers(min(jobs, n)) if jobs > 1 and n > 1 else InlineWorkers()
+
+    def engine_run(name: str, rev: str, pols: Sequence[ExporterPolicy]) -> list[Verdict]:
+        if name == "z3":
+            from .engines.z3_engine import Z3Engine
+            engine, budget = Z3Engine(), Budget(depth=cfg.depth, timeout=cfg.timeout)
+        else:
+            from .engines.explicit_engine import ExplicitEngine
+            engine, budget = ExplicitEngine(symmetry=True, keep_edges=False), Budget(states=cfg.states)
+        tasks = plan_per_exporter(pols, cfg.scope, rev, engine, [p.id for p in PROPERTIES], budget)
+        out = run(tasks, workers(len(tasks)),
+                  on_result=lambda r, n: say(f"  {name} [{r.index + 1}/{len(tasks)}] {r.lane[0]} done"))
+        if out.stopped:
+            raise KeyboardInterrupt
+        return [v for r in out.results for v in r.verdicts]
+
     for rev in REVISIONS:
         pols = data.exporters(rev)
         if data.engine_status["hypothesis"] == "available":
@@ -303,15 +290,15 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
             data.add(EngineRun("hypothesis", rev, "ran", res.verdicts, res.mismatches, res.seconds))
             if res.interrupted:
                 raise KeyboardInterrupt
-        for engine, fn, args in (
-                ("z3", _z3_one, lambda p: (p, cfg.scope, rev, cfg.depth, cfg.timeout)),
-                ("explicit", _explicit_one, lambda p: (p, cfg.scope, rev, cfg.states))):
+        for engine in ("z3", "explicit"):
             if data.engine_status[engine] != "available":
                 continue
             say(f"review: {engine} engine at {rev}")
             t0 = time.monotonic()
             try:
-                vs = _per_exporter(engine, fn, args, pols, min(jobs, len(pols)), say)
+                vs = engine_run(engine, rev, pols)
+            except KeyboardInterrupt:
+                raise
             except Exception as e:  # noqa: BLE001 - an engine failing is reported, not fatal
                 data.add(EngineRun(engine, rev, f"failed: {type(e).__name__}: {e}".splitlines()[0]))
                 continue
@@ -324,7 +311,7 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
                 longer = _beyond_bound(v, [found.get((v.exporter, v.property))])
                 (beyond if longer else mism).append(what + longer)
             for p in pols:
-                for c in _claim_checks(p, [v for v in vs if v.exporter == p.name], cfg.scope, rev):
+                for c in claim_checks(p, [v for v in vs if v.exporter == p.name], cfg.scope, rev):
                     if c.found:
                         continue
                     what = f"{c.exporter}: declares {c.claim} broken, but no property citing it was violated"
@@ -335,35 +322,73 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
                                             and get_property(pid).target_is_bad])
                     (beyond if longer else mism).append(what + longer)
             data.add(EngineRun(engine, rev, "ran", vs, mism, time.monotonic() - t0, beyond))
-    tasks = []
+    calls = []
     if data.engine_status["synthesis"] == "available":
         say("review: the FIXME as a policy-synthesis query: (a) with and (b) without kernel kmap users at "
             "v4.11, (c) M-PIN-NOT-USER with M-BEGIN-COHERENCY-ONLY and M-NO-KMAP at v5.12")
-        tasks += [("synthesis", _synthesis_one, (q, cfg.depth + 2, cfg.timeout)) for q in "abc"]
+        calls += [Call(len(calls) + i, "synthesis", _synthesis_one, (q, cfg.depth + 2, cfg.timeout))
+                  for i, q in enumerate("abc")]
     if data.engine_status["arith"] == "available":
         say("review: bit-precise mmap arithmetic")
-        tasks.append(("arith", _arith_one, (cfg.timeout, cfg.scope.name)))
-    if not tasks:
+        calls.append(Call(len(calls), "arith", _arith_one, (cfg.timeout, cfg.scope.name)))
+    if not calls:
         return
-    with _fresh(min(jobs, len(tasks))) as pool:
-        futures = [(engine, pool.submit(fn, *args)) for engine, fn, args in tasks]
-        for engine, f in futures:
-            try:
-                res = f.result()
-            except Exception as e:  # noqa: BLE001 - an engine failing is reported, not fatal
-                data.engine_status[engine] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
-                continue
-            if engine == "synthesis":
-                data.synthesis.append(res)
-            else:
-                data.arith = res
+    failed: dict[str, str] = {}
+    out = run(calls, _KeepGoing(workers(len(calls)), failed))
+    if out.stopped:
+        raise KeyboardInterrupt
+    for engine, why in failed.items():
+        data.engine_status[engine] = why
+    for r in out.results:
+        if r.lane[1] in failed:
+            continue
+        if r.lane[1] == "synthesis":
+            data.synthesis.append(r.result)
+        else:
+            data.arith = r.result
+
+
+class _KeepGoing:
+    """Workers whose failed calls are recorded (``failed``: engine -> why) instead of stopping
+    the run: an engine failing is reported in the review, not fatal."""
+
+    def __init__(self, inner, failed: dict[str, str]) -> None:
+        self.inner, self.failed = inner, failed
+        self.capacity = inner.capacity
+        self.labels: dict[int, str] = {}
+
+    def submit(self, task) -> None:
+        self.labels[task.index] = task.label
+        self.inner.submit(task)
+
+    def get(self, timeout: float):
+        return self.inner.get(timeout)
+
+    def collect(self, item):
+        from .runs.runner import TaskResult
+        from .runs.workers import Failure
+
+        r = self.inner.collect(item)
+        if isinstance(r, Failure):
+            label = self.labels[r.index]
+            self.failed.setdefault(label, f"failed: {type(r.error).__name__}: {r.error}".splitlines()[0])
+            return TaskResult(r.index, ("", label), 0, None)
+        return r
+
+    def examples(self):
+        return None
+
+    def stop(self, cancel: bool) -> None:
+        self.inner.stop(cancel)
 
 
 def _synthesis_one(query: str, depth: int, timeout: float) -> Any:
-    """One synthesis query, in its own process; the answer without its Z3 formula (which does not
-    cross processes; the report uses the classes and partitions)."""
+    """One synthesis query, from a fresh Z3 context; the answer without its Z3 formula (which does
+    not cross processes; the report uses the classes and partitions)."""
     from .engines.synthesis import fixme_query, synthesize_claims
+    from .engines.z3_engine import fresh_context
 
+    fresh_context()
     if query in "ab":
         r = fixme_query(query == "a", SYNTHESIS_SCOPE, depth, timeout=timeout)
     else:
@@ -376,7 +401,9 @@ def _synthesis_one(query: str, depth: int, timeout: float) -> Any:
 
 def _arith_one(timeout: float, scope: str) -> list[Any]:
     from .engines.arith import check_all
+    from .engines.z3_engine import fresh_context
 
+    fresh_context()
     return check_all(timeout, scopes=(scope,))
 
 

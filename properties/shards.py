@@ -1,5 +1,6 @@
-"""Shards of a property campaign (issue 8, "all cores"): the campaign's work cut into pieces
-that run anywhere, exporter by property group by seed slot, and the merge of their verdicts.
+"""Shards of a Hypothesis campaign (issue 8, "all cores"): the campaign's work cut into runner
+tasks (``properties.runs.runner.Task``) that run anywhere, exporter by property group by seed slot,
+and the merge of their verdicts.
 
 A shard is a Hypothesis run of one exporter policy on one group of properties with one seed.
 Its verdicts depend only on its own fields (and, for a shard that replays the example database,
@@ -11,26 +12,27 @@ Plan order is slot by slot, and within a slot exporter by exporter, group by gro
 the campaign's own seed, which makes a one-slot plan the same as one run per exporter; slot
 ``n`` runs a seed derived from the campaign seed and ``n``. Only slot 0 replays the example
 database, and the later slots of an exporter and group (its *lane*, which has one database key)
-start only once its slot 0 has finished, so no shard of a campaign replays what another shard of
-the same campaign stored.
+start only once its slot 0 has finished (the runner sees to it), so no shard of a campaign replays
+what another shard of the same campaign stored.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Sequence
 
-from model.machine import Model
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from .catalog import PROPERTIES, get_property
+from .catalog import PROPERTIES
+from .engines.hypothesis_engine import HypothesisEngine
+from .engines.interface import Budget
 from .registry import Property
+from .runs.runner import Task
 from .verdict import Verdict
 
-__all__ = ["Shard", "ShardResult", "GROUPINGS", "plan", "slot_seed", "run_shard", "merge", "lanes"]
+__all__ = ["GROUPINGS", "plan", "slot_seed", "merge", "lanes"]
 
 
 def _invariant(p: Property) -> bool:
@@ -47,39 +49,6 @@ GROUPINGS: dict[str, tuple[tuple[str, Callable[[Property], bool]], ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Shard:
-    index: int                   # position in the plan: the merge order
-    exporter: ExporterPolicy
-    group: str
-    props: tuple[str, ...]       # property IDs of the group
-    slot: int
-    seed: int
-    examples: int
-    steps: int
-    max_rounds: int
-    reuse: bool                  # replay the example database first (slot 0 only)
-
-    @property
-    def lane(self) -> tuple[str, str]:
-        """Shards of one lane share a database key."""
-        return (self.exporter.name, self.group)
-
-    @property
-    def label(self) -> str:
-        group = "" if self.group == "all" else f"/{self.group}"
-        return f"{self.exporter.name}{group}#{self.slot}"
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    index: int
-    lane: tuple[str, str]
-    verdicts: tuple[Verdict, ...]
-    examples: int
-    seconds: float
-
-
 def slot_seed(seed: int, slot: int) -> int:
     """The seed of slot ``slot``: the campaign seed for slot 0, else a 32-bit digest of both
     (apart from the seeds the engine derives for its own rounds, ``seed * 1_000_003 + n``)."""
@@ -89,66 +58,37 @@ def slot_seed(seed: int, slot: int) -> int:
 
 
 def plan(exporters: Sequence[ExporterPolicy], seed: int, examples: int, steps: int, *,
-         slots: int | None = 1, grouping: str = "all", max_rounds: int = 6,
-         reuse: bool = True) -> Iterator[Shard]:
-    """The shards of a campaign in plan order; ``slots=None`` plans without end (a time budget)."""
+         scope: Scope, revision: str = "v4.11", slots: int | None = 1, grouping: str = "all",
+         max_rounds: int = 6, database: str | None = None) -> Iterator[Task]:
+    """The shards of a campaign in plan order, as runner tasks; ``slots=None`` plans without end
+    (a time budget). ``database``: the example database spec the shards save to (slot 0 replays
+    it first)."""
     if grouping not in GROUPINGS:
         raise KeyError(f"unknown property grouping {grouping!r}; known: {', '.join(GROUPINGS)}")
     groups = [(name, tuple(p.id for p in PROPERTIES if keep(p))) for name, keep in GROUPINGS[grouping]]
+    budget = Budget(examples=examples, steps=steps, rounds=max_rounds)
     index = itertools.count()
     for slot in (itertools.count() if slots is None else range(slots)):
         for policy in exporters:
             for name, props in groups:
-                yield Shard(next(index), policy, name, props, slot, slot_seed(seed, slot), examples,
-                            steps, max_rounds, reuse and slot == 0)
+                engine = HypothesisEngine(seed=slot_seed(seed, slot), database=database, group=name,
+                                          reuse=slot == 0)
+                yield Task(next(index), policy, scope, revision, engine, props, budget, name, slot)
 
 
 def lanes(exporters: Sequence[ExporterPolicy], grouping: str = "all") -> list[tuple[str, str]]:
     return [(p.name, g) for p in exporters for g, _ in GROUPINGS[grouping]]
 
-
-# Set in a worker process by properties.scale: a shared count of the examples run, for the
-# live examples-per-second figure.
-EXAMPLE_COUNTER = None
-
-
-def run_shard(shard: Shard, scope: Scope, revision: str, database: str | None = None) -> ShardResult:
-    """Run one shard (in whatever process or machine); ``database`` is a properties.database
-    spec, ``None`` for none."""
-    from .database import database_key, open_database
-    from .engines.hypothesis_engine import run_hypothesis
-
-    started = time.monotonic()
-    ticks = [0]
-
-    def tick(_msg: str) -> None:  # every 100 examples
-        ticks[0] += 1
-        if EXAMPLE_COUNTER is not None:
-            with EXAMPLE_COUNTER.get_lock():
-                EXAMPLE_COUNTER.value += 100
-
-    db = open_database(database) if database is not None else None
-    key = database_key(shard.exporter, scope, revision, shard.group) if db is not None else None
-    model = Model(shard.exporter, scope, revision)
-    verdicts = run_hypothesis(model, [get_property(pid) for pid in shard.props], examples=shard.examples,
-                              seed=shard.seed, steps=shard.steps, max_rounds=shard.max_rounds,
-                              progress=tick, database=db, database_key=key, reuse=shard.reuse)
-    examples = verdicts[0].evidence.get("examples", 0) if verdicts else 0
-    if EXAMPLE_COUNTER is not None:
-        with EXAMPLE_COUNTER.get_lock():
-            EXAMPLE_COUNTER.value += examples - 100 * ticks[0]
-    return ShardResult(shard.index, shard.lane, tuple(verdicts), examples, time.monotonic() - started)
-
-
 _RANK = {"violated": 3, "proved": 2, "holds": 1, "unknown": 0}
 _ORDER = {p.id: i for i, p in enumerate(PROPERTIES)}
 
 
-def merge(exporters: Sequence[ExporterPolicy], results: Iterable[ShardResult]) -> list[Verdict]:
+def merge(exporters: Sequence[ExporterPolicy], results: Iterable) -> list[Verdict]:
     """One verdict per exporter and property, exporters in the given order and properties in
     catalog order, combining every shard that judged it in plan order: violated (a violation or
     a reached target) beats holds beats unknown; the trace kept is the shortest, the earliest
-    shard's on a tie. A property judged by one shard keeps that shard's verdict as it is."""
+    shard's on a tie. A property judged by one shard keeps that shard's verdict as it is.
+    ``results``: anything with an ``index`` (plan order) and ``verdicts``."""
     by: dict[tuple[str, str], list[Verdict]] = {}
     for r in sorted(results, key=lambda r: r.index):
         for v in r.verdicts:

@@ -92,7 +92,6 @@ def test_cluster_errors_are_one_line(scheduler, capsys):
     assert main(["campaign", "--exporter", "coherent", "--cluster", "http://127.0.0.1:1"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "--cluster http://127.0.0.1:1: expected tcp://HOST:PORT of a Dask scheduler"]
-    from properties.cluster import ClusterError, DaskWorkers
-    from model.scope import SCOPES
+    from properties.runs.cluster import ClusterError, DaskWorkers
     with pytest.raises(ClusterError, match="cannot reach the scheduler"):
-        DaskWorkers(f"tcp://127.0.0.1:{_free_port()}", SCOPES["tiny"], "v4.11", None, timeout=2)
+        DaskWorkers(f"tcp://127.0.0.1:{_free_port()}", timeout=2)

@@ -1,12 +1,14 @@
-"""Shards (properties.shards, properties.scale): the plan, a merge that ignores the order in which
-shards finish, and a campaign report that does not depend on the number of workers."""
+"""Shards (properties.shards) and the runner (properties.runs.runner): the plan, a merge that
+ignores the order in which shards finish, and a campaign report that does not depend on the number
+of workers."""
 import random
 
 from model.catalog import CATALOG
 from model.scope import SCOPES
 from properties.campaign import run_campaign
-from properties.scale import run_scaled
-from properties.shards import ShardResult, merge, plan, slot_seed
+from properties.engines.interface import EngineResult
+from properties.runs.runner import TaskResult
+from properties.shards import merge, plan, slot_seed
 from properties.trace import Trace, TraceStep
 from properties.verdict import Verdict
 
@@ -24,19 +26,19 @@ def untimed(report: dict) -> dict:
 
 def test_plan_is_slot_by_slot_and_only_slot_0_replays():
     exporters = [CATALOG["omapdrm"], CATALOG["coherent"]]
-    shards = list(plan(exporters, seed=7, examples=10, steps=5, slots=2, grouping="kind"))
+    shards = list(plan(exporters, seed=7, examples=10, steps=5, scope=SCOPES["tiny"], slots=2, grouping="kind"))
     assert [s.index for s in shards] == list(range(8))
     assert [(s.slot, s.exporter.name, s.group) for s in shards[:4]] == [
         (0, "omapdrm", "invariants"), (0, "omapdrm", "targets"),
         (0, "coherent", "invariants"), (0, "coherent", "targets")]
-    assert all(s.seed == 7 and s.reuse for s in shards[:4])
-    assert all(s.slot == 1 and s.seed == slot_seed(7, 1) != 7 and not s.reuse for s in shards[4:])
+    assert all(s.engine.seed == 7 and s.engine.reuse for s in shards[:4])
+    assert all(s.slot == 1 and s.engine.seed == slot_seed(7, 1) != 7 and not s.engine.reuse for s in shards[4:])
     assert slot_seed(7, 1) == slot_seed(7, 1) != slot_seed(7, 2) != slot_seed(8, 2)
     inv = {p for s in shards[:1] for p in s.props}
     tgt = {p for s in shards[1:2] for p in s.props}
     assert inv and tgt and not inv & tgt
     # a plan without end, for a time budget
-    endless = plan(exporters, seed=7, examples=10, steps=5, slots=None)
+    endless = plan(exporters, seed=7, examples=10, steps=5, scope=SCOPES["tiny"], slots=None)
     assert [next(endless).slot for _ in range(5)] == [0, 0, 1, 1, 2]
 
 
@@ -48,6 +50,11 @@ def _v(prop: str, verdict: str, trace_len: int | None, examples: int, kind: str 
     return Verdict(prop, ("C",), "exporter", kind, "omapdrm", "hypothesis", verdict, None,
                    {"examples": examples, "rounds": 1, "steps": examples, "states": examples, "seconds": 0.1},
                    _trace(trace_len) if trace_len is not None else None)
+
+
+def ShardResult(index, lane, verdicts, examples, seconds):
+    return TaskResult(index, lane, 0, EngineResult("hypothesis", lane[0], "tiny", "v4.11", list(verdicts), seconds,
+                                                   {"examples": examples}))
 
 
 def test_merge_is_by_plan_order_not_completion_order():
@@ -79,8 +86,8 @@ KW = dict(examples=12, seed=3, steps=10)
 
 def test_report_does_not_depend_on_the_number_of_workers():
     # two shards per exporter (invariants, targets), so the merge has work to do
-    one = run_scaled(EXPORTERS, SCOPES["tiny"], jobs=1, grouping="kind", **KW)
-    two = run_scaled(EXPORTERS, SCOPES["tiny"], jobs=2, grouping="kind", **KW)
+    one = run_campaign(EXPORTERS, SCOPES["tiny"], jobs=1, grouping="kind", **KW)
+    two = run_campaign(EXPORTERS, SCOPES["tiny"], jobs=2, grouping="kind", **KW)
     assert untimed(one.to_json()) == untimed(two.to_json())
     assert one.budget == {"examples": 12, "steps": 10, "property_groups": "kind"} and not one.interrupted
     assert any(v.verdict == "violated" for v in one.verdicts if v.exporter == "broken-end-keeps-pin")
@@ -89,6 +96,6 @@ def test_report_does_not_depend_on_the_number_of_workers():
 
 def test_one_slot_is_one_run_per_exporter():
     """Sharded on two workers, the report is the one the plain one-process campaign gives."""
-    two = run_scaled(EXPORTERS, SCOPES["tiny"], jobs=2, **KW)
+    two = run_campaign(EXPORTERS, SCOPES["tiny"], jobs=2, **KW)
     plain = run_campaign(EXPORTERS, SCOPES["tiny"], jobs=1, **KW)
     assert untimed(plain.to_json()) == untimed(two.to_json())

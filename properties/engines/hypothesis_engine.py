@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 import unittest
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterable, Sequence
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed as hyp_seed, settings, strategies as st, target
 from hypothesis.control import current_build_context
@@ -28,8 +29,9 @@ from ..monitor import Monitor, fired_along
 from ..registry import Property
 from ..trace import Trace, TraceStep, shrink
 from ..verdict import Verdict, make_verdict
+from .interface import Budget, EngineResult
 
-__all__ = ["run_hypothesis", "PropertyViolation", "make_machine"]
+__all__ = ["run_hypothesis", "PropertyViolation", "make_machine", "HypothesisEngine"]
 
 
 class PropertyViolation(AssertionError):
@@ -463,3 +465,34 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     if on_run is not None:  # e.g. properties.coverage: the states and transitions the run visited
         on_run(run)
     return out
+
+
+@dataclass(frozen=True)
+class HypothesisEngine:
+    """The Hypothesis engine behind the engine interface (``properties.engines.interface``).
+
+    ``database`` is a ``properties.database`` spec (``None``: no database); ``group`` names the
+    property group, which with the policy, scope and revision keys the stored examples; ``reuse``
+    replays them first. The budget's ``examples``, ``steps`` and ``rounds`` are one round's
+    examples, the steps per example and the rounds at most."""
+
+    seed: int = 1
+    database: str | None = None
+    group: str = "all"
+    reuse: bool = True
+    name: ClassVar[str] = "hypothesis"
+
+    def check(self, model: Model, props: Sequence[Property], budget: Budget,
+              progress: Callable[[str], None] | None = None) -> EngineResult:
+        from ..database import database_key, open_database
+
+        started = time.monotonic()
+        db = open_database(self.database) if self.database is not None else None
+        key = database_key(model.policy, model.scope, model.revision, self.group) if db is not None else None
+        verdicts = run_hypothesis(model, props, examples=budget.examples or 300, seed=self.seed,
+                                  steps=budget.steps or 30, max_rounds=budget.rounds or 6, progress=progress,
+                                  database=db, database_key=key, reuse=self.reuse)
+        ev = verdicts[0].evidence if verdicts else {}
+        return EngineResult(self.name, model.policy.name, model.scope.name, model.revision, verdicts,
+                            time.monotonic() - started,
+                            {k: ev.get(k, 0) for k in ("examples", "rounds", "states", "steps")})

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import z3
 
@@ -53,10 +53,12 @@ from ..monitor import Monitor, fired_along
 from ..registry import Property
 from ..trace import ReplayError, Trace, replay
 from ..verdict import Verdict, make_verdict
+from .interface import Budget, EngineResult
 
 __all__ = [
     "EngineError", "Encoding", "Reach", "bmc", "houdini", "prove_step", "k_induction",
-    "Induction", "run_z3", "knob_z3_vars", "knob_ranges", "smt2_of", "simplify_trace",
+    "Induction", "run_z3", "knob_z3_vars", "knob_ranges", "smt2_of", "simplify_trace", "Z3Engine",
+    "fresh_context",
 ]
 
 
@@ -675,19 +677,20 @@ def k_induction(model: Model, prop: Property, lemmas: Sequence[Property], kmax: 
 
 def run_z3(model: Model, props: Iterable[Property], depth: int = 8, timeout: float | None = 60.0,
            induction: bool = True, kmax: int = 2, progress: Callable[[str], None] | None = None,
-           smt2: Callable[[str, str], None] | None = None) -> list[Verdict]:
+           smt2: Callable[[str, str], None] | None = None, seconds: float | None = None) -> list[Verdict]:
     """Bounded checking of every relevant property to ``depth``, then induction for the
     ``always`` and ``step`` properties bounded checking did not refute; one verdict each.
 
     ``always``/``step``: ``violated`` with a trace, ``proved`` (induction), ``holds`` up to the
     depth in the evidence, or ``unknown`` (solver timeout). ``witness``: ``holds`` with a trace,
     or ``unknown`` (not reached up to the depth). ``undefined``: ``violated`` (reached) with a
-    trace, or ``holds`` up to the depth.
+    trace, or ``holds`` up to the depth. ``seconds`` bounds the bounded checks: the depth reached
+    when it runs out is the depth in the evidence.
     """
     started = time.monotonic()
     mon = Monitor(model, props)
     props = mon.props
-    reach = bmc(model, props, depth, timeout, progress=progress, smt2=smt2)
+    reach = bmc(model, props, depth, timeout, progress=progress, smt2=smt2, budget=seconds)
     proofs: dict[str, Induction] = {}
     if induction:
         enc = Encoding(model.schema, model.terms, fixed=model.knob_env)
@@ -745,3 +748,37 @@ def run_z3(model: Model, props: Iterable[Property], depth: int = 8, timeout: flo
     if progress:
         progress(f"{model.policy.name}: z3 done in {time.monotonic() - started:.1f} s")
     return out
+
+
+def fresh_context() -> None:
+    """Start Z3's global context afresh. Z3 keeps state in it: the model it returns for a query
+    depends on the queries asked before in the same context, so an engine run that starts from a
+    fresh one gives the same traces whatever ran before it in the process."""
+    z3.z3._main_ctx = None
+
+
+@dataclass(frozen=True)
+class Z3Engine:
+    """The Z3 engine behind the engine interface (``properties.engines.interface``): bounded
+    checks to the budget's ``depth`` (within its ``seconds``, each query within ``timeout``), then,
+    with ``induction``, proofs of the ``always``/``step`` properties bounded checking did not refute.
+    ``smt2(name, text)`` receives every query as SMT-LIB 2."""
+
+    induction: bool = True
+    kmax: int = 2
+    smt2: Callable[[str, str], None] | None = None
+    name: ClassVar[str] = "z3"
+
+    def check(self, model: Model, props: Sequence[Property], budget: Budget,
+              progress: Callable[[str], None] | None = None) -> EngineResult:
+        started = time.monotonic()
+        fresh_context()
+        verdicts = run_z3(model, props, depth=budget.depth if budget.depth is not None else 8,
+                          timeout=budget.timeout if budget.timeout is not None else 60.0,
+                          induction=self.induction, kmax=self.kmax, progress=progress, smt2=self.smt2,
+                          seconds=budget.seconds)
+        depth = min((v.evidence.get("depth", 0) for v in verdicts if v.evidence.get("method") == "bmc"),
+                    default=None)
+        return EngineResult(self.name, model.policy.name, model.scope.name, model.revision, verdicts,
+                            time.monotonic() - started,
+                            {"depth": depth, "proved": sum(v.verdict == "proved" for v in verdicts)})

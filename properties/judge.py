@@ -1,0 +1,96 @@
+"""The judge of expectations: which verdict each property should have for a policy, and whether
+every claim a policy declares broken was found broken.
+
+Expectations are data (a policy's ``breaks``, the properties' claims and kinds); engines report
+what they found and never judge it. This module is the one place that compares the two:
+
+* :func:`expected`: the verdict expected of one property for one policy and scope;
+* :func:`judged`: verdicts with their expectation filled in;
+* :func:`claim_checks`: for every claim a policy declares broken (and that some property can show
+  broken in the scope and revision), whether a violated ``always``/``step`` property cites it;
+* :func:`mismatches`: the outcomes that are not as expected, as sentences.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from model.policy import ExporterPolicy
+from model.scope import Scope
+
+from .catalog import by_claim
+from .registry import Property
+from .verdict import Verdict
+
+__all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches"]
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """Was the claim ``claim``, which ``exporter`` declares broken, found broken (``by`` which
+    violated properties)?"""
+
+    exporter: str
+    claim: str
+    found: bool
+    by: tuple[str, ...]
+
+
+def expected(prop: Property, policy: ExporterPolicy, scope: Scope) -> str | None:
+    """The verdict a campaign expects of ``prop`` for ``policy``: ``holds``, ``violated`` or
+    ``None`` (not judged on its own).
+
+    A policy declares the claims it breaks (and may name properties too). A property it names, or
+    the only invariant formalising a broken claim, is expected violated; another property citing a
+    broken claim is not judged on its own (:func:`claim_checks` checks instead that every broken
+    claim has at least one violated property); one citing no broken claim must hold. Undefined
+    behaviour and callers' obligations are findings, not judged; witnesses must be reached."""
+    if prop.kind == "undefined":
+        return None
+    if prop.kind == "witness":
+        return "holds"
+    if prop.party in ("importer", "userspace") or not prop.fits(scope):
+        return None
+    if prop.id in policy.breaks:
+        return "violated"
+    broken = set(prop.claims) & set(policy.breaks)
+    if not broken:
+        return "holds"
+    # the only invariant formalising a broken claim must be the one that breaks
+    for claim in broken:
+        if [p.id for p in by_claim(claim) if p.target_is_bad and p.fits(scope)] == [prop.id]:
+            return "violated"
+    return None
+
+
+def judged(verdicts: Iterable[Verdict], props: dict[str, Property], policy: ExporterPolicy,
+           scope: Scope) -> list[Verdict]:
+    """The verdicts of ``policy`` with their expectation filled in (``props``: by ID)."""
+    return [dataclasses.replace(v, expected=expected(props[v.property], policy, scope)) for v in verdicts]
+
+
+def claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Scope,
+                 revision: str = "v4.11") -> list[ClaimCheck]:
+    """One check per claim ``policy`` declares broken that a property can show broken in this
+    scope and revision: found when a violated ``always``/``step`` verdict of the policy cites it."""
+    mine = [v for v in verdicts if v.exporter == policy.name and v.verdict == "violated"]
+    out = []
+    for claim in policy.breaks:
+        if claim.startswith("P-"):
+            continue  # a property ID: judged on its own verdict
+        if not any(p.fits(scope) and p.kind in ("always", "step") and revision in p.revisions
+                   for p in by_claim(claim)):
+            continue  # no property citing it can be violated in a scope this small (or at this revision)
+        by = tuple(v.property for v in mine if claim in v.claims and v.kind in ("always", "step"))
+        out.append(ClaimCheck(policy.name, claim, bool(by), by))
+    return out
+
+
+def mismatches(verdicts: Iterable[Verdict], checks: Iterable[ClaimCheck]) -> list[str]:
+    """The outcomes not as expected, one sentence each."""
+    out = [f"{v.exporter}: {v.property} is {v.verdict}, expected {v.expected}"
+           for v in verdicts if not v.as_expected]
+    out += [f"{c.exporter}: declares {c.claim} broken, but no property citing it was violated"
+            for c in checks if not c.found]
+    return out
