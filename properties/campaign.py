@@ -13,6 +13,7 @@ duration it is also written every minute (``checkpoint``). Progress goes to ``pr
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -28,7 +29,7 @@ from .claims import load_claims
 from .engines.interface import Budget, Engine
 from .judge import ClaimCheck, claim_checks, mismatches
 from .runs.runner import Task, TaskResult, plan_per_exporter, run
-from .trace import render
+from .trace import render, trace_model
 from .verdict import Verdict
 
 __all__ = ["CampaignResult", "ClaimCheck", "run_campaign", "format_table", "write_report", "SCHEMA",
@@ -152,6 +153,12 @@ def _engine_for(name: str, seed: int, coverage: bool, database: str | None) -> E
     if name == "z3":
         from .engines.z3_engine import Z3Engine
         return Z3Engine()
+    if name == "portfolio":
+        from .engines.portfolio import PortfolioEngine
+        return PortfolioEngine(seed=seed, database=database)
+    if name == "explicit":
+        from .engines.explicit_engine import ExplicitEngine
+        return ExplicitEngine(keep_edges=False)
     if coverage:  # also the fraction of the reachable state graph the campaign visited
         from .coverage import CoverageEngine
         return CoverageEngine(seed=seed)
@@ -165,12 +172,17 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
                  depth: int = 8, coverage: bool = False, *, database: str | None = None,
                  cluster: str | None = None, duration: float | None = None, duration_text: str | None = None,
                  grouping: str = "all", checkpoint: Callable[[CampaignResult], None] | None = None,
+                 states: int | None = None, memory: int | None = None, z3_seconds: float | None = None,
                  ) -> CampaignResult:
     """Run a campaign and judge it.
 
-    ``engine``: ``"hypothesis"`` (random exploration with shrinking; ``examples`` x ``steps`` per
-    round, up to six rounds while a declared break or a witness is missing) or ``"z3"`` (bounded
-    checks to ``depth``, then induction). ``coverage``: measure each Hypothesis run against the
+    ``engine``: ``"portfolio"`` (``properties.engines.portfolio``: the ``tiny`` scope searched
+    exhaustively within ``states`` states and ``memory`` bytes, Z3 to ``depth`` on the campaign's
+    scope within ``z3_seconds``, then Hypothesis), ``"hypothesis"`` (random exploration with
+    shrinking; ``examples`` x ``steps`` per round, up to six rounds while a declared break or a
+    witness is missing), ``"z3"`` (bounded checks to ``depth``, then induction) or ``"explicit"``
+    (every reachable state of the campaign's scope, within ``states`` and ``memory``).
+    ``coverage``: measure each Hypothesis run against the
     explicit engine's reachable graph (``properties.coverage``; the evidence and the table carry the
     figures). With the Hypothesis engine: ``database`` is a ``properties.database`` spec (``None``:
     none), ``cluster`` a Dask scheduler address, ``duration`` seconds of wall-clock time (slot after
@@ -188,6 +200,16 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
             budget_info["property_groups"] = grouping
         if duration is not None:
             budget_info["duration"] = duration_text or format_duration(duration)
+    elif engine == "portfolio":
+        from .engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
+        states = states or DEFAULT_BUDGET.states
+        z3_seconds = z3_seconds if z3_seconds is not None else PortfolioEngine.z3_seconds
+        budget_info = {"exhaustive": {"scope": PortfolioEngine.exhaustive_scope, "states": states,
+                                      "symmetry": PortfolioEngine.symmetry},
+                       "z3": {"depth": depth, "seconds": z3_seconds, "timeout": DEFAULT_BUDGET.timeout},
+                       "examples": examples, "steps": steps}
+    elif engine == "explicit":
+        budget_info = {"states": states}
     else:
         budget_info = {"depth": depth}
     if database is not None:
@@ -199,8 +221,15 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
                              max_rounds=1 if duration is not None else 6, database=database)
         n_lanes = len(_shards.lanes(exporters, grouping))
     else:
-        tasks = iter(plan_per_exporter(exporters, scope, revision, _engine_for(engine, seed, coverage, database),
-                                       [p.id for p in PROPERTIES], Budget(examples=examples, steps=steps, depth=depth)))
+        eng = _engine_for(engine, seed, coverage, database)
+        if engine == "portfolio":
+            from .engines.portfolio import DEFAULT_BUDGET
+            eng = dataclasses.replace(eng, z3_seconds=z3_seconds)
+            budget = dataclasses.replace(DEFAULT_BUDGET, states=states, memory=memory, depth=depth,
+                                         examples=examples, steps=steps)
+        else:
+            budget = Budget(examples=examples, steps=steps, depth=depth, states=states, memory=memory)
+        tasks = iter(plan_per_exporter(exporters, scope, revision, eng, [p.id for p in PROPERTIES], budget))
         n_lanes = len(exporters)
     total = None if duration is not None else n_lanes
     workers, where = _workers(jobs, cluster, duration is not None, total)
@@ -224,7 +253,7 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
         meter.add(r)
         if duration is None:
             name = r.lane[0] + ("" if r.lane[1] == "all" else f"/{r.lane[1]}")
-            say(f"[{len(results)}/{total}] {name}: {_summary(r.verdicts)}")
+            say(f"[{len(results)}/{total}] {name}: {_summary(r)}")
         else:
             meter.maybe(len(results), running, workers.examples())
             if checkpoint is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
@@ -272,8 +301,12 @@ def _fill(result: CampaignResult, exporters: Sequence[ExporterPolicy], scope: Sc
         result.interrupted = True   # some exporter has not had all its properties judged once
 
 
-def _summary(vs: Sequence[Verdict]) -> str:
+def _summary(r: TaskResult) -> str:
+    vs = r.verdicts
     bad = sum(1 for v in vs if v.verdict == "violated" and v.kind in ("always", "step"))
+    if "covers" in r.result.summary:  # the portfolio
+        return (f"{'; '.join(_describe_cover(c) for c in r.result.summary['covers'])}; "
+                f"{sum(v.verdict == 'proved' for v in vs)} proved, {bad} violated, {r.seconds:.1f} s")
     ev = vs[0].evidence if vs else {}
     if "examples" not in ev:  # the z3 engine
         return (f"depth {ev.get('depth', 0)}, {sum(v.verdict == 'proved' for v in vs)} proved, "
@@ -283,6 +316,54 @@ def _summary(vs: Sequence[Verdict]) -> str:
 
 
 _CELL = {"holds": ".", "proved": "P", "violated": "V", "unknown": "?"}
+_HOLDS = {"exhaustive": "e", "bounded": "b", "sampled": "s"}
+
+
+def _cell(v: Verdict) -> str:
+    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``)."""
+    if v.verdict == "holds" and v.kind != "witness":
+        return _HOLDS.get(v.evidence.get("guarantee", ""), ".")
+    return _CELL[v.verdict]
+
+
+def _legend(result: CampaignResult) -> str:
+    shown = {_cell(v) for v in result.verdicts}
+    parts = [("P", "proved (every depth)"), ("e", "holds on every reachable state of the scope searched "
+              "exhaustively"), ("b", "holds on every run up to the depth"), ("s", "holds on the runs sampled"),
+             (".", "witness reached")]
+    return ("cells: " + "  ".join(f"{c} {what}" for c, what in parts if c in shown)
+            + ("  " if shown & set("Pebs.") else "") + "V violated (for undefined behaviour: reached; for a witness: unreachable)  ? unknown  "
+            "! not as expected  (blank: does not apply)")
+
+
+def _covers_lines(result: CampaignResult) -> list[str]:
+    """What each exporter's verdicts cover, from their evidence (one line per exporter)."""
+    lines = []
+    for p in result.exporters:
+        seen: dict[tuple, dict[str, Any]] = {}
+        for v in result.verdicts:
+            if v.exporter != p.name:
+                continue
+            for c in v.evidence.get("covers", ()):
+                seen.setdefault((c["engine"], c["guarantee"], c["scope"]), c)
+        if seen:
+            lines.append(f"- {p.name}: " + "; ".join(_describe_cover(c) for c in seen.values()))
+    if lines:
+        lines.insert(0, "What the verdicts cover:")
+        lines.append("")
+    return lines
+
+
+def _describe_cover(c: dict[str, Any]) -> str:
+    figures = []
+    if "states" in c:
+        figures.append(f"{c['states']:,} states" + ("" if c.get("complete", True) else
+                                                     f", cut: {c.get('stopped', 'budget')}"))
+    if "depth" in c:
+        figures.append(f"depth {c['depth']}")
+    if "examples" in c:
+        figures.append(f"{c['examples']:,} examples, {c.get('steps', 0):,} steps")
+    return f"{c['guarantee']}, {c['scope']} ({c['engine']}{': ' + ', '.join(figures) if figures else ''})"
 
 
 def format_table(result: CampaignResult, models: dict[str, Model] | None = None) -> str:
@@ -292,13 +373,9 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
     pids = [p.id for p in PROPERTIES if any((p.id, n) in by for n in names)]
     width = max(len(p) for p in pids) if pids else 10
     out = [f"dmabuf-check campaign: revision {result.revision}, scope {result.scope.name}, seed "
-           f"{result.seed}, engine {result.engine}, " + (
-               f"{result.budget['examples']} examples x {result.budget['steps']} steps per exporter"
-               if "examples" in result.budget else f"depth {result.budget.get('depth')}"), ""]
+           f"{result.seed}, engine {result.engine}, " + _budget_text(result.budget), ""]
     out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
-    out.append("cells: " + ("P proved  . holds up to the depth" if result.engine == "z3" else ". holds")
-               + "  V violated (reached, for undefined/witness)  ? unknown  "
-               "! not as expected  (blank: does not apply)")
+    out.append(_legend(result))
     out.append("")
     out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
     for pid in pids:
@@ -308,7 +385,7 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
             if v is None:
                 row.append("   ")
             else:
-                row.append(f" {_CELL[v.verdict]}{'!' if not v.as_expected else ' '}")
+                row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
         out.append(pid.ljust(width) + " " + "".join(row))
     out.append("")
     claims = load_claims()
@@ -321,7 +398,7 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
             out.append(f"- {v.exporter}: {v.property} [{', '.join(v.claims)}] ({tag})")
             out.append(f"  {_claim_text(claims, v.claims[0])}")
             if v.trace is not None and models is not None and v.exporter in models:
-                out.append(_indent(render(models[v.exporter], v.trace), "  "))
+                out.append(_indent(render(trace_model(models[v.exporter], v.evidence), v.trace), "  "))
         out.append("")
     und = [v for v in result.verdicts if v.kind == "undefined" and v.verdict == "violated"]
     if und:
@@ -334,10 +411,11 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
             out.append(f"- {pid} [{', '.join(best.claims)}] for {', '.join(v.exporter for v in vs)}; "
                        f"shortest ({best.exporter}):")
             if best.trace is not None and models is not None and best.exporter in models:
-                out.append(_indent(render(models[best.exporter], best.trace), "  "))
+                out.append(_indent(render(trace_model(models[best.exporter], best.evidence), best.trace), "  "))
         out.append("")
     from .coverage import format_coverage
     out += format_coverage(result.verdicts)
+    out += _covers_lines(result)
     mism = result.mismatches
     judged = sum(1 for v in result.verdicts if v.expected is not None) + len(result.claim_checks)
     if mism:
@@ -347,6 +425,16 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
     out.append(f"{len(result.verdicts)} verdicts, {judged} judged, {len(mism)} not as expected "
                f"({result.seconds:.1f} s)")
     return "\n".join(out)
+
+
+def _budget_text(budget: dict[str, Any]) -> str:
+    if "exhaustive" in budget:    # the portfolio
+        ex, z3 = budget["exhaustive"], budget["z3"]
+        return (f"{ex['scope']} searched exhaustively (up to {ex['states']:,} states), Z3 to depth {z3['depth']}, "
+                f"{budget['examples']} examples x {budget['steps']} steps per exporter")
+    if "examples" in budget:
+        return f"{budget['examples']} examples x {budget['steps']} steps per exporter"
+    return f"depth {budget.get('depth')}"
 
 
 def _breaks(result: CampaignResult, exporter: str) -> tuple[str, ...]:

@@ -93,12 +93,24 @@ def cmd_campaign(a: argparse.Namespace) -> int:
     if a.engine == "hypothesis" and not a.coverage:  # shards on every core, a cluster, a time budget, the database
         from .scale import run_from_args
         result = run_from_args(a, exporters, scope, _progress)
-    elif a.budget or a.cluster or a.database:
-        raise UsageError("campaign: --budget, --cluster and --database apply to --engine hypothesis")
+    elif a.budget or a.property_groups != "all":
+        raise UsageError("campaign: --budget and --property-groups apply to --engine hypothesis")
+    elif (a.cluster or a.database) and a.engine != "portfolio":
+        raise UsageError("campaign: --cluster and --database apply to --engine portfolio and hypothesis")
     else:
-        result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
-                              steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress,
-                              engine=a.engine, depth=a.depth, coverage=a.coverage)
+        from .database import DatabaseError, default_spec
+        from .runs.cluster import ClusterError
+
+        memory = a.max_memory if a.max_memory is not None else _share_of_memory(min(jobs, len(exporters)))
+        try:
+            result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
+                                  steps=a.steps, jobs=min(jobs, len(exporters)), progress=_progress,
+                                  engine=a.engine, depth=a.depth, coverage=a.coverage, states=a.max_states,
+                                  memory=memory, z3_seconds=a.z3_seconds, cluster=a.cluster,
+                                  database=(default_spec() if a.database is None else a.database)
+                                  if a.engine == "portfolio" else None)
+        except (DatabaseError, ClusterError) as e:
+            raise UsageError(str(e)) from None
     models = {p.name: Model(p, scope, a.revision) for p in exporters}
     if a.shortest and not result.interrupted:
         from .campaign import shorten_verdicts
@@ -114,6 +126,21 @@ def cmd_campaign(a: argparse.Namespace) -> int:
     if result.interrupted:
         return 130
     return 1 if result.mismatches else 0
+
+
+def _share_of_memory(jobs: int) -> int | None:
+    """Three quarters of the machine's memory, shared by ``jobs`` workers: what an exhaustive
+    search may use before it stops and says ``unknown``."""
+    from .engines.explicit import physical_memory
+
+    total = physical_memory()
+    return None if total is None else int(0.75 * total / max(1, jobs))
+
+
+def _memory_size(text: str) -> int:
+    from .cli_explore import _memory_size as parse
+
+    return parse(text)
 
 
 def cmd_exporters(a: argparse.Namespace) -> int:
@@ -158,9 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=_positive, default=300, help="Hypothesis examples per exporter run")
     c.add_argument("--steps", type=_positive, default=30, help="steps per example")
     c.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
-    c.add_argument("--engine", choices=("hypothesis", "z3"), default="hypothesis", help="hypothesis "
-                   "(random exploration, default) or z3 (bounded checks to --depth, then induction)")
-    c.add_argument("--depth", type=_positive, default=8, help="with --engine z3: steps of the bounded checks")
+    c.add_argument("--engine", choices=("portfolio", "hypothesis", "z3", "explicit"), default="portfolio",
+                   help="portfolio (default: the tiny scope searched exhaustively, then Z3's bounded checks "
+                   "and induction on --scope, then Hypothesis on --scope; each verdict says what it covers), "
+                   "or one engine alone: hypothesis (random exploration), z3 (bounded checks to --depth, "
+                   "then induction) or explicit (every reachable state of --scope)")
+    c.add_argument("--depth", type=_positive, default=8, help="with --engine z3 or portfolio: steps of the "
+                   "bounded checks (default 8)")
+    c.add_argument("--max-states", type=_positive, default=None, metavar="N",
+                   help="with --engine portfolio or explicit: stop the exhaustive search after N states; what "
+                   "it has not decided is unknown (default 60000000 for the portfolio's tiny scope)")
+    c.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                   help="with --engine portfolio or explicit: stop the exhaustive search when a worker's "
+                   "resident memory passes SIZE (512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
+    c.add_argument("--z3-seconds", type=float, default=None, metavar="S",
+                   help="with --engine portfolio: time the bounded checks may take per exporter (default 60); "
+                   "the depth reached is in the report")
     c.add_argument("--traces", metavar="DIR", help="write every trace found as an ITF file in DIR")
     c.add_argument("--coverage", action="store_true", help="also measure the fraction of the reachable "
                    "states and transitions each Hypothesis run visits (explicit engine; scope tiny)")

@@ -188,7 +188,7 @@ def cmd_prove(a: argparse.Namespace) -> int:
                f"{a.depth}, {a.timeout:g} s per query")
     if result.verdicts:
         table = format_table(result, models).split("\n", 1)[1]
-        out.append(table.replace("cells: . holds", "cells: P proved  . holds up to the depth"))
+        out.append(table)
         out.append(_format_induction(result))
     if "universal" in report_extra:
         out.append(_format_universal(report_extra["universal"]))

@@ -41,7 +41,7 @@ from model.policy import KNOBS, REVISIONS, ExporterPolicy, PolicyError
 from model.scope import SCOPES, Scope
 from model.state import FIELDS
 
-from .trace import Trace
+from .trace import Trace, trace_model
 
 __all__ = [
     "FORMAT", "FORMAT_DESCRIPTION", "ACTION_TAKEN", "NONDET_PICKS", "RET", "BUF", "EVENTS",
@@ -272,7 +272,8 @@ def write_verdict_traces(verdicts: Iterable[Any], models: Mapping[str, Model], f
     for v in verdicts:
         if v.trace is None or v.exporter not in models:
             continue
-        out.append(write_itf(folder / trace_filename(v.exporter, v.property), models[v.exporter], v.trace,
+        model = trace_model(models[v.exporter], v.evidence)
+        out.append(write_itf(folder / trace_filename(v.exporter, v.property), model, v.trace,
                              prop=v.property, verdict=v.verdict, engine=v.engine, seed=seed,
                              claims=tuple(v.claims)))
     return out

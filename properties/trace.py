@@ -11,7 +11,7 @@ from model.constants import errno_name
 from model.events import event_names
 from model.machine import Model, format_call
 
-__all__ = ["TraceStep", "Trace", "replay", "ReplayError", "shrink", "render"]
+__all__ = ["TraceStep", "Trace", "replay", "ReplayError", "shrink", "render", "trace_model"]
 
 
 class ReplayError(ValueError):
@@ -129,3 +129,19 @@ def _v(x: Any) -> str:
     if x is False:
         return "0"
     return str(x)
+
+
+_SCOPED: dict[tuple[int, str], Model] = {}
+
+
+def trace_model(model: Model, evidence: dict[str, Any]) -> Model:
+    """The model a verdict's trace runs on: the verdict's model, or, for a trace the portfolio
+    kept from its exhaustive scope because it shows nothing on the larger one (``evidence
+    ["trace_scope"]``), the same policy and revision at that scope."""
+    scope = evidence.get("trace_scope")
+    if scope is None or scope == model.scope.name:
+        return model
+    key = (id(model), scope)
+    if key not in _SCOPED:
+        _SCOPED[key] = Model(model.policy, scope, model.revision)
+    return _SCOPED[key]

@@ -440,8 +440,8 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
         if pid not in violated or len(trace) < len(violated[pid]):
             violated[pid] = trace
 
-    evidence = {"examples": run.examples, "rounds": rounds, "depth": steps, "states": len(run.states),
-                "steps": run.steps, "seconds": round(seconds, 3)}
+    evidence = {"guarantee": "sampled", "scope": model.scope.name, "examples": run.examples, "rounds": rounds,
+                "depth": steps, "states": len(run.states), "steps": run.steps, "seconds": round(seconds, 3)}
     out = []
     for p in mon.props:
         expected = p.expected(model.policy, model.scope)

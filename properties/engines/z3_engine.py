@@ -718,7 +718,8 @@ def run_z3(model: Model, props: Iterable[Property], depth: int = 8, timeout: flo
     for p in props:
         r = reach[p.id]
         expected = p.expected(model.policy, model.scope)
-        ev: dict[str, Any] = {"depth": r.depth, "method": "bmc", "seconds": round(r.seconds, 3)}
+        ev: dict[str, Any] = {"guarantee": "bounded", "scope": model.scope.name, "depth": r.depth, "method": "bmc",
+                              "seconds": round(r.seconds, 3)}
         if r.note:
             ev["solver"] = r.note
         note = ""
@@ -735,7 +736,7 @@ def run_z3(model: Model, props: Iterable[Property], depth: int = 8, timeout: flo
         if pr is not None and verdict == "holds":
             if pr.proved:
                 verdict = "proved"
-                ev.update({"method": pr.method, "k": pr.k, "lemmas": list(pr.lemmas),
+                ev.update({"guarantee": "exhaustive", "method": pr.method, "k": pr.k, "lemmas": list(pr.lemmas),
                            "induction_seconds": round(pr.seconds, 3)})
             else:
                 ev["induction"] = pr.reason or "not attempted"
