@@ -87,6 +87,8 @@ def cmd_campaign(a: argparse.Namespace) -> int:
     scope = _scope(a.scope)
     exporters = resolve_exporters(a.exporter, a.revision)
     jobs = a.jobs if a.jobs else (os.cpu_count() or 1)
+    if a.engine is None:  # a time budget, property groups and coverage are Hypothesis's
+        a.engine = "hypothesis" if (a.budget or a.property_groups != "all" or a.coverage) else "portfolio"
     if a.coverage and (a.engine != "hypothesis" or a.budget or a.cluster or a.database):
         raise UsageError("campaign: --coverage measures one Hypothesis run per exporter (--engine hypothesis, "
                          "no --budget, --cluster or --database)")
@@ -185,11 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=_positive, default=300, help="Hypothesis examples per exporter run")
     c.add_argument("--steps", type=_positive, default=30, help="steps per example")
     c.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
-    c.add_argument("--engine", choices=("portfolio", "hypothesis", "z3", "explicit"), default="portfolio",
-                   help="portfolio (default: the tiny scope searched exhaustively, then Z3's bounded checks "
+    c.add_argument("--engine", choices=("portfolio", "hypothesis", "z3", "explicit"), default=None,
+                   help="portfolio (the default: the tiny scope searched exhaustively, then Z3's bounded checks "
                    "and induction on --scope, then Hypothesis on --scope; each verdict says what it covers), "
-                   "or one engine alone: hypothesis (random exploration), z3 (bounded checks to --depth, "
-                   "then induction) or explicit (every reachable state of --scope)")
+                   "or one engine alone: hypothesis (random exploration; the default with --budget, "
+                   "--property-groups or --coverage), z3 (bounded checks to --depth, then induction) or "
+                   "explicit (every reachable state of --scope)")
     c.add_argument("--depth", type=_positive, default=8, help="with --engine z3 or portfolio: steps of the "
                    "bounded checks (default 8)")
     c.add_argument("--max-states", type=_positive, default=None, metavar="N",

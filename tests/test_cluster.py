@@ -77,7 +77,7 @@ def scheduler(tmp_path_factory):
 
 
 def test_cluster_report_equals_the_local_one(scheduler, tmp_path, capsys):
-    args = ["campaign", "--exporter", "broken-end-keeps-pin", "--exporter", "coherent", "--scope", "tiny",
+    args = ["campaign", "--engine", "hypothesis", "--exporter", "broken-end-keeps-pin", "--exporter", "coherent", "--scope", "tiny",
             "--examples", "12", "--steps", "10", "--seed", "5", "--database", "none"]
     assert main([*args, "--cluster", scheduler, "--json", str(tmp_path / "cluster.json")]) in (0, 1)
     err = capsys.readouterr().err

@@ -18,7 +18,7 @@ NOTEBOOK_TRACES = Path(__file__).resolve().parent.parent / "notebooks" / "traces
 def campaign_traces(tmp_path_factory):
     """One small campaign, written as ITF files (the same files `campaign --traces` writes)."""
     folder = tmp_path_factory.mktemp("traces")
-    main(["campaign", "--exporter", "reference", "--exporter", "broken-zap-without-own-file",
+    main(["campaign", "--engine", "hypothesis", "--exporter", "reference", "--exporter", "broken-zap-without-own-file",
           "--examples", "25", "--steps", "20", "--jobs", "1", "--traces", str(folder)])
     return sorted(folder.glob("*.itf.json"))
 

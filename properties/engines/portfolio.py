@@ -77,25 +77,26 @@ class PortfolioEngine:
         stages: list[dict[str, Any]] = []
         by_stage: dict[str, dict[str, Verdict]] = {}
 
-        # 1. exhaustive, on the small scope
-        small = get_scope(self.exhaustive_scope)
-        exhaustive = None
-        if small != model.scope:
-            from .explicit import check
+        # 1. exhaustive, on the small scope (the campaign's own, if it is that one)
+        from .explicit import check
 
-            tiny = Model(model.policy, small, model.revision)
-            space, vs = check(tiny, mine, symmetry=self.symmetry, keep_edges=False, progress=progress,
-                              budget=Budget(states=budget.states, memory=budget.memory, seconds=budget.seconds))
-            exhaustive = {"complete": space.complete, "states": space.n_states, "transitions": space.transitions,
-                          "stopped": space.stopped}
-            stages.append(covers("exhaustive", small.name, engine="explicit", states=space.n_states,
-                                 transitions=space.transitions, complete=space.complete,
-                                 **({"symmetry": True} if self.symmetry else {}),
-                                 **({"stopped": space.stopped} if space.stopped else {})))
-            by_stage["explicit"] = {v.property: v for v in vs}
-            say(f"{model.policy.name}: {small.name} {'complete' if space.complete else 'cut'}, "
-                f"{space.n_states} states, {sum(v.verdict == 'violated' for v in vs)} fired")
+        small = get_scope(self.exhaustive_scope)
+        tiny = model if small == model.scope else Model(model.policy, small, model.revision)
+        space, vs = check(tiny, mine, symmetry=self.symmetry, keep_edges=False, progress=progress,
+                          budget=Budget(states=budget.states, memory=budget.memory, seconds=budget.seconds))
+        exhaustive = {"complete": space.complete, "states": space.n_states, "transitions": space.transitions,
+                      "stopped": space.stopped}
+        stages.append(covers("exhaustive", small.name, engine="explicit", states=space.n_states,
+                             transitions=space.transitions, complete=space.complete,
+                             **({"symmetry": True} if self.symmetry else {}),
+                             **({"stopped": space.stopped} if space.stopped else {})))
+        by_stage["explicit"] = {v.property: v for v in vs}
+        say(f"{model.policy.name}: {small.name} {'complete' if space.complete else 'cut'}, "
+            f"{space.n_states} states, {sum(v.verdict == 'violated' for v in vs)} fired")
+        del space
         open_ = [p for p in mine if not _decided(by_stage.get("explicit", {}).get(p.id))]
+        if small == model.scope and exhaustive["complete"]:
+            open_ = []          # every reachable state of the campaign's scope: nothing is left open
 
         # 2. bounded (and induction), on the campaign's scope
         if open_:
@@ -149,13 +150,17 @@ class PortfolioEngine:
             return make_verdict(p, model.policy.name, self.name, "proved", None, ev)
         in_tiny = "explicit" in seen
         note = ""
-        if p.kind == "witness":
+        if p.kind == "witness" and in_tiny and small == model.scope and exhaustive["complete"]:
+            verdict = "violated"
+            note = f"unreachable: none of the {exhaustive['states']} reachable states or their steps reaches it"
+            ev.update(_guarantee_of(seen["explicit"], "explicit", stages))
+        elif p.kind == "witness":
             verdict = "unknown"
             if in_tiny and exhaustive and exhaustive["complete"]:
                 note = (f"unreachable in {small.name} (every one of its {exhaustive['states']} states); "
                         f"not reached on {model.scope.name}")
             else:
-                note = f"not reached"
+                note = "not reached"
         elif in_tiny and not exhaustive["complete"]:
             verdict = "unknown"
             note = (f"the exhaustive search of {small.name} was cut ({exhaustive['stopped']}): not shown to hold; "
