@@ -136,44 +136,78 @@ class VecModel:
         names = schema.names
         var_expr = {n: f"C[{i}]" for i, n in enumerate(names)}
         step_props = [(p, p.term(schema)) for p in props if p.on == "step"]
-        self.steps: list[VecStep] = []
-        for t in model.terms:
+        src = _Source()
+        steps = []
+        # the knobs substituted into every instance's terms at once (the instances share most
+        # of their terms, and terms are hash-consed: the same as one instance at a time)
+        roots = [[t.guard, t.ret, t.subject, *(t.events[n] for n in sorted(t.events)), *t.next]
+                 for t in model.terms]
+        flat = substitute([r for rs in roots for r in rs], model.knob_env)
+        at = 0
+        for t, rs in zip(model.terms, roots):
             ev_names = sorted(t.events)
-            guard, ret, subject, *rest = substitute(
-                [t.guard, t.ret, t.subject, *(t.events[n] for n in ev_names), *t.next], model.knob_env)
+            guard, ret, subject, *rest = flat[at:at + len(rs)]
+            at += len(rs)
             events = dict(zip(ev_names, rest[:len(ev_names)]))
             nxt = rest[len(ev_names):]
             lines: list[str] = []
             (g,) = _emit([guard], var_expr, lines)
-            gfn = _compile(f"guard_{t.instance.index}", "C", lines, g)
+            gfn = src.add(f"guard_{t.instance.index}", "C", lines, g)
             changed = [(k, x) for k, x in enumerate(nxt) if not (x.op == "var" and x.args[0] == names[k])]
             lines = []
             outs = _emit([ret, *(x for _, x in changed)], var_expr, lines)
-            afn = _compile(f"step_{t.instance.index}", "C", lines,
-                           f"({outs[0]}, [" + ", ".join(f"({k}, {o})" for (k, _), o in zip(changed, outs[1:])) + "])")
+            afn = src.add(f"step_{t.instance.index}", "C", lines,
+                          f"({outs[0]}, [" + ", ".join(f"({k}, {o})" for (k, _), o in zip(changed, outs[1:])) + "])")
             env: dict[str, Any] = dict(model.knob_env)
             env.update({"post." + n: x for n, x in zip(names, nxt)})
             env.update({"ev." + n: events.get(n, FALSE) for n in EVENT_BIT})
             env.update({"ret": ret, "buf": subject})
+            mine = [(p, term) for p, term in step_props if p.action in (None, t.instance.name)]
+            # one substitution for all of them: the terms are shared (hash-consed), so each
+            # property's specialised term is the same as substituted alone
+            specialised = substitute([term for _, term in mine], env) if mine else []
             checks = []
-            for p, term in step_props:
-                if p.action not in (None, t.instance.name):
-                    continue
-                (c,) = substitute([term], env)
+            for (p, _), c in zip(mine, specialised):
                 fires_when = not p.target_is_bad
                 if c.op == "const" and c.args[0] != fires_when:
                     continue                       # cannot fire on this instance
                 lines = []
                 (r,) = _emit([c], var_expr, lines)
                 name = f"check_{t.instance.index}_" + p.id.replace("-", "_")
-                checks.append(VecCheck(p.id, fires_when, _compile(name, "C", lines, r)))
-            self.steps.append(VecStep(t.instance.index, gfn, afn, tuple(checks)))
-        self.state_props = [
-            VecProperty(p.id, not p.target_is_bad, _state_fn(p, model, var_expr)) for p in props if p.on == "state"]
+                checks.append((p.id, fires_when, src.add(name, "C", lines, r)))
+            steps.append((t.instance.index, gfn, afn, checks))
+        state_props = [(p.id, not p.target_is_bad, _state_fn(p, model, var_expr, src)) for p in props if p.on == "state"]
+        fns = src.compile()                        # one compilation for every function
+        self.steps: list[VecStep] = [
+            VecStep(i, fns[g], fns[a], tuple(VecCheck(pid, fw, fns[f]) for pid, fw, f in checks))
+            for i, g, a, checks in steps]
+        self.state_props = [VecProperty(pid, fw, fns[f]) for pid, fw, f in state_props]
 
 
-def _state_fn(p: Property, model: Model, var_expr: dict[str, str]) -> Callable[[list], Any]:
+class _Source:
+    """Generated functions collected into one module, compiled at once."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.names: list[str] = []
+
+    def add(self, name: str, params: str, lines: list[str], ret: str) -> str:
+        """Add a function; returns its name (the key of :meth:`compile`'s result)."""
+        if name in self.names:
+            raise ValueError(f"generated function {name} defined twice")
+        self.parts.append(f"def {name}({params}):\n" + "\n".join(lines) + ("\n" if lines else "")
+                          + f"    return {ret}\n")
+        self.names.append(name)
+        return name
+
+    def compile(self) -> dict[str, Callable[..., Any]]:
+        ns: dict[str, Any] = {"_where": np.where}
+        exec(compile("\n".join(self.parts), "<vec>", "exec"), ns)  # noqa: S102 - generated from model terms
+        return {n: ns[n] for n in self.names}
+
+
+def _state_fn(p: Property, model: Model, var_expr: dict[str, str], src: _Source) -> str:
     (t,) = substitute([p.term(model.schema)], model.knob_env)
     lines: list[str] = []
     (r,) = _emit([t], var_expr, lines)
-    return _compile("prop_" + p.id.replace("-", "_"), "C", lines, r)
+    return src.add("prop_" + p.id.replace("-", "_"), "C", lines, r)
