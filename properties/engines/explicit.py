@@ -41,8 +41,10 @@ from .vectorize import VecModel, VecProperty, columns
 
 __all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "shortest_trace", "GraphTooLarge"]
 
-_CHUNK = 1 << 16          # rows expanded at once per instance (bounds the temporaries)
+_CHUNK = 1 << 16          # enabled rows of an instance whose step checks were recorded together
 _FRONTIER_CHUNK = 1 << 18  # frontier states decoded and expanded at once
+_BATCH = 1 << 20           # candidate successors deduplicated at once
+_PACKED = True             # sort keys and positions as one word when they fit (else keys, then a hash)
 
 
 @dataclass(frozen=True)
@@ -292,18 +294,35 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     ``roots`` starts the search from these states instead of the initial state (all at depth 0;
     with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace).
     ``until_found`` stops after the level in which every property named there has fired (the
-    search is then not complete)."""
+    search is then not complete).
+
+    The order in which states are first discovered, which gives their ids, is: frontier chunk by
+    chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
+    by frontier row. A chunk is expanded one instance at a time over all its rows (the guard,
+    the step and its checks as numpy code over the chunk's columns); only the rows where the
+    guard holds and the step changes some field get a successor key (the pre-state's key plus
+    the changed fields' terms). The successor keys are collected over consecutive instances
+    into a batch (at most ``_BATCH``), which is deduplicated at once: one sort, one search of
+    the sorted distinct keys in the sorted array of seen states (cache friendly, unlike unsorted
+    queries) and in the level's own sorted runs, and the first position of each new key in the
+    batch, which is its order of discovery."""
     budget = budget or Budget()
     stop_ids = set(until_found or ())
     started = time.monotonic()
-    mon = Monitor(model, list(props))
-    vm = VecModel(model, mon.props)
+    # the properties that apply (a Monitor's selection; its compiled checks are not needed here)
+    active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
+    vm = VecModel(model, active)
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
     int_hi = {k: hi for k, ((_, hi), spec) in enumerate(zip(model.schema.bounds, model.schema.specs))
               if spec.sort == "int"}
     found: dict[str, Finding] = {}
+    one_word = len(packer.words) == 1
+    # field -> its multiplier in the (single) key word, as a signed scalar (the multipliers are
+    # below 2**63): a successor's key is its state's plus sum((new - old) * multiplier) mod 2**64
+    mult64 = {k: np.int64(int(mult)) for k, (_, mult) in packer.place.items()} if one_word else {}
+    dedup = _Dedup(packer)
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
@@ -362,24 +381,35 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             complete = False
             break
         level += 1
-        cand_keys, cand_rows, cand_parent, cand_via = [], [], [], []
+        runs = _SortedRuns()                      # this level's new keys so far, with their ids
+        lv_keys, lv_rows, lv_parent, lv_via = [], [], [], []
         lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
         cut = False
-        n_cand, n_kept = 0, 0
+        first_new = n_total
+        n_new = 0
 
-        def compact() -> int:
-            """Keep the first candidate of each new state (the order of first discovery, as the
-            level's final deduplication would): a state reached by many (state, instance) pairs
-            is otherwise held once per pair until the level ends, which set the peak memory."""
-            ck = np.concatenate(cand_keys)
-            _, first = np.unique(ck, return_index=True)
-            first.sort()
-            cand_keys[:] = [ck[first]]
-            if sym is not None:
-                cand_rows[:] = [np.concatenate(cand_rows)[first]]
-            cand_parent[:] = [np.concatenate(cand_parent)[first]]
-            cand_via[:] = [np.concatenate(cand_via)[first]]
-            return len(first)
+        def flush() -> None:
+            """Number the batch's new states (those neither seen nor already found in this
+            level), in order of first discovery."""
+            nonlocal n_new
+            if not dedup.n:
+                return
+            keys, first = dedup.new_in_batch(seen_sorted, runs)
+            if len(first):
+                ids = np.empty(len(first), np.int32)
+                order = np.argsort(first)              # first positions, in discovery order
+                ids[order] = np.arange(first_new + n_new, first_new + n_new + len(first), dtype=np.int32)
+                runs.add(keys, ids)
+                first = first[order]
+                keys = keys[order]
+                lv_keys.append(keys)
+                if sym is not None:
+                    lv_rows.append(dedup.rows_of(first))
+                lv_parent.append((f_base + dedup.row[first]).astype(np.int32))
+                lv_via.append(dedup.instance_of(first))
+                n_new += len(first)
+            dedup.clear()
+
         for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
             frontier = packer.unpack(frontier_rows[f_lo:f_lo + _FRONTIER_CHUNK], width)
             f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
@@ -387,99 +417,97 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             n = frontier.shape[1]
             C = columns(model, frontier)
             for st in vm.steps:
-                g = st.guard(C)
-                idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
-                for lo in range(0, len(idx_all), _CHUNK):
-                    idx = idx_all[lo:lo + _CHUNK]
-                    m = len(idx)
-                    Cs = columns(model, frontier, idx)
-                    for c in st.checks:
-                        if c.id in found:
-                            continue
-                        hit = np.broadcast_to(np.asarray(c.fn(Cs)) == c.fires_when, (m,))
-                        if hit.any():
-                            found[c.id] = Finding(f_base + int(idx[int(np.argmax(hit))]), st.index)
-                    ret, changes = st.apply(Cs)
-                    transitions += m
-                    if not changes:
-                        self_loops += m
+                g = np.asarray(st.guard(C), dtype=bool)
+                if g.ndim == 0:
+                    if not g:
                         continue
-                    for k, col in changes:
-                        if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
-                            raise AssertionError(            # the packed keys would alias: a model bug
-                                f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
-                                f"outside [0, {int_hi[k]}]")
-                    pre_keys = f_keys[idx]
-                    if sym is None:
-                        # no row is built: a successor's key is its state's plus the changed fields'
-                        post = None
-                        keys = pre_keys.copy()
+                    gm, m = None, n                    # enabled everywhere
+                else:
+                    m = int(np.count_nonzero(g))
+                    if not m:
+                        continue
+                    gm = g
+                transitions += m
+                if st.checks:
+                    _step_checks(st, C, gm, f_base, found)
+                ret, changes = st.apply(C)
+                if not changes:
+                    self_loops += m
+                    continue
+                for k, col in changes:
+                    if k in int_hi:
+                        _check_range(model, st.index, k, col, int_hi[k], gm)
+                # the rows where the step changes some field (a self-loop everywhere else)
+                rows = _changed_rows(C, changes, gm, n)
+                nm = len(rows)
+                if not nm:
+                    self_loops += m
+                    continue
+                if sym is None:
+                    if one_word:
+                        acc = None
                         for k, col in changes:
-                            packer.update(keys, k, Cs[k], col)
+                            mk = mult64.get(k)
+                            if mk is None:
+                                continue             # a field whose only value is 0
+                            new = col[rows] if isinstance(col, np.ndarray) and col.ndim else int(col)
+                            t = np.subtract(new, frontier[k][rows], dtype=np.int64)
+                            t *= mk
+                            acc = t if acc is None else np.add(acc, t, out=acc)
+                        keys = f_keys[rows]
+                        if acc is not None:
+                            keys += acc.view(np.uint64)
                     else:
-                        post = frontier[:, idx]
+                        keys = f_keys[rows]
                         for k, col in changes:
-                            post[k] = col
-                        keys = sym.canonical(post)
-                    move = np.flatnonzero(keys != pre_keys)
-                    self_loops += m - len(move)
-                    if not len(move):
-                        continue
-                    idx, keys = idx[move], keys[move]
-                    if post is not None:
-                        post = post[:, move]
-                    if keep_edges:
-                        lv_src.append((f_base + idx).astype(np.int32))
-                        lv_dkey.append(keys)
-                        lv_inst.append(np.full(len(move), st.index, np.int16))
-                        lv_ret.append(np.broadcast_to(np.asarray(ret, dtype=np.int16), (m,))[move])
-                    pos = np.searchsorted(seen_sorted, keys)
-                    pos[pos >= len(seen_sorted)] = 0
-                    new = np.flatnonzero(seen_sorted[pos] != keys)
-                    if len(new):
-                        _, first = np.unique(keys[new], return_index=True)
-                        new = new[np.sort(first)]          # one candidate per new state and chunk
-                        cand_keys.append(keys[new])
-                        if sym is not None:
-                            cand_rows.append(packer.pack(post[:, new]))
-                        cand_parent.append((f_base + idx[new]).astype(np.int32))
-                        cand_via.append(np.full(len(new), st.index, np.int16))
-                        n_cand += len(new)
-                        if n_cand > 2 * n_kept + _CHUNK:
-                            n_kept = n_cand = compact()
+                            new = col[rows] if isinstance(col, np.ndarray) and col.ndim else col
+                            packer.update(keys, k, frontier[k][rows], new)
+                    post = None
+                else:
+                    post = frontier[:, rows]
+                    for k, col in changes:
+                        post[k] = col[rows] if isinstance(col, np.ndarray) and col.ndim else col
+                    keys = sym.canonical(post)
+                    move = np.flatnonzero(keys != f_keys[rows])
+                    if len(move) < nm:
+                        rows, keys, post = rows[move], keys[move], post[:, move]
+                        nm = len(move)
+                self_loops += m - nm
+                if not nm:
+                    continue
+                if keep_edges:
+                    lv_src.append((f_base + rows).astype(np.int32))
+                    lv_dkey.append(keys)
+                    lv_inst.append(np.full(nm, st.index, np.int16))
+                    r = np.asarray(ret, dtype=np.int16)
+                    lv_ret.append(r[rows] if r.ndim else np.full(nm, r, np.int16))
+                if dedup.n + nm > dedup.capacity:
+                    flush()
+                dedup.add(keys, rows, st.index, post)
                 why = over_time_or_memory()
                 if why:
                     stopped = why
                     cut = True
                     break
+            flush()
             if cut:
                 break
         C = frontier = None
         if cut:
             complete = False
         # the level's new states, in order of first discovery
-        first_new = n_total
-        if cand_keys:
-            ck = np.concatenate(cand_keys)
-            uk, first = np.unique(ck, return_index=True)      # uk: the new keys, sorted
-            disc = np.argsort(first, kind="stable")           # sorted position -> discovery rank
-            first = first[disc]
-            new_keys = ck[first]
-            new_rows = np.concatenate(cand_rows)[first] if sym is not None else new_keys
-            new_parent = np.concatenate(cand_parent)[first]
-            new_via = np.concatenate(cand_via)[first]
-            del ck
-            rank = np.empty(len(disc), np.int32)
-            rank[disc] = np.arange(len(disc), dtype=np.int32)
+        new_keys = np.concatenate(lv_keys) if lv_keys else init_key[:0]
+        new_rows = (np.concatenate(lv_rows) if lv_rows else init_rows[:0]) if sym is not None else new_keys
+        new_parent = np.concatenate(lv_parent) if lv_parent else np.zeros(0, np.int32)
+        new_via = np.concatenate(lv_via) if lv_via else np.zeros(0, np.int16)
+        lv_keys = lv_rows = lv_parent = lv_via = None
+        if n_new:
+            uk, uid = runs.merged()
             at = np.searchsorted(seen_sorted, uk)
             seen_sorted = np.insert(seen_sorted, at, uk)
-            seen_ids = np.insert(seen_ids, at, first_new + rank)
-            del uk, rank, at
-        else:
-            new_keys = new_rows = init_key[:0]
-            new_parent = np.zeros(0, np.int32)
-            new_via = np.zeros(0, np.int16)
-        cand_keys = cand_rows = cand_parent = cand_via = None
+            seen_ids = np.insert(seen_ids, at, uid)
+            del uk, uid, at
+        runs = None
         for lo in range(0, len(new_keys), _FRONTIER_CHUNK):
             block = packer.unpack(new_rows[lo:lo + _FRONTIER_CHUNK], width)
             if sym is not None:
@@ -529,12 +557,13 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
     frontier_rows = frontier_keys = new_rows = new_keys = None  # noqa: F841
+    dedup = None
     return StateSpace(
         model=model, symmetry=symmetry, complete=complete,
         parent=cat(parents, np.int32), via=cat(vias, np.int16), depth=cat(depths, np.int16),
         edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
-        seconds=time.monotonic() - started, checked=tuple(p.id for p in mon.props), found=found,
+        seconds=time.monotonic() - started, checked=tuple(p.id for p in active), found=found,
         stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
         row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None)
 
@@ -554,13 +583,241 @@ def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarra
             found[p.id] = Finding(first_id + int(np.argmax(hit)))
 
 
+def _step_checks(st: Any, C: Any, gm: np.ndarray | None, f_base: int, found: dict[str, Finding]) -> None:
+    """Record the first frontier row (of those where the guard ``gm`` holds; all if ``None``) on
+    which each of the instance's step checks fires. Findings of one instance are recorded as the
+    search always has: block by block of ``_CHUNK`` enabled rows, in the order of the checks."""
+    fired = []
+    for j, c in enumerate(st.checks):
+        if c.id in found:
+            continue
+        r = np.asarray(c.fn(C)) == c.fires_when
+        if r.ndim == 0:
+            if not r:
+                continue
+            row = 0 if gm is None else int(np.argmax(gm))
+        else:
+            if gm is not None:
+                np.logical_and(r, gm, out=r)
+            row = int(np.argmax(r))
+            if not r[row]:
+                continue
+        fired.append((row, j, c.id))
+    if len(fired) > 1 and gm is not None:
+        fired.sort(key=lambda f: (int(np.count_nonzero(gm[:f[0]])) // _CHUNK, f[1]))
+    elif len(fired) > 1:
+        fired.sort(key=lambda f: (f[0] // _CHUNK, f[1]))
+    for row, _, cid in fired:
+        found[cid] = Finding(f_base + row, st.index)
+
+
+def _check_range(model: Model, instance: int, k: int, col: Any, hi: int, gm: np.ndarray | None) -> None:
+    """Raise if the step sets integer field ``k`` outside ``[0, hi]`` on an enabled row: the
+    packed keys would alias (a model bug)."""
+    a = np.asarray(col)
+    if a.dtype == np.int16:
+        bad = a.view(np.uint16) > hi              # negative values are large unsigned ones
+    else:
+        bad = (a < 0) | (a > hi)
+    if a.ndim and gm is not None and bad.any():
+        bad = bad & gm
+    if np.any(bad):
+        raise AssertionError(
+            f"explicit engine: {model.instances[instance]} sets {model.schema.names[k]} outside [0, {hi}]")
+
+
+def _changed_rows(C: Any, changes: list, gm: np.ndarray | None, n: int) -> np.ndarray:
+    """The frontier rows, of those where the guard ``gm`` holds (all if ``None``), on which the
+    step gives some changed field a new value; on every other enabled row it is a self-loop."""
+    chg = None
+    for k, col in changes:
+        d = np.not_equal(C[k], col)
+        if chg is None:
+            chg = d
+        else:
+            np.logical_or(chg, d, out=chg)
+    if gm is not None:
+        np.logical_and(chg, gm, out=chg)
+    return np.flatnonzero(chg)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash(keys: np.ndarray, bits: int) -> np.ndarray:
+    """A ``bits``-bit multiplicative hash of each key (of each record of words)."""
+    if keys.dtype.names is None:
+        h = keys * _GOLDEN
+    else:
+        h = np.zeros(keys.shape, np.uint64)
+        for w in keys.dtype.names:
+            h ^= keys[w]
+            h *= _GOLDEN
+    return h >> np.uint64(64 - bits)
+
+
+def _member(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each query is in ``sorted_keys`` (queries sorted: the search then walks the array
+    forward, which keeps it in cache)."""
+    pos = np.searchsorted(sorted_keys, queries)
+    np.minimum(pos, len(sorted_keys) - 1, out=pos)
+    return sorted_keys[pos] == queries
+
+
+class _SortedRuns:
+    """The keys of the states found so far in the current level, with their ids: a few sorted
+    runs, the last two merged whenever the older is at most twice the newer (so there are
+    about log2 of them)."""
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []
+        self.ids: list[np.ndarray] = []
+
+    def absent(self, u: np.ndarray) -> np.ndarray:
+        """Which of the sorted keys ``u`` are in no run."""
+        keep = np.ones(len(u), bool)
+        for k in self.keys:
+            keep &= ~_member(k, u)
+        return keep
+
+    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        self.keys.append(keys)
+        self.ids.append(ids)
+        while len(self.keys) > 1 and len(self.keys[-2]) <= 2 * len(self.keys[-1]):
+            self._merge(2)
+
+    def _merge(self, last: int) -> None:
+        k = np.concatenate(self.keys[-last:])
+        i = np.concatenate(self.ids[-last:])
+        o = np.argsort(k, kind="stable")          # a merge of sorted runs
+        self.keys[-last:] = [k[o]]
+        self.ids[-last:] = [i[o]]
+
+    def merged(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.keys) > 1:
+            self._merge(len(self.keys))
+        return self.keys[0], self.ids[0]
+
+
+class _Dedup:
+    """A batch of candidate successors of one frontier chunk, in order of discovery: their keys,
+    frontier rows and instances (and post-states under symmetry), and what is new in it."""
+
+    def __init__(self, packer: KeyPacker) -> None:
+        self.packer = packer
+        self.shift = 0
+        if len(packer.words) == 1:
+            self.shift = 64 - packer.word_max[0].bit_length()
+        # with a one-word key of B bits, a batch of up to 2**(64-B) candidates sorts as one
+        # array of (key << (64-B)) | position: the sort gives the distinct keys and each one's
+        # first position at once; otherwise the keys sort alone and a hash finds the positions
+        self.packed = _PACKED and (1 << self.shift) >= _FRONTIER_CHUNK
+        self.capacity = min(_BATCH, 1 << self.shift) if self.packed else _BATCH
+        self.keys = np.empty(self.capacity, packer.dtype)
+        self.row = np.empty(self.capacity, np.int32)
+        self.positions = np.zeros(0, np.uint64)     # 0, 1, 2, ... (as many as a batch has held)
+        self.ends: list[int] = []
+        self.insts: list[int] = []
+        self.posts: list[np.ndarray] = []
+        self.n = 0
+
+    @staticmethod
+    def _max_key(packer: KeyPacker) -> int:
+        return 0 if not packer.words[0] else int(max(mult for _, mult in packer.words[0])) * 64
+
+    def add(self, keys: np.ndarray, rows: np.ndarray, instance: int, post: np.ndarray | None) -> None:
+        n, m = self.n, len(keys)
+        self.keys[n:n + m] = keys
+        self.row[n:n + m] = rows
+        self.n = n + m
+        self.ends.append(self.n)
+        self.insts.append(instance)
+        if post is not None:
+            self.posts.append(post)
+
+    def clear(self) -> None:
+        self.n = 0
+        self.ends.clear()
+        self.insts.clear()
+        self.posts.clear()
+
+    def instance_of(self, pos: np.ndarray) -> np.ndarray:
+        return np.asarray(self.insts, np.int16)[np.searchsorted(np.asarray(self.ends), pos, side="right")]
+
+    def rows_of(self, pos: np.ndarray) -> np.ndarray:
+        """The packed post-states at batch positions ``pos`` (symmetry: the concrete rows)."""
+        return self.packer.pack(np.concatenate(self.posts, axis=1)[:, pos])
+
+    def new_in_batch(self, seen_sorted: np.ndarray, runs: _SortedRuns) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's keys that are neither in ``seen_sorted`` nor in ``runs``, sorted, and the
+        first batch position of each."""
+        n = self.n
+        K = self.keys[:n]
+        if self.packed:
+            if len(self.positions) < n:
+                self.positions = np.arange(n, dtype=np.uint64)
+            v = np.left_shift(K, np.uint64(self.shift))
+            np.bitwise_or(v, self.positions[:n], out=v)
+            v.sort()
+            k = v >> np.uint64(self.shift)
+            start = np.empty(n, bool)
+            start[0] = True
+            np.not_equal(k[1:], k[:-1], out=start[1:])
+            u = k[start]
+            first = v[start]
+            first &= np.uint64((1 << self.shift) - 1)
+            del v, k
+        else:
+            s = np.sort(K)
+            start = np.empty(n, bool)
+            start[0] = True
+            start[1:] = s[1:] != s[:-1]               # (records of words compare with the operator)
+            u = s[start]
+            first = None
+            del s
+        keep = ~_member(seen_sorted, u)
+        u = u[keep]
+        if first is not None:
+            first = first[keep]
+        if len(u) and runs.keys:
+            keep = runs.absent(u)
+            u = u[keep]
+            if first is not None:
+                first = first[keep]
+        if first is None:
+            first = _first_positions(K, u)
+        return u, first.astype(np.int64)
+
+
+def _first_positions(K: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The first position in ``K`` of each of the sorted distinct keys ``u`` (each occurs in
+    ``K``): a hash bitmap of ``u`` picks the few positions to look up exactly."""
+    if not len(u):
+        return np.zeros(0, np.int64)
+    bits = max(10, (16 * len(u)).bit_length())
+    mark = np.zeros(1 << bits, bool)
+    mark[_hash(u, bits)] = True
+    cand = np.flatnonzero(mark[_hash(K, bits)])
+    kc = K[cand]
+    p = np.searchsorted(u, kc)
+    np.minimum(p, len(u) - 1, out=p)
+    ok = u[p] == kc
+    cand, p = cand[ok], p[ok]
+    first = np.full(len(u), len(K), np.int64)
+    np.minimum.at(first, p, cand)
+    return first
+
 
 def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
     """One verdict per property that applies to the space's model (see the module docstring);
     every counterexample and target trace is replayed and confirmed by the Python monitor."""
     model = space.model
     mon = Monitor(model, list(props))
-    base = {"states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
+    # what the search covers: every reachable state, or (cut short) every state up to the last
+    # level it completed
+    covered = ({"guarantee": "exhaustive", "scope": model.scope.name} if space.complete else
+               {"guarantee": "bounded", "scope": model.scope.name, "depth_complete": max(0, space.max_depth - 1)})
+    base = {**covered, "states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
             "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
     if space.stopped:
         base["stopped"] = space.stopped

@@ -75,6 +75,8 @@ class KeyPacker:
                       np.dtype([(f"w{i}", np.uint64) for i in range(len(self.words))]))
         # field -> (word, multiplier), for updating keys in place
         self.place = {k: (i, np.uint64(mult)) for i, word in enumerate(self.words) for k, mult in word}
+        # the largest value of each word (the product of its fields' radices, less one)
+        self.word_max = [sum(his[k] * mult for k, mult in word) for word in self.words]
 
     def update(self, keys: np.ndarray, k: int, old: Any, new: Any) -> None:
         """Add to ``keys`` (in place) the change of field ``k`` from ``old`` to ``new``: a step
