@@ -20,7 +20,7 @@ from .policy import REVISIONS, ExporterPolicy, knob_vars
 from .scope import Scope, get_scope
 from .state import Schema
 from .step import Knobs, Step
-from .terms import FALSE, Term, compile_function, const, ite, lift, substitute
+from .terms import FALSE, Term, compile_function, const, evaluate, ite, lift, substitute
 
 __all__ = ["Instance", "TransitionTerms", "Model", "transition_terms", "instances_for", "format_call"]
 
@@ -78,6 +78,8 @@ class TransitionTerms:
     ret: Term
     subject: Term
     events: dict[str, Term]
+    # the guard's conjuncts, each with why the step cannot be taken when it is false
+    requires: tuple[tuple[Term, tuple[tuple[Term, str], ...]], ...] = ()
 
     def outputs(self) -> list[Term]:
         return [self.guard, *self.next, self.ret, self.subject, *(self.events.get(n, FALSE) for n, _ in EVENTS)]
@@ -106,7 +108,8 @@ def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tup
         ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
         if ret.sort != "int":
             raise TypeError(f"{inst}: a transition must return an int term")
-        out.append(TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events)))
+        out.append(TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events),
+                                   tuple(m.requires)))
     return schema, tuple(out)
 
 
@@ -153,6 +156,27 @@ class Model:
         for inst in self.instances:
             self.by_name.setdefault(inst.name, []).append(inst.index)
 
+    def digest(self) -> str:
+        """A digest of what this model does, for caches keyed by behaviour: every instance's
+        guard, next state, return value, subject and events with the policy's knobs substituted
+        and folded (``model.terms.digest``: structure only, the same in every process), the
+        instances' calls, and the schema's field names, bounds, sorts and initial values. Two
+        policies whose knob values fold to the same terms get the same digest; the policy's
+        name, description and declared breaks do not enter it."""
+        if getattr(self, "_digest", None) is None:
+            import hashlib
+
+            from .terms import digest as terms_digest
+
+            folded = substitute([o for t in self.terms for o in t.outputs()], self.knob_env)
+            h = hashlib.sha256(repr((
+                [str(i) for i in self.instances],
+                list(zip(self.schema.names, self.schema.bounds, self.schema.is_bool, self.schema.init)),
+            )).encode())
+            h.update(terms_digest(folded).encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
     # --- running ------------------------------------------------------------------------------
     def step(self, state: tuple, index: int):
         return self._steps[index](state)
@@ -196,3 +220,15 @@ class Model:
 
     def describe_ret(self, ret: int) -> str:
         return errno_name(ret)
+
+    def why_disabled(self, state: tuple, index: int) -> str:
+        """Why instance ``index`` cannot be taken in ``state``: the reason the model gives for the
+        first conjunct of its guard that is false there (``Step.require``)."""
+        t = self.terms[index]
+        env = {**dict(zip(self.schema.names, state)), **self.knob_env}
+        for cond, reasons in t.requires:
+            if not evaluate([cond], env)[0]:
+                for when, why in reasons:
+                    if evaluate([when], env)[0]:
+                        return why.format(scope=self.scope.name, **t.instance.kwargs)
+        return "its guard is false in this state"

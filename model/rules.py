@@ -20,14 +20,14 @@ from typing import Any
 
 from .constants import ERRNO, reads, writes
 from .state import (CACHE_CLEAN, CACHE_DIRTY, CACHE_INVALID, FENCE_EXCL, FENCE_NONE, FENCE_SHARED,
-                    LIFE_LIVE, LIFE_RELEASED, W_HANDED_OFF, W_KERNEL_OPEN, W_NONE, W_UNDISCIPLINED,
+                    LIFE_LIVE, LIFE_RELEASED, LIFE_UNEXPORTED, W_HANDED_OFF, W_KERNEL_OPEN, W_NONE, W_UNDISCIPLINED,
                     W_USER_OPEN)
 from .derived import total_refs
 from .step import Step
-from .terms import (FALSE, Term, and_, any_of, clamp, eq, ite, lift, min_, not_, or_)
+from .terms import (FALSE, TRUE, Term, and_, any_of, clamp, eq, ite, lift, min_, not_, or_, select)
 
 __all__ = [
-    "buffers_of", "maybe_release", "writeback", "invalidate",
+    "buffers_of", "maybe_release", "not_held", "writeback", "invalidate",
     "cpu_read_page", "cpu_write_page", "device_write_page", "device_read_page", "complete_fence",
     "zap", "evict", "do_begin", "do_end", "lowest_free",
 ]
@@ -51,6 +51,16 @@ def lowest_free(used: list[Term]) -> tuple[Term, Term]:
 
 
 # --- references and release (corpus §3.1, §5.5) ---------------------------------------------
+
+def not_held(s, buf: Any) -> list[tuple[Any, str]]:
+    """Why a kernel caller cannot act on ``buf`` when it holds no reference to it (the reason of
+    the guard ``kref[buf] > 0``, for ``Step.require``)."""
+    life = select(list(s.life), buf)
+    return [(eq(life, LIFE_UNEXPORTED), "buffer {buf} is not exported yet (dma_buf_export first)"),
+            (eq(life, LIFE_RELEASED), "buffer {buf} has been released (ops->release ran); no kernel caller holds it"),
+            (TRUE, "the kernel holds no reference to buffer {buf} (kref is 0): a kernel caller takes one "
+                   "with dma_buf_get(fd) (dma_buf_fd moved the export reference to the fd)")]
+
 
 def maybe_release(m: Step, buf: Any, when: Any) -> None:
     """Run ``ops->release`` if the last reference to the buffer is gone (dma_buf_release)."""

@@ -1,7 +1,9 @@
 """What a transition definition receives: the pre-state, the next state being built, the knobs,
 the events and the guard, in one object.
 
-A transition is ``def action(m, **args) -> ret``: it adds its guard with ``m.require(...)``,
+A transition is ``def action(m, **args) -> ret``: it adds its guard with ``m.require(cond, why)``
+(``why``: the reason the step cannot be taken when ``cond`` is false, which litmus files and
+replays print),
 writes effects to ``m.n`` (reads of ``m.n`` see earlier writes of the same step), sets events
 with ``m.event(name, cond)``, names the buffer it acted on with ``m.subject(buf)``, and returns
 its return value as a term or an int.
@@ -26,7 +28,7 @@ by the properties of ``properties/later_revision.py``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from .events import EVENT_BIT
 from .scope import Scope
@@ -63,12 +65,21 @@ class Step:
         self.n = NextState(pre)
         self.k = knobs
         self.guard: Term = TRUE
+        self.requires: list[tuple[Term, tuple[tuple[Term, str], ...]]] = []
         self.events: dict[str, Term] = {}
         self.subject_buf: Term = lift(0)
 
-    def require(self, cond: Any) -> None:
-        """Add to the guard: the action is enabled only when ``cond`` holds in the pre-state."""
+    def require(self, cond: Any, why: str | Sequence[tuple[Any, str]]) -> None:
+        """Add to the guard: the action is enabled only when ``cond`` holds in the pre-state.
+
+        ``why`` says why the step cannot be taken when ``cond`` is false, in the kernel reader's
+        words: a sentence, or ``(condition, sentence)`` pairs of which the first whose condition
+        holds in the pre-state is the reason (the last one's condition is usually ``TRUE``).
+        Sentences may name the action's arguments (``{buf}``) and the scope (``{scope}``)."""
+        cond = lift(cond)
         self.guard = and_(self.guard, cond)
+        reasons = ((TRUE, why),) if isinstance(why, str) else tuple((lift(c), w) for c, w in why)
+        self.requires.append((cond, reasons))
 
     def event(self, name: str, cond: Any) -> None:
         if name not in EVENT_BIT:

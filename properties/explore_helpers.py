@@ -169,11 +169,10 @@ def library_table() -> HtmlTable:
 
 
 def _run_calls(model: Model, calls: Iterable[str]) -> Trace:
-    from .litmus import why_disabled
 
     parsed = ((name, dict(args)) for name, args in map(parse_step, calls))
     try:
-        return replay(model, parsed, why=lambda state, inst: why_disabled(model, state, inst))
+        return replay(model, parsed, why=lambda state, inst: model.why_disabled(state, inst.index))
     except ReplayError as e:
         raise LitmusError(str(e)) from None
 

@@ -31,10 +31,9 @@ from typing import Any, Iterable, Sequence
 from model.actions import ACTIONS
 from model.catalog import CATALOG
 from model.constants import ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV, NAMED_CONSTANTS, errno_name
-from model.machine import Instance, Model
+from model.machine import Model
 from model.policy import KNOBS, REVISIONS, ExporterPolicy, PolicyError, load_policy_file
 from model.scope import SCOPES, Scope
-from model.state import LIFE_LIVE, LIFE_UNEXPORTED
 
 from .catalog import PROPERTIES
 from .claims import NOT_MODELLED, load_claims
@@ -422,50 +421,6 @@ def _can_fire(mon: Monitor, claim: str) -> str | None:
             f"use a larger scope or another exporter")
 
 
-def why_disabled(model: Model, state: tuple, inst: Instance) -> str:
-    """A reason a step's guard is false, in the model's terms (best effort)."""
-    s = model.schema.as_dict(state)
-    a = inst.kwargs
-    name = inst.name
-    if name == "dma_buf_export":
-        return f"buffer {a['buf']} is already exported"
-    if "buf" in a:
-        b = a["buf"]
-        life = s["life"][b]
-        if name == "dma_buf_fd":
-            return (f"buffer {b} is not exported" if life == LIFE_UNEXPORTED else
-                    f"the export reference of buffer {b} is gone (dma_buf_fd installs it once)")
-        if name in ("reservation_object_add_excl_fence", "reservation_object_add_shared_fence"):
-            return (f"a job can be queued on buffer {b} only while it is live, has no unsignaled fence "
-                    f"and a mapped attachment")
-        if name == "dma_fence_signal":
-            return f"buffer {b} has no unsignaled fence"
-        if name == "reclaim":
-            return f"buffer {b} is not live and resident"
-        if life == LIFE_UNEXPORTED:
-            return f"buffer {b} is not exported yet (dma_buf_export first)"
-        if life != LIFE_LIVE:
-            return f"buffer {b} has been released (ops->release ran); no kernel caller holds it"
-        if s["kref"][b] == 0:
-            return (f"the kernel holds no reference to buffer {b} (kref is 0): a kernel caller takes one "
-                    f"with dma_buf_get(fd) (dma_buf_fd moved the export reference to the fd)")
-        return f"buffer {b} is at a bound of the scope {model.scope.name} (too many maps or references)"
-    if "att" in a:
-        t = a["att"]
-        if not s["att_live"][t]:
-            return f"attachment {t} does not exist (dma_buf_attach returns it)"
-        want = {"dma_buf_map_attachment": False}.get(name, True)
-        if name in ("dma_buf_map_attachment", "dma_buf_unmap_attachment", "device_read", "device_write") \
-                and s["att_mapped"][t] != want:
-            return f"attachment {t} is {'already' if s['att_mapped'][t] else 'not'} mapped"
-        if name == "dma_buf_unmap_attachment":
-            return "a device job is still in flight on the buffer (dma_fence_signal first)"
-        return f"the buffer of attachment {t} is not live"
-    if name == "dma_buf_get":
-        return f"buffer of fd {a['fd']} has the most references the scope {model.scope.name} allows"
-    return "its guard is false in this state"
-
-
 class LitmusRunner:
     """Runs litmus tests, sharing compiled models and monitors between files."""
 
@@ -493,7 +448,7 @@ class LitmusRunner:
 
         try:
             trace = replay(model, ((st.action, dict(st.args)) for st in test.steps),
-                           why=lambda state, inst: why_disabled(model, state, inst), where=where)
+                           why=lambda state, inst: model.why_disabled(state, inst.index), where=where)
         except ReplayError as e:
             raise _err(path, str(e)) from None
         fired_init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))

@@ -129,3 +129,29 @@ def test_every_action_has_instances_in_every_scope():
             m = Model(CATALOG["reference"], scope, revision)
             assert set(m.by_name) == {a for a, spec in ACTIONS.items() if revision in spec.revisions}
             assert len(Schema(scope).names) == m.schema.width
+
+
+def test_every_disabled_step_says_why_from_the_model():
+    """Guards carry their reasons (Step.require): every instance that cannot be taken in a state
+    gets the reason of the conjunct that is false, never the generic fallback."""
+    import random
+
+    from model.catalog import CATALOG
+    from model.machine import Model
+
+    rng = random.Random(4)
+    for revision in ("v4.11", "v5.12"):
+        model = Model(CATALOG["omapdrm"], "small", revision)
+        state, seen = model.init, 0
+        for _ in range(300):
+            for i in range(len(model.instances)):
+                if not model.enabled(state, i):
+                    why = model.why_disabled(state, i)
+                    assert why != "its guard is false in this state" and "{" not in why, (model.instances[i], why)
+                    seen += 1
+            nxt = [r for r in model.successors(state)]
+            state = rng.choice(nxt)[1] if nxt and rng.random() < 0.95 else model.init
+        assert seen > 1000
+    m = Model(CATALOG["omapdrm"], "small")
+    assert m.why_disabled(m.init, m.find("dma_buf_kmap", buf=0, page=0).index) == \
+        "buffer 0 is not exported yet (dma_buf_export first)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..constants import ERRNO
 from ..derived import pinned
 from ..rules import (buffers_of, complete_fence, device_read_page, device_write_page, evict,
-                     invalidate, lowest_free, writeback)
+                     invalidate, lowest_free, not_held, writeback)
 from ..state import FENCE_EXCL, FENCE_NONE, FENCE_SHARED, LIFE_LIVE
 from ..terms import and_, any_of, eq, ite, select
 from .registry import action
@@ -21,7 +21,7 @@ from .registry import action
 def dma_buf_attach(m, buf):
     """A kernel importer attaches a device to ``buf``; returns the attachment."""
     s, n, sc = m.s, m.n, m.scope
-    m.require(s.kref[buf] > 0)
+    m.require(s.kref[buf] > 0, not_held(s, buf))
     m.subject(buf)
     free, slot = lowest_free(list(s.att_live))
     for a in range(sc.attachments):
@@ -33,10 +33,11 @@ def dma_buf_attach(m, buf):
 
 def _att(m, att, mapped=None):
     s = m.s
-    cond = and_(s.att_live[att], eq(select(list(s.life), s.att_buf[att]), LIFE_LIVE))
+    m.require(s.att_live[att], "attachment {att} does not exist (dma_buf_attach returns it)")
+    m.require(eq(select(list(s.life), s.att_buf[att]), LIFE_LIVE), "the buffer of attachment {att} is not live")
     if mapped is not None:
-        cond = and_(cond, eq(s.att_mapped[att], mapped))
-    m.require(cond)
+        m.require(eq(s.att_mapped[att], mapped),
+                  "attachment {att} is already mapped" if mapped is False else "attachment {att} is not mapped")
     m.subject(s.att_buf[att])
     return s.att_buf[att]
 
@@ -73,7 +74,8 @@ def dma_buf_unmap_attachment(m, att):
     """A kernel importer unmaps the attachment once the device is done (no job in flight)."""
     s, n = m.s, m.n
     buf = _att(m, att, mapped=True)
-    m.require(eq(select(list(s.fence), buf), FENCE_NONE))
+    m.require(eq(select(list(s.fence), buf), FENCE_NONE),
+              "a device job is still in flight on the buffer (dma_fence_signal first)")
     for p in range(m.scope.pages):
         invalidate(m, buf, p, True)
     n.att_mapped[att] = False
@@ -99,7 +101,9 @@ def device_write(m, att, page):
 def _queue(m, buf, kind):
     s, n = m.s, m.n
     m.require(and_(eq(s.life[buf], LIFE_LIVE), eq(s.fence[buf], FENCE_NONE), any_of(
-        and_(s.att_live[a], s.att_mapped[a], eq(s.att_buf[a], buf)) for a in range(m.scope.attachments))))
+        and_(s.att_live[a], s.att_mapped[a], eq(s.att_buf[a], buf)) for a in range(m.scope.attachments))),
+        "a job can be queued on buffer {buf} only while it is live, has no unsignaled fence and a mapped "
+        "attachment")
     m.subject(buf)
     n.fence[buf] = kind
     return 0
@@ -121,7 +125,7 @@ def reservation_object_add_shared_fence(m, buf):
 def dma_fence_signal(m, buf):
     """The buffer's pending device job completes; its fence signals."""
     s = m.s
-    m.require(s.fence[buf] != FENCE_NONE)
+    m.require(s.fence[buf] != FENCE_NONE, "buffer {buf} has no unsignaled fence")
     m.subject(buf)
     complete_fence(m, buf, True)
     return 0
@@ -131,7 +135,7 @@ def dma_fence_signal(m, buf):
 def reclaim(m, buf):
     """Memory pressure: the exporter's unpinned, swappable storage is evicted."""
     s, k = m.s, m.k
-    m.require(and_(eq(s.life[buf], LIFE_LIVE), s.resident[buf]))
+    m.require(and_(eq(s.life[buf], LIFE_LIVE), s.resident[buf]), "buffer {buf} is not live and resident")
     m.subject(buf)
     held = pinned(s, k, m.scope, buf)
     go = and_(k.swappable, ite(held, k.evict_pinned, True))

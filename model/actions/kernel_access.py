@@ -18,14 +18,18 @@ from __future__ import annotations
 
 from ..constants import ERRNO
 from ..derived import writes_term as direction_writes
-from ..rules import cpu_read_page, cpu_write_page, do_begin, do_end
+from ..rules import cpu_read_page, cpu_write_page, do_begin, do_end, not_held
 from ..state import W_KERNEL_OPEN, W_UNDISCIPLINED
 from ..terms import and_, eq, ite, lift, min_, not_, or_
 from .registry import action
 
 
+# the guard of a counter at its bound: the model is finite, the kernel is not
+_BOUND = "buffer {buf} is at a bound of the scope {scope} (too many maps or references)"
+
+
 def _holds(m, buf):
-    m.require(m.s.kref[buf] > 0)
+    m.require(m.s.kref[buf] > 0, not_held(m.s, buf))
     m.subject(buf)
 
 
@@ -54,7 +58,7 @@ def dma_buf_kmap(m, buf, page):
     """A kernel importer maps one page of ``buf`` (ops->kmap)."""
     s, n, k = m.s, m.n, m.k
     _holds(m, buf)
-    m.require(s.kmaps[buf][page] < m.scope.refs)  # scope bound
+    m.require(s.kmaps[buf][page] < m.scope.refs, _BOUND)
     _kmap_checks(m, buf)
     ok = and_(k.has_kmap, or_(s.resident[buf], k.kmap_swaps_in))
     n.resident[buf] = or_(s.resident[buf], ok)
@@ -79,7 +83,7 @@ def dma_buf_kmap_atomic(m, buf, page):
     """A kernel importer maps one page atomically (ops->kmap_atomic); it may not block."""
     s, n, k, sc = m.s, m.n, m.k, m.scope
     _holds(m, buf)
-    m.require(s.kmaps_atomic[buf][page] < 3)  # scope bound
+    m.require(s.kmaps_atomic[buf][page] < 3, _BOUND)
     _kmap_checks(m, buf)
     ok = and_(k.has_kmap_atomic, or_(s.resident[buf], k.kmap_swaps_in))
     m.event("atomic_blocked", and_(ok, not_(s.resident[buf])))
@@ -111,7 +115,7 @@ def dma_buf_vmap(m, buf):
     s, n, k = m.s, m.n, m.k
     R = m.scope.refs
     _holds(m, buf)
-    m.require(s.vmapping_counter[buf] < R)  # scope bound
+    m.require(s.vmapping_counter[buf] < R, _BOUND)
     first = eq(s.vmapping_counter[buf], 0)
     ok = k.has_vmap
     calls_exporter = and_(ok, or_(first, k.mutant_vmap_no_refcount))

@@ -6,9 +6,9 @@ derived behaviour §5.5 (the export reference moves to the fd table, last fput r
 from __future__ import annotations
 
 from ..constants import ERRNO
-from ..rules import lowest_free, maybe_release
+from ..rules import lowest_free, maybe_release, not_held
 from ..state import LIFE_LIVE, LIFE_UNEXPORTED
-from ..terms import and_, eq, ite, not_, select
+from ..terms import TRUE, and_, eq, ite, not_, select
 from .registry import action
 
 
@@ -16,7 +16,7 @@ from .registry import action
 def dma_buf_export(m, buf):
     """The exporter wraps buffer ``buf`` into a dma-buf (anon file, one reference)."""
     s, n, k = m.s, m.n, m.k
-    m.require(eq(s.life[buf], LIFE_UNEXPORTED))
+    m.require(eq(s.life[buf], LIFE_UNEXPORTED), "buffer {buf} is already exported")
     m.subject(buf)
     n.life[buf] = LIFE_LIVE
     n.kref[buf] = 1
@@ -28,7 +28,9 @@ def dma_buf_export(m, buf):
 def dma_buf_fd(m, buf):
     """The exporter installs the dma-buf's file as an fd; the export reference moves to it."""
     s, n = m.s, m.n
-    m.require(and_(eq(s.life[buf], LIFE_LIVE), s.kref[buf] > 0))
+    m.require(and_(eq(s.life[buf], LIFE_LIVE), s.kref[buf] > 0), [
+        (eq(s.life[buf], LIFE_UNEXPORTED), "buffer {buf} is not exported"),
+        (TRUE, "the export reference of buffer {buf} is gone (dma_buf_fd installs it once)")])
     m.subject(buf)
     free, slot = lowest_free(list(s.fd_open))
     for f in range(m.scope.fds):
@@ -73,7 +75,8 @@ def dma_buf_get(m, fd):
     is_open = s.fd_open[fd]
     buf = s.fd_buf[fd]
     m.subject(buf)
-    m.require(not_(and_(is_open, eq(select(list(s.kref), buf), m.scope.refs))))  # scope bound
+    m.require(not_(and_(is_open, eq(select(list(s.kref), buf), m.scope.refs))),
+              "the buffer of fd {fd} has the most references the scope {scope} allows")
     for b in range(m.scope.buffers):
         m.set(n.kref, b, s.kref[b] + 1, and_(is_open, eq(buf, b)))
     return ite(is_open, buf, -ERRNO["EBADF"])
@@ -83,7 +86,7 @@ def dma_buf_get(m, fd):
 def dma_buf_put(m, buf):
     """A kernel importer drops its reference (fput); the last one releases the dma-buf."""
     s, n = m.s, m.n
-    m.require(s.kref[buf] > 0)
+    m.require(s.kref[buf] > 0, not_held(s, buf))
     m.subject(buf)
     n.kref[buf] = s.kref[buf] - 1
     maybe_release(m, buf, True)

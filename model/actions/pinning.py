@@ -23,7 +23,8 @@ _LATER = ("v5.12",)
 
 def _attached(m, att):
     s = m.s
-    m.require(and_(s.att_live[att], eq(select(list(s.life), s.att_buf[att]), LIFE_LIVE)))
+    m.require(s.att_live[att], "attachment {att} does not exist (dma_buf_attach returns it)")
+    m.require(eq(select(list(s.life), s.att_buf[att]), LIFE_LIVE), "the buffer of attachment {att} is not live")
     m.subject(s.att_buf[att])
     return s.att_buf[att]
 
@@ -33,7 +34,7 @@ def dma_buf_pin(m, att):
     """A kernel importer pins the attachment's buffer in place (ops->pin) for device access."""
     s, n = m.s, m.n
     buf = _attached(m, att)
-    m.require(s.att_pins[att] < m.scope.refs)  # scope bound
+    m.require(s.att_pins[att] < m.scope.refs, "attachment {att} is at a bound of the scope {scope} (too many pins)")
     for b, is_b in buffers_of(m, buf):
         m.set(n.resident, b, True, is_b)
     n.att_pins[att] = s.att_pins[att] + 1
@@ -45,6 +46,6 @@ def dma_buf_unpin(m, att):
     """A kernel importer drops a pin it took with dma_buf_pin (ops->unpin)."""
     s, n = m.s, m.n
     _attached(m, att)
-    m.require(s.att_pins[att] > 0)
+    m.require(s.att_pins[att] > 0, "attachment {att} holds no dma_buf_pin to drop")
     n.att_pins[att] = s.att_pins[att] - 1
     return 0
