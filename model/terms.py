@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 __all__ = [
     "Term", "lift", "const", "var", "ite", "and_", "or_", "not_", "implies",
     "eq", "ne", "lt", "le", "gt", "ge", "min_", "max_", "clamp", "select", "any_of", "all_of",
-    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "TRUE", "FALSE",
+    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "digest", "TRUE", "FALSE",
 ]
 
 BOOL = "bool"
@@ -341,6 +341,37 @@ def postorder(roots: Iterable[Term]) -> list[Term]:
 
 def free_vars(roots: Iterable[Term]) -> set[str]:
     return {t.args[0] for t in postorder(roots) if t.op == "var"}
+
+
+def digest(roots: Sequence[Term]) -> str:
+    """A hex digest of the term graph under ``roots`` (in their order) that depends on its
+    structure only: the same terms give the same digest in any process, whatever else it built
+    and in whatever order (``uid`` numbers terms in the order the process built them, so it never
+    enters the digest; it only memoises the walk).
+
+    Each term is named by a hash of its operation, sort, constant values and the names of its
+    arguments, computed in postorder (arguments first). A local postorder *numbering* would not
+    do: ``eq`` orders its two arguments by ``uid``, so the order of a walk, and with it the
+    numbers, would depend on the build order; ``eq``'s argument names are sorted instead, which
+    makes the name canonical. Shared subterms are named once (the graph, not its tree unfolding).
+    """
+    import hashlib
+
+    roots = list(roots)
+    name: dict[int, bytes] = {}
+    for t in postorder(roots):
+        parts = [name[a.uid] if isinstance(a, Term) else repr((type(a).__name__, a)).encode() for a in t.args]
+        if t.op == "eq":   # the one operation whose argument order is not structural
+            parts.sort()
+        h = hashlib.sha256(f"{t.op}:{t.sort}:{len(parts)}".encode())
+        for part in parts:
+            h.update(len(part).to_bytes(4, "little"))
+            h.update(part)
+        name[t.uid] = h.digest()
+    out = hashlib.sha256(len(roots).to_bytes(8, "little"))
+    for r in roots:
+        out.update(name[r.uid])
+    return out.hexdigest()
 
 
 _FOLD: dict[str, Callable[..., Term]] = {

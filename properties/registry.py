@@ -34,7 +34,7 @@ from model.step import Knobs
 from model.terms import Term, compile_function, lift, select, substitute, var
 
 __all__ = ["Property", "StateView", "StepView", "PARTIES", "KINDS", "CompiledProperty", "compile_properties",
-           "policy_terms", "step_var_expr"]
+           "policy_terms", "step_var_expr", "properties_digest"]
 
 PARTIES = ("core", "exporter", "importer", "userspace", "undefined", "tension")
 KINDS = ("always", "step", "witness", "undefined")
@@ -192,6 +192,21 @@ def step_var_expr(model) -> dict[str, str]:
 def policy_terms(model, props) -> list[Term]:
     """Each property's predicate with the model's knobs substituted (and folded)."""
     return substitute([p.term(model.schema) for p in props], model.knob_env)
+
+
+def properties_digest(model, props) -> str:
+    """A digest of what the properties ``props`` check on ``model`` (in their order): each one's
+    ID, kind, what it reads (a state or a step) and the action it is restricted to, and its
+    predicate with the model's knobs substituted and folded (``model.terms.digest``: structure
+    only, the same in every process)."""
+    import hashlib
+
+    from model.terms import digest
+
+    props = list(props)
+    h = hashlib.sha256(repr([(p.id, p.kind, p.on, p.action) for p in props]).encode())
+    h.update(digest(policy_terms(model, props)).encode())
+    return h.hexdigest()
 
 
 def compile_properties(model, props) -> list[CompiledProperty]:

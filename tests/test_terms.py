@@ -83,3 +83,42 @@ def test_generated_python_agrees_with_evaluation_on_random_terms():
             env = {f"i{n}": rng.randint(0, 2) for n in range(4)}
             env.update({f"b{n}": rng.random() < 0.5 for n in range(3)})
             assert list(fn(env)) == evaluate(outs, env)
+
+
+_DIGEST_SCRIPT = """
+import sys
+from model.terms import and_, digest, eq, ite, var
+names = ["dg.a", "dg.b", "dg.c"]
+vs = {n: var(n) for n in (names if sys.argv[1] == "forward" else reversed(names))}
+a, b, c = vs["dg.a"], vs["dg.b"], vs["dg.c"]
+t = ite(and_(eq(a, b), a < c), a + 1, b - int(sys.argv[2]))
+print(eq(a, b).args[0].args[0], digest([t, eq(b, c)]))
+"""
+
+
+def _digest_in_fresh_process(order: str, constant: int) -> tuple[str, str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT, order, str(constant)], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    return out[0], out[1]
+
+
+def test_digest_is_structural_whatever_the_build_order():
+    """The same terms built in a different order (in fresh processes, so that their uids differ,
+    and with them the order in which eq keeps its arguments) have the same digest; changing one
+    constant changes it."""
+    from model.terms import digest
+
+    first_fwd, fwd = _digest_in_fresh_process("forward", 1)
+    first_bwd, bwd = _digest_in_fresh_process("backward", 1)
+    assert first_fwd != first_bwd          # eq really stored its arguments in another order
+    assert fwd == bwd
+    a, b, c = var("dg.a"), var("dg.b"), var("dg.c")
+    here = digest([ite(and_(eq(a, b), a < c), a + 1, b - 1), eq(b, c)])
+    assert here == fwd
+    assert _digest_in_fresh_process("forward", 2)[1] != fwd
+    assert digest([ite(and_(eq(a, b), a < c), a + 1, b - 2), eq(b, c)]) != here
+    assert digest([eq(b, c), ite(and_(eq(a, b), a < c), a + 1, b - 1)]) != here   # the roots' order counts
