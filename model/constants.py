@@ -12,7 +12,7 @@ __all__ = [
     "DMA_BUF_SYNC_READ", "DMA_BUF_SYNC_WRITE", "DMA_BUF_SYNC_RW", "DMA_BUF_SYNC_START",
     "DMA_BUF_SYNC_END", "DMA_BUF_SYNC_VALID_FLAGS_MASK", "DMA_BUF_IOCTL_SYNC", "ERRNO",
     "ERRNO_NAMES", "NAMED_CONSTANTS", "SIGBUS", "SIGSEGV", "FAULT_SIGBUS", "FAULT_SIGSEGV",
-    "errno_name", "reads", "writes",
+    "errno_name", "reads", "writes", "decode_sync_flags", "sync_flags_name",
 ]
 
 # enum dma_data_direction
@@ -67,6 +67,26 @@ def errno_name(ret: int) -> str:
     if ret < 0 and -ret in ERRNO_NAMES:
         return "-" + ERRNO_NAMES[-ret]
     return str(ret)
+
+
+def decode_sync_flags(flags: int) -> tuple[int | None, bool]:
+    """dma_buf_ioctl()'s decoding of ``struct dma_buf_sync.flags`` (corpus §5.1): the direction of
+    the access (``None``: the ioctl returns -EINVAL) and whether it is a SYNC_END."""
+    if flags & ~DMA_BUF_SYNC_VALID_FLAGS_MASK:
+        return None, False
+    direction = {DMA_BUF_SYNC_READ: DMA_FROM_DEVICE, DMA_BUF_SYNC_WRITE: DMA_TO_DEVICE,
+                 DMA_BUF_SYNC_RW: DMA_BIDIRECTIONAL}.get(flags & DMA_BUF_SYNC_RW)
+    return direction, bool(flags & DMA_BUF_SYNC_END)
+
+
+def sync_flags_name(flags: int) -> str:
+    """``DMA_BUF_SYNC_END|DMA_BUF_SYNC_READ`` for flags the ioctl accepts; the raw value otherwise."""
+    direction, end = decode_sync_flags(flags)
+    if direction is None:
+        return hex(flags) if flags > 9 else str(flags)
+    rw = {DMA_FROM_DEVICE: "DMA_BUF_SYNC_READ", DMA_TO_DEVICE: "DMA_BUF_SYNC_WRITE",
+          DMA_BIDIRECTIONAL: "DMA_BUF_SYNC_RW"}[direction]
+    return ("DMA_BUF_SYNC_END|" if end else "DMA_BUF_SYNC_START|") + rw
 
 
 def reads(direction: int) -> bool:

@@ -27,7 +27,7 @@ __all__ = ["Instance", "TransitionTerms", "Model", "transition_terms", "instance
 
 def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
     """``dma_buf_kmap(buf=0, page=1)``, with kernel constant names for directions and flags."""
-    from .constants import DIRECTIONS
+    from .constants import DIRECTIONS, sync_flags_name
 
     dirs = {v: k for k, v in DIRECTIONS.items()}
     parts = []
@@ -35,20 +35,11 @@ def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
         if k == "direction":
             v = dirs.get(v, v)
         elif k == "flags":
-            v = _flags_name(v)
+            v = sync_flags_name(v)
         elif k == "interrupted" and v is False:
             continue
         parts.append(f"{k}={v}")
     return f"{name}({', '.join(parts)})"
-
-
-def _flags_name(flags: int) -> str:
-    from .constants import DMA_BUF_SYNC_END, DMA_BUF_SYNC_RW
-
-    if flags & ~0x7 or not flags & DMA_BUF_SYNC_RW:
-        return hex(flags) if flags > 9 else str(flags)
-    rw = {1: "DMA_BUF_SYNC_READ", 2: "DMA_BUF_SYNC_WRITE", 3: "DMA_BUF_SYNC_RW"}[flags & DMA_BUF_SYNC_RW]
-    return ("DMA_BUF_SYNC_END|" if flags & DMA_BUF_SYNC_END else "DMA_BUF_SYNC_START|") + rw
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,12 @@ The userspace API is total: a bad call returns the errno the kernel returns.
 """
 from __future__ import annotations
 
-from ..constants import (DMA_BIDIRECTIONAL, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_RW,
-                         DMA_BUF_SYNC_VALID_FLAGS_MASK, DMA_BUF_SYNC_WRITE, DMA_FROM_DEVICE,
-                         DMA_TO_DEVICE, ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV)
+from ..constants import ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV, decode_sync_flags
 from ..derived import writes_term as direction_writes
 from ..rules import cpu_read_page, cpu_write_page, do_begin, do_end, invalidate, lowest_free, maybe_release
 from ..state import LIFE_RELEASED, W_UNDISCIPLINED, W_USER_OPEN
 from ..terms import and_, eq, ite, not_, or_, select
 from .registry import action
-
-
-def decode_sync_flags(flags: int) -> tuple[int | None, bool]:
-    """dma_buf_ioctl()'s decoding: (direction or None for -EINVAL, is END). Corpus §5.1."""
-    if flags & ~DMA_BUF_SYNC_VALID_FLAGS_MASK:
-        return None, False
-    direction = {DMA_BUF_SYNC_READ: DMA_FROM_DEVICE, DMA_BUF_SYNC_WRITE: DMA_TO_DEVICE,
-                 DMA_BUF_SYNC_RW: DMA_BIDIRECTIONAL}.get(flags & DMA_BUF_SYNC_RW)
-    return direction, bool(flags & DMA_BUF_SYNC_END)
 
 
 @action("userspace", "fd", "pgoff", "npages")
