@@ -28,7 +28,7 @@ from .catalog import PROPERTIES
 from .claims import load_claims
 from .itf import read_itf
 from .litmus import LIBRARY, LitmusError, LitmusRunner, display_fires, load_litmus, parse_step
-from .monitor import Monitor, fired_along
+from .monitor import Monitor, Replayed
 from .registry import PARTIES
 from .replay_cmd import replay_itf
 from .trace import ReplayError, Trace, render, replay
@@ -81,14 +81,11 @@ def _table(rows: list[dict[str, Any]], title: str = "", columns: Sequence[str] |
 # --- a trace to explore ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Explored:
-    """A trace on its model, with the properties that fire in the initial state and at each step."""
+class Explored(Replayed):
+    """A trace on its model, with the properties that fire in the initial state and at each step
+    (``Replayed``), a title and where it came from."""
 
-    title: str
-    model: Model = field(repr=False)
-    trace: Trace = field(repr=False)
-    fired_init: tuple[str, ...]
-    fired: tuple[tuple[str, ...], ...]
+    title: str = ""
     source: str = ""
     verdict: str = ""               # a litmus file's "Ok ..." / "No ..." line, or the replay's agreement
 
@@ -120,18 +117,16 @@ class Explored:
 
 
 def _explore(model: Model, trace: Trace, title: str, source: str = "", verdict: str = "") -> Explored:
-    mon = Monitor(model, PROPERTIES)
-    init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))
-    fired = tuple(tuple(f) for f in fired_along(mon, trace))
-    return Explored(title, model, trace, init, fired, source, verdict)
+    run = Monitor(model, PROPERTIES).replayed(trace)
+    return Explored(model, trace, run.fired_init, run.fired, title=title, source=source, verdict=verdict)
 
 
 def load_trace(path: str | Path) -> Explored:
     """Load an ITF trace file and recompute it on its model (as ``dmabuf-check replay`` does)."""
     out = replay_itf(read_itf(path))
     agree = ("agrees with the file" if out.ok else "DISAGREES with the file: " + "; ".join(out.disagreements))
-    return Explored(out.itf.meta.get("description") or Path(path).name, out.model, out.trace,
-                    out.fired_init, out.fired, str(path), agree)
+    return Explored(out.model, out.trace, out.fired_init, out.fired,
+                    title=out.itf.meta.get("description") or Path(path).name, source=str(path), verdict=agree)
 
 
 _RUNNER = LitmusRunner()
@@ -153,7 +148,8 @@ def litmus(name_or_path: str | Path) -> Explored:
     if not p.exists():
         p = library(str(name_or_path))
     out = _RUNNER.run(load_litmus(p))
-    return Explored(out.test.title, out.model, out.trace, out.fired_init, out.fired, str(p), format_line(out))
+    return Explored(out.model, out.trace, out.fired_init, out.fired, title=out.test.title, source=str(p),
+                    verdict=format_line(out))
 
 
 def library_table() -> HtmlTable:

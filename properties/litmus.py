@@ -37,13 +37,13 @@ from model.scope import SCOPES, Scope
 
 from .catalog import PROPERTIES
 from .claims import NOT_MODELLED, load_claims
-from .monitor import Monitor, fired_along
+from .monitor import Monitor, Replayed
 from .trace import ReplayError, Trace, replay
 
 __all__ = [
     "LIBRARY", "LitmusError", "LitmusStep", "LitmusTest", "LitmusOutcome", "parse_step",
     "load_litmus", "run_litmus", "collect", "format_line", "format_details",
-    "claims_fired", "display_fires", "litmus_from_trace", "LitmusRunner",
+    "display_fires", "litmus_from_trace", "LitmusRunner",
 ]
 
 LIBRARY = Path(__file__).resolve().parent.parent / "litmus"
@@ -354,33 +354,17 @@ def load_litmus(path: str | Path) -> LitmusTest:
 # --- running -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class LitmusOutcome:
-    test: LitmusTest
-    model: Model = field(repr=False)
-    trace: Trace = field(repr=False)
-    fired_init: tuple[str, ...]
-    fired: tuple[tuple[str, ...], ...]
-    fired_claims: dict[str, tuple[int, str]]      # claim -> (first step, 0 = initial state; property)
-    differences: tuple[str, ...]
+class LitmusOutcome(Replayed):
+    """A litmus file's run: its trace with what fires (``Replayed``), the claims that fired and
+    what differed from the file's expectation."""
+
+    test: LitmusTest = None                       # type: ignore[assignment]
+    fired_claims: dict[str, tuple[int, str]] = field(default_factory=dict)  # claim -> (first step, property)
+    differences: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.differences
-
-
-def claims_fired(mon: Monitor, fired_init: Sequence[str], fired: Sequence[Sequence[str]]) -> dict[str, tuple[int, str]]:
-    """Claim -> (first step where it fires, the property): a violated always/step property or a
-    reached undefined property citing it (witnesses do not count)."""
-    kind = {p.id: p for p in mon.props}
-    out: dict[str, tuple[int, str]] = {}
-    for i, pids in enumerate([fired_init, *fired]):
-        for pid in pids:
-            p = kind.get(pid)
-            if p is None or p.kind == "witness":
-                continue
-            for c in p.claims:
-                out.setdefault(c, (i, pid))
-    return out
 
 
 def display_fires(fired_init: Sequence[str], fired: Sequence[Sequence[str]], keep: str | None = None
@@ -451,9 +435,8 @@ class LitmusRunner:
                            why=lambda state, inst: model.why_disabled(state, inst.index), where=where)
         except ReplayError as e:
             raise _err(path, str(e)) from None
-        fired_init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))
-        fired = tuple(tuple(f) for f in fired_along(mon, trace))
-        got = claims_fired(mon, fired_init, fired)
+        run = mon.replayed(trace)
+        got = run.claims(mon.props)
         diffs: list[str] = []
         if test.returns is not None:
             for st, want, text, tst in zip(test.steps, test.returns, test.returns_text, trace.steps):
@@ -467,7 +450,8 @@ class LitmusRunner:
                 at, pid = got[c]
                 where = "in the initial state" if at == 0 else f"at step {at}"
                 diffs.append(f"{c} fired {where} ({pid}), expected quiet")
-        return LitmusOutcome(test, model, trace, fired_init, fired, got, tuple(diffs))
+        return LitmusOutcome(model, trace, run.fired_init, run.fired, test=test, fired_claims=got,
+                             differences=tuple(diffs))
 
 
 def run_litmus(path: str | Path, runner: LitmusRunner | None = None) -> LitmusOutcome:
@@ -556,9 +540,7 @@ def litmus_from_trace(model: Model, trace: Trace, title: str, prop: str | None =
     from .catalog import get_property
 
     mon = Monitor(model, PROPERTIES)
-    fired_init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))
-    fired = tuple(tuple(f) for f in fired_along(mon, trace))
-    got = claims_fired(mon, fired_init, fired)
+    got = mon.replayed(trace).claims(mon.props)
     claims = list(get_property(prop).claims) if prop else sorted(got)
     pol = model.policy
     lines = [f"# Written by dmabuf-check{' from ' + source if source else ''}.",

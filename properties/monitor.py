@@ -2,9 +2,13 @@
 
 ``bad_state``/``bad_step`` name the ``always``/``step`` properties a state or step violates;
 ``hit_state``/``hit_step`` name the ``witness``/``undefined`` targets it reaches.
+:meth:`Monitor.replayed` is the one computation of what fires along a trace, and :class:`Replayed`
+the one record of it, which a litmus run, an ITF file recomputed and a trace opened in a notebook
+all extend.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from model.machine import Model
@@ -13,13 +17,48 @@ from model.terms import compile_function, substitute, var
 
 from .registry import Property, compile_properties, policy_terms, step_var_expr
 
-__all__ = ["Monitor", "fired_along"]
+__all__ = ["Monitor", "Replayed", "fired_along"]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A trace on its model, with the properties that fire in its initial state (``fired_init``)
+    and at each step (``fired``)."""
+
+    model: Model = field(repr=False)
+    trace: object = field(repr=False)            # a properties.trace.Trace
+    fired_init: tuple[str, ...]
+    fired: tuple[tuple[str, ...], ...]
+
+    def first(self, pid: str) -> int | None:
+        """The first step where ``pid`` fires (0: the initial state), or ``None``."""
+        return next((i for i, f in enumerate((self.fired_init, *self.fired)) if pid in f), None)
+
+    def claims(self, props: Iterable[Property]) -> dict[str, tuple[int, str]]:
+        """Claim -> (first step where it fires, the property): a violated ``always``/``step``
+        property or a reached ``undefined`` one citing it, among ``props`` (witnesses do not
+        count)."""
+        by_id = {p.id: p for p in props}
+        out: dict[str, tuple[int, str]] = {}
+        for i, pids in enumerate((self.fired_init, *self.fired)):
+            for pid in pids:
+                p = by_id.get(pid)
+                if p is None or p.kind == "witness":
+                    continue
+                for c in p.claims:
+                    out.setdefault(c, (i, pid))
+        return out
 
 
 class Monitor:
-    def __init__(self, model: Model, props: Iterable[Property]) -> None:
+    """``every``: check every property given that fits the scope, whether or not it applies to the
+    model's policy (the synthesis queries leave the knobs free)."""
+
+    def __init__(self, model: Model, props: Iterable[Property], every: bool = False) -> None:
         self.model = model
-        self.props = [p for p in props if p.active(model.policy, model.scope, model.revision)]
+        self.props = [p for p in props if (
+            (p.fits(model.scope) and model.revision in p.revisions) if every
+            else p.active(model.policy, model.scope, model.revision))]
         compiled = compile_properties(model, self.props)
         self.inv_state = [c for c in compiled if c.prop.target_is_bad and c.prop.on == "state"]
         self.inv_step = [c for c in compiled if c.prop.target_is_bad and c.prop.on == "step"]
@@ -83,10 +122,13 @@ class Monitor:
 
     def fires(self, trace, pid: str) -> bool:
         """Does property ``pid`` fire anywhere along the trace (violated, or its target reached)?"""
-        return any(pid in f for f in fired_along(self, trace, only={pid})) or pid in self._fires_init(trace, {pid})
+        return self.replayed(trace, {pid}).first(pid) is not None
 
-    def _fires_init(self, trace, only: set[str]) -> list[str]:
-        return self.bad_state(trace.init, only) + self.hit_state(trace.init, only)
+    def replayed(self, trace, only: set[str] | None = None) -> Replayed:
+        """What fires along ``trace``: in its initial state, and at each step (the step's
+        properties, then the properties of the state it leads to)."""
+        init = tuple(self.bad_state(trace.init, only) + self.hit_state(trace.init, only))
+        return Replayed(self.model, trace, init, tuple(tuple(f) for f in fired_along(self, trace, only)))
 
 
 def fired_along(mon: Monitor, trace, only: set[str] | None = None) -> list[list[str]]:

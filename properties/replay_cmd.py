@@ -26,21 +26,18 @@ from .catalog import PROPERTIES, get_property
 from .itf import (ItfError, ItfTrace, policy_from_meta, read_itf, revision_from_meta,
                   scope_from_meta)
 from .litmus import display_fires
-from .monitor import Monitor, fired_along
+from .monitor import Monitor, Replayed
 from .trace import ReplayError, Trace, render, replay
 
-__all__ = ["ReplayOutcome", "replay_itf", "fired_with_init", "add_parser", "cmd_replay"]
+__all__ = ["ReplayOutcome", "replay_itf", "add_parser", "cmd_replay"]
 
 
 @dataclass(frozen=True)
-class ReplayOutcome:
-    """A trace file recomputed on the model."""
+class ReplayOutcome(Replayed):
+    """A trace file recomputed on the model: its trace with what fires (``Replayed``), and what
+    the file recorded that the model does not reproduce."""
 
-    itf: ItfTrace
-    model: Model
-    trace: Trace
-    fired_init: tuple[str, ...]                   # properties that fire in the initial state
-    fired: tuple[tuple[str, ...], ...]            # per step
+    itf: ItfTrace = None                          # type: ignore[assignment]
     disagreements: tuple[str, ...] = ()           # recorded values the model does not reproduce
     notes: tuple[str, ...] = ()
     prop: str | None = None
@@ -53,13 +50,6 @@ class ReplayOutcome:
         return not self.disagreements
 
 
-def fired_with_init(mon: Monitor, trace: Trace) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """The properties that fire in the initial state, and at each step."""
-    init = tuple(mon.bad_state(trace.init) + mon.hit_state(trace.init))
-    return init, tuple(tuple(f) for f in fired_along(mon, trace))
-
-
-@lru_cache(maxsize=8)
 def _model(policy: ExporterPolicy, scope: Scope, revision: str) -> tuple[Model, Monitor]:
     """A compiled model and its monitor (cached: replaying many traces of one exporter)."""
     model = Model(policy, scope, revision)
@@ -94,7 +84,7 @@ def replay_itf(itf: ItfTrace, policy: ExporterPolicy | None = None) -> ReplayOut
             get_property(pid)
         except KeyError:
             raise ItfError(f"{where}: #meta.property: unknown property {pid!r}") from None
-    fired_init, fired = fired_with_init(mon, trace)
+    run = mon.replayed(trace)
     dis: list[str] = []
     n_states = 0
     _check_fields(model, itf)
@@ -119,14 +109,11 @@ def replay_itf(itf: ItfTrace, policy: ExporterPolicy | None = None) -> ReplayOut
                 dis.append(f"step {st.number}: recorded buffer {st.buf}, the model acted on {got.buf}")
     at = None
     if pid is not None:
-        if pid in fired_init:
-            at = 0
-        else:
-            at = next((i for i, f in enumerate(fired, 1) if pid in f), None)
+        at = run.first(pid)
         if at is None and checked:
             dis.append(f"{pid} (recorded as {meta.get('verdict') or 'found'}) does not fire on the replay")
-    return ReplayOutcome(itf, model, trace, fired_init, fired, tuple(dis), tuple(notes), pid, at,
-                         n_states, checked)
+    return ReplayOutcome(model, trace, run.fired_init, run.fired, itf=itf, disagreements=tuple(dis),
+                         notes=tuple(notes), prop=pid, prop_fires_at=at, checked_states=n_states, checked=checked)
 
 
 def _check_fields(model: Model, itf: ItfTrace) -> None:

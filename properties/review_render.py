@@ -32,7 +32,7 @@ from .catalog import PROPERTIES, by_claim
 from .claims import NOT_MODELLED, load_claims
 from .itf import trace_filename, write_itf
 from .later_revision import CHANGES, claim_revisions
-from .monitor import Monitor, fired_along
+from .monitor import Monitor
 from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status,
                      exporter_kind, findings)
 from .trace import render
@@ -256,7 +256,7 @@ class _Builder:
         mk = (ref.revision, ref.exporter)
         if mk not in self._monitors:
             self._monitors[mk] = Monitor(model, PROPERTIES)
-        text = render(model, trace, fired_along(self._monitors[mk], trace))
+        text = render(model, trace, self._monitors[mk].replayed(trace).fired)
         a = "t-" + hashlib.sha1(f"{ref.revision}\n{text}".encode()).hexdigest()[:10]
         self.doc.traces[key] = a
         if a not in self.trace_text:

@@ -25,7 +25,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, get_state_machine_test, 
 from model.events import EVENT_BIT
 from model.machine import Model
 
-from ..monitor import Monitor, fired_along
+from ..monitor import Monitor
 from ..registry import Property
 from ..trace import Trace, TraceStep, shrink
 from ..verdict import Verdict, make_verdict
@@ -427,7 +427,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     # every trace found through the whole monitor, then keep the shortest trace per property.
     candidates = list(violated.values()) + list(replayed.values()) + list(run.targets.values())
     for trace in candidates:
-        for fired in fired_along(mon, trace):
+        for fired in mon.replayed(trace).fired:
             for pid in fired:
                 if pid in active and pid not in violated:
                     violated[pid] = trace

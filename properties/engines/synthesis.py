@@ -46,7 +46,8 @@ from model.scope import Scope, get_scope
 from model.terms import FALSE, TRUE, Term, and_, lift, or_, substitute
 
 from ..catalog import PROPERTIES, by_claim, get_property
-from ..registry import Property, compile_properties
+from ..monitor import Monitor
+from ..registry import Property
 from ..trace import ReplayError, Trace, replay
 from .z3_engine import Encoding, EngineError, knob_ranges, knob_z3_vars, smt2_of
 
@@ -242,24 +243,9 @@ def _on_example(model: Model, trace: Trace, props: Sequence[Property]) -> tuple[
 def _fired(model: Model, trace: Trace, props: Sequence[Property]) -> list[str]:
     """The properties whose target the trace reaches on the concrete model (whether or not the
     policy's ``applies`` would select them: the knobs were free)."""
-    compiled = compile_properties(model, props)
-    out = []
-    for c in compiled:
-        p = c.prop
-        hit = False
-        if p.on == "state":
-            hit = any((not c.fn(s)) if p.target_is_bad else c.fn(s) for s in trace.states())
-        else:
-            prev = trace.init
-            for st in trace.steps:
-                if p.action in (None, st.action):
-                    v = c.fn(prev, st.state, st.ret, st.events, st.buf)
-                    hit = hit or ((not v) if p.target_is_bad else v)
-                prev = st.state
-        if hit:
-            out.append(p.id)
-    return out
-
+    run = Monitor(model, props, every=True).replayed(trace)
+    hit = {pid for f in (run.fired_init, *run.fired) for pid in f}
+    return [p.id for p in props if p.id in hit]
 
 def _neg(t: Term) -> Term:
     from model.terms import not_

@@ -49,7 +49,7 @@ from model.policy import KNOBS
 from model.state import Schema
 from model.terms import FALSE, TRUE, Term, free_vars, substitute, to_z3
 
-from ..monitor import Monitor, fired_along
+from ..monitor import Monitor
 from ..registry import Property
 from ..trace import ReplayError, Trace, replay
 from ..verdict import Verdict, make_verdict
@@ -468,8 +468,8 @@ def bmc(model: Model, props: Sequence[Property], depth: int, timeout: float | No
                 m = s.model()
                 trace = _check_trace(model, enc, m, d)
                 hit = {pid for pid, t in targets.items() if z3.is_true(m.eval(t, model_completion=True))}
-                fired = set(fired_along(mon, trace, only=set(targets))[-1]) if d else \
-                    set(mon.bad_state(trace.init, set(targets)) + mon.hit_state(trace.init, set(targets)))
+                run = mon.replayed(trace, set(targets))
+                fired = set(run.fired[-1] if d else run.fired_init)
                 if hit != fired & set(targets) or not hit:
                     raise EngineError(f"{model.policy.name}: at depth {d} Z3 says {sorted(hit)} fire, the "
                                       f"concrete model says {sorted(fired & set(targets))}")
