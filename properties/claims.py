@@ -1,5 +1,7 @@
 """The claim catalog, read from ``spec/claims.md`` (the project's own copy of the claims of the
-seed documentation, with IDs, sources and short quotes), and the claims not modelled, with why.
+seed documentation, with IDs, sources and short quotes); the claims not modelled, with why; and
+the claims' revision metadata: which documentation revisions have each sentence
+(:func:`claim_revisions`) and what the later revision (v5.12) did to it (``CHANGES``).
 """
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Claim", "load_claims", "CLAIMS_FILE", "NOT_MODELLED"]
+__all__ = ["Claim", "load_claims", "CLAIMS_FILE", "NOT_MODELLED", "claim_revisions", "CLAIM_REVISIONS",
+           "CHANGES", "LATER", "BOTH"]
 
 CLAIMS_FILE = Path(__file__).resolve().parent.parent / "spec" / "claims.md"
 
@@ -24,8 +27,9 @@ class Claim:
     section: str
 
     @property
-    def revision(self) -> str:
-        return "v5.12" if self.id.startswith("M-") else "v4.11"
+    def revisions(self) -> tuple[str, ...]:
+        """The documentation revisions whose text has this claim."""
+        return claim_revisions(self.id)
 
 
 @lru_cache(maxsize=1)
@@ -57,3 +61,85 @@ NOT_MODELLED: dict[str, str] = {
                            "question with and without kmap users is a policy-synthesis query for "
                            "the Z3 engine, not a property of one policy.",
 }
+
+
+# The documentation revisions, and which of them each claim's sentence exists in.
+LATER = ("v5.12",)
+BOTH = ("v4.11", "v5.12")
+
+# Claims whose sentence the later documentation no longer has; every other v4.11 claim is kept
+# (the M- claims exist at v5.12 only).
+_GONE = ("KCPU-REMAP", "KCPU-ATOMIC-NOBLOCK", "KCPU-ATOMIC-2", "KCPU-RANGE-UB", "KCPU-ALWAYS-SUCCEED",
+         "KCPU-KMAP-AFTER-END", "BEGIN-AVAILABLE", "END-FLUSH-UNPIN", "FIXME-NO-USER-PIN",
+         "FIXME-KMAP-PINNED", "FIXME-NO-KMAP-USERS", "MMAP-OPTIONAL-DRIFT")
+
+_FIXME = ("the FIXME was deleted by de9114ece5df (v5.12) once kmap was gone (v5.6); the userspace "
+          "pinning concern moved to dma_buf_pin's rule (M-PIN-NOT-USER)")
+
+CHANGES: dict[str, str] = {
+    "KCPU-BRACKET": "kept: vmap accesses are bracketed with begin/end (dma_buf_vmap's new kerneldoc, "
+                    "de9114ece5df)",
+    "KCPU-REMAP": "deleted: page-based access went with dma_buf_kmap (7f0de8d80816, v5.6)",
+    "KCPU-ATOMIC-NOBLOCK": "deleted: kmap_atomic was removed in v4.19",
+    "KCPU-ATOMIC-2": "deleted: kmap_atomic was removed in v4.19",
+    "KCPU-RANGE-UB": "deleted with the kmap text (v5.6); the range arguments it refers to were "
+                     "already gone in v4.6",
+    "KCPU-ALWAYS-SUCCEED": "deleted with kmap (v5.6); de9114ece5df also dropped 'Fallback to kmap "
+                           "should be implemented'",
+    "KCPU-VMAP-FAIL": "kept ('The vmap call can fail ...'); the fallback to kmap is gone",
+    "KCPU-VMAP-REFCOUNT": "kept verbatim (corpus §6.4)",
+    "KCPU-KMAP-AFTER-END": "deleted by de9114ece5df; end now 'undo[es] anything else done in "
+                           "@begin_cpu_access' (M-END-UNDO)",
+    "BEGIN-AVAILABLE": "deleted by de9114ece5df: begin only 'ensure[s] that the memory is actually "
+                       "coherent for cpu access' (M-BEGIN-COHERENCY-ONLY)",
+    "BEGIN-COHERENT": "kept verbatim",
+    "BEGIN-DIRECTION-UB": "kept verbatim",
+    "BEGIN-OPTIONAL": "kept ('This callback is optional.')",
+    "BEGIN-ERRORS": "kept: the Returns paragraph is unchanged",
+    "BEGIN-FENCE-WAIT": "kept, and now documented: dma_buf_begin_cpu_access() 'will also wait for "
+                        "any DMA transactions tracked through implicit synchronization'",
+    "END-FLUSH-UNPIN": "reworded by de9114ece5df: 'flush caches and undo anything else done in "
+                       "@begin_cpu_access' (M-END-UNDO)",
+    "END-OPTIONAL": "kept",
+    "FIXME-NO-USER-PIN": _FIXME,
+    "FIXME-KMAP-PINNED": _FIXME,
+    "FIXME-NO-KMAP-USERS": _FIXME,
+    "SYNC-BRACKET": "kept (typo fixes only)",
+    "SYNC-RESTART": "kept",
+    "SYNC-NO-COHERENCE": "kept",
+    "SYNC-FLAGS": "kept: the SYNC decoding is byte-identical (corpus §5.1)",
+    "SYNC-STATELESS": "kept: the core still keeps no SYNC state",
+    "MMAP-INCOHERENT": "kept ('braket' corrected to 'bracket')",
+    "MMAP-SIZE-CHECK": "kept verbatim",
+    "MMAP-INTERNAL-OVERFLOW": "changed in v5.11: dma_buf_mmap() uses vma_set_file() and restores "
+                              "nothing on failure, so vm_file and vm_pgoff now agree (corpus §6.1, §6.5)",
+    "MMAP-ZAP-ALL": "kept verbatim",
+    "MMAP-ANON-SHARED": "kept verbatim",
+    "MMAP-OWN-FILE": "kept verbatim",
+    "MMAP-SURVIVES-CLOSE": "kept (the code is unchanged)",
+    "MMAP-REDIRECT-ONLY": "kept verbatim",
+    "MMAP-OPTIONAL-DRIFT": "resolved in v4.19: dma_buf_export() stopped requiring mmap, map and "
+                           "map_atomic ('Make mmap callback actually optional')",
+    "LIFE-EXPORT": "kept", "LIFE-SIZE": "kept", "LIFE-RELEASE": "kept", "LIFE-MIGRATE": "kept",
+    "LIFE-DETACH": "kept; a dma_buf_pin must also be undone before detach",
+    "LIFE-VMAP-RELEASE": "kept (BUG_ON(dmabuf->vmapping_counter))",
+    "DEV-SEQUENCE": "kept", "DEV-COHERENT-HANDOFF": "kept",
+    "M-NO-KMAP": "new: kmap removed (v5.6), vmap bracketed with begin/end (de9114ece5df)",
+    "M-BEGIN-COHERENCY-ONLY": "new in de9114ece5df (v5.12)",
+    "M-PIN-NOT-USER": "new: dma_buf_pin (v5.7) and its kerneldoc (c545781e1c55, v5.12)",
+    "M-END-UNDO": "new in de9114ece5df (v5.12)",
+}
+
+
+def claim_revisions(cid: str) -> tuple[str, ...]:
+    """The documentation revisions whose text has claim ``cid``."""
+    if cid.startswith("M-"):
+        return LATER
+    return ("v4.11",) if cid in _GONE else BOTH
+
+
+def _all_claims() -> dict[str, tuple[str, ...]]:
+    return {cid: claim_revisions(cid) for cid in CHANGES}
+
+
+CLAIM_REVISIONS: dict[str, tuple[str, ...]] = _all_claims()

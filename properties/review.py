@@ -27,7 +27,7 @@ from model.scope import SCOPES, Scope
 
 from .catalog import PROPERTIES, by_claim, get_property
 from .claims import NOT_MODELLED, load_claims
-from .later_revision import claim_revisions
+from .claims import claim_revisions
 from .trace import Trace
 from .verdict import Verdict
 

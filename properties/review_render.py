@@ -31,7 +31,7 @@ from model.policy import REVISIONS
 from .catalog import PROPERTIES, by_claim
 from .claims import NOT_MODELLED, load_claims
 from .itf import trace_filename, write_itf
-from .later_revision import CHANGES, claim_revisions
+from .claims import CHANGES, claim_revisions
 from .monitor import Monitor
 from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status,
                      exporter_kind, findings)
