@@ -78,13 +78,19 @@ def _c(x: int) -> z3.BitVecRef:
 
 
 def userspace_rejects(vm_pgoff: z3.BitVecRef, npages: z3.BitVecRef, size: z3.BitVecRef) -> z3.BoolRef:
-    """``vma->vm_pgoff + vma_pages(vma) > dmabuf->size >> PAGE_SHIFT``, unsigned 64-bit."""
+    """``vma->vm_pgoff + vma_pages(vma) > dmabuf->size >> PAGE_SHIFT``, unsigned 64-bit.
+
+    Outside the term vocabulary on purpose: this is the kernel's 64-bit C arithmetic, which the
+    model abstracts to small integers (its own check is the ``mmap`` transition's terms, which
+    :func:`model_agreement` reads)."""
     return z3.UGT(vm_pgoff + npages, z3.LShR(size, PAGE_SHIFT))
 
 
 def dma_buf_mmap(pgoff, npages, size, old_pgoff, mmap_fails: z3.BoolRef):
     """``dma_buf_mmap()`` as bit-vector terms: (return value as an Int errno, the vma's
-    ``vm_pgoff`` afterwards, whether ``vm_file`` is the dma-buf's file afterwards)."""
+    ``vm_pgoff`` afterwards, whether ``vm_file`` is the dma-buf's file afterwards). Outside the
+    term vocabulary on purpose: the kernel-internal call is not an action of the model, and its
+    checks are 64-bit C arithmetic."""
     overflow = z3.ULT(pgoff + npages, pgoff)
     too_big = z3.UGT(pgoff + npages, z3.LShR(size, PAGE_SHIFT))
     ret = z3.If(overflow, -ERRNO["EOVERFLOW"], z3.If(too_big, -ERRNO["EINVAL"], z3.If(mmap_fails, -1, 0)))
@@ -134,12 +140,11 @@ def model_agreement(scope: Scope, revision: str = "v4.11", policy: str = "refere
     scope, run on a state with an open fd and a free mapping slot, under ``policy``), against
     the bit-precise check with ``size = pages << PAGE_SHIFT``: they agree on every input of the
     scope."""
+    from ..trace import replay
+
     model = Model(CATALOG[policy], scope, revision)
-    schema = model.schema
-    state = list(model.init)
-    for name, val in (("life[0]", 1), ("fd_open[0]", True), ("fd_buf[0]", 0)):
-        state[schema.offset[name]] = val
-    state = tuple(state)
+    # a state with an open fd of buffer 0 and every mapping slot free, reached through the API
+    state = replay(model, [("dma_buf_export", {"buf": 0}), ("dma_buf_fd", {"buf": 0})]).states()[-1]
     size = scope.pages << PAGE_SHIFT
     rows, bad = 0, []
     for inst in model.instances:
