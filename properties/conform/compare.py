@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .protocol import GuestResult, StepResult, TraceResult
-from .translate import ANY_VALUE, ConformTrace, Step, outcome_matches
+from .translate import ConformTrace, Step, access_predictions, buffer_page, outcome_matches
 
 __all__ = [
     "KNOWN_FILE",
@@ -53,11 +53,6 @@ __all__ = [
 KNOWN_FILE = Path(__file__).resolve().parent / "known.toml"
 
 
-def _page_as_model(step: Step) -> int:
-    assert step.pgoff is not None and step.page is not None
-    return step.pgoff + step.page
-
-
 def _page_ignoring_pgoff(step: Step) -> int:
     assert step.page is not None
     return step.page
@@ -66,7 +61,7 @@ def _page_ignoring_pgoff(step: Step) -> int:
 #: variants of the mapping from (vma page) to buffer page that a kernel may implement;
 #: name -> the buffer page a read or write of ``step`` touches
 SEMANTICS: Mapping[str, Callable[[Step], int]] = {
-    "model": _page_as_model,
+    "model": buffer_page,
     "mmap-ignores-pgoff": _page_ignoring_pgoff,
 }
 
@@ -213,24 +208,8 @@ class TraceVerdict:
 def _alternatives(trace: ConformTrace, known: Sequence[Known]) -> dict[str, list[str | None]]:
     """Per semantics used by ``known``: the prediction of every step under that semantics
     (only reads change; None where the semantics says nothing different)."""
-    out: dict[str, list[str | None]] = {}
-    for sem in sorted({k.semantics for k in known if k.semantics}):
-        page_of = SEMANTICS[sem]
-        values: dict[tuple[int, int], int] = {}
-        preds: list[str | None] = []
-        for s in trace.steps:
-            if s.op in ("read", "write") and s.buf is not None and s.expect not in ("err:nomap", "err:range"):
-                key = (s.buf, page_of(s))
-                if s.op == "write" and s.expect == "ok":
-                    values[key] = s.value  # type: ignore[assignment]
-                    preds.append(s.expect)
-                    continue
-                if s.op == "read" and s.expect.startswith("val="):
-                    preds.append(ANY_VALUE if s.stale else f"val={values.get(key, 0)}")
-                    continue
-            preds.append(None)
-        out[sem] = preds
-    return out
+    return {sem: access_predictions(trace.steps, SEMANTICS[sem])
+            for sem in sorted({k.semantics for k in known if k.semantics})}
 
 
 def compare_trace(trace: ConformTrace, result: TraceResult | None, uname: str,

@@ -48,10 +48,11 @@ What is left out, and why:
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from model.catalog import CATALOG
 from model.constants import ERRNO, ERRNO_NAMES, FAULT_SIGBUS, FAULT_SIGSEGV
@@ -71,6 +72,8 @@ __all__ = [
     "litmus_traces",
     "write_value",
     "outcome_matches",
+    "access_predictions",
+    "buffer_page",
     "ANY_VALUE",
 ]
 
@@ -90,6 +93,9 @@ _WEIGHTS = {"create": 2, "dup": 1, "close": 1, "mmap": 3, "munmap": 1, "ioctl_sy
             "cpu_read": 3, "cpu_write": 3}
 #: how often the random walk prefers a step that does something over one that fails
 _P_USEFUL = 0.8
+
+
+_PREDICTED = "val=?"   # a load's prediction, until access_predictions computes it
 
 
 class TranslateError(ValueError):
@@ -145,6 +151,33 @@ def write_value(trace_id: int, index: int) -> int:
     return (0xD0 << 56) | ((trace_id & 0xFFFF_FFFF) << 20) | ((index + 1) & 0xFFFFF)
 
 
+def buffer_page(step: Step) -> int:
+    """The buffer page a load or store of ``step`` touches, as the model maps it: pgoff + page."""
+    assert step.pgoff is not None and step.page is not None
+    return step.pgoff + step.page
+
+
+def access_predictions(steps: Sequence[Step], page_of: Callable[[Step], int] = buffer_page) -> list[str | None]:
+    """Per step, what a successful load or store predicts when vma pages map to buffer pages by
+    ``page_of``: a store ``ok``; a load the last value stored to its page (0 if none), or any
+    value where the model says it may be stale. ``None`` for every other step (the one place
+    the page values are tracked: translating a trace, and the kernel variants of
+    ``properties.conform.compare``)."""
+    values: dict[tuple[int, int], int] = {}
+    out: list[str | None] = []
+    for s in steps:
+        if s.op in ("read", "write") and s.buf is not None and s.ret == 0:
+            key = (s.buf, page_of(s))
+            if s.op == "write":
+                values[key] = s.value  # type: ignore[assignment]
+                out.append("ok")
+            else:
+                out.append(ANY_VALUE if s.stale else f"val={values.get(key, 0)}")
+            continue
+        out.append(None)
+    return out
+
+
 def outcome_matches(expect: str, got: str) -> bool:
     """Does the kernel's outcome ``got`` match the predicted ``expect`` (``val=*``: any value)?"""
     if expect == ANY_VALUE:
@@ -164,7 +197,6 @@ class _Replayer:
         self.trace_id = trace_id
         self.state = model.init
         self.off = model.schema.offset
-        self.values: dict[tuple[int, int], int] = {}
         self.steps: list[Step] = []
 
     def get(self, field_name: str) -> Any:
@@ -243,11 +275,8 @@ class _Replayer:
             expect = "SIGBUS"
         elif ret != 0:
             raise TranslateError(f"{call}: unexpected model return {ret}")
-        elif store:
-            self.values[(buf, pgoff + page)] = value
-            expect = "ok"
         else:
-            expect = ANY_VALUE if stale else f"val={self.values.get((buf, pgoff + page), 0)}"
+            expect = _PREDICTED      # filled in by access_predictions once the trace is whole
         return Step(_OP_OF[name], args, call, ret, expect, buf=buf, pgoff=pgoff, page=page,
                     value=value, stale=stale)
 
@@ -306,8 +335,10 @@ def translate(
         if cut:
             notes.append(cut)
             break
+    steps = [dataclasses.replace(s, expect=p) if s.expect == _PREDICTED else s
+             for s, p in zip(rp.steps, access_predictions(rp.steps))]
     return ConformTrace(id=trace_id, exporter=exporter, policy=model.policy.name, npages=model.scope.pages,
-                        source=source, steps=tuple(rp.steps), notes=tuple(notes), scope=model.scope.name)
+                        source=source, steps=tuple(steps), notes=tuple(notes), scope=model.scope.name)
 
 
 # --------------------------------------------------------------------------------------
