@@ -44,6 +44,8 @@ __all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "s
 _CHUNK = 1 << 16          # enabled rows of an instance whose step checks were recorded together
 _FRONTIER_CHUNK = 1 << 18  # frontier states decoded and expanded at once
 _BATCH = 1 << 20           # candidate successors deduplicated at once
+_MEMO_ROW_BYTES = 64       # the memo of shared operations holds this many bytes per chunk row
+_BATCH_PER_ROW = 4         # and a batch up to this many candidates per chunk row (at most _BATCH)
 _PACKED = True             # sort keys and positions as one word when they fit (else keys, then a hash)
 
 
@@ -318,10 +320,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     int_hi = {k: hi for k, ((_, hi), spec) in enumerate(zip(model.schema.bounds, model.schema.specs))
               if spec.sort == "int"}
     found: dict[str, Finding] = {}
-    one_word = len(packer.words) == 1
-    # field -> its multiplier in the (single) key word, as a signed scalar (the multipliers are
-    # below 2**63): a successor's key is its state's plus sum((new - old) * multiplier) mod 2**64
-    mult64 = {k: np.int64(int(mult)) for k, (_, mult) in packer.place.items()} if one_word else {}
+    plans = {st.index: _KeyDelta.of(packer, model.schema, st.fields) for st in vm.steps}
     dedup = _Dedup(packer)
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
@@ -415,7 +414,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
             f_base = base + f_lo
             n = frontier.shape[1]
-            C = columns(model, frontier)
+            C = columns(model, frontier, memo_bytes=_MEMO_ROW_BYTES * n)
+            batch = min(dedup.capacity, max(_BATCH_PER_ROW * n, _FRONTIER_CHUNK))
             for st in vm.steps:
                 g = np.asarray(st.guard(C), dtype=bool)
                 if g.ndim == 0:
@@ -438,27 +438,20 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     if k in int_hi:
                         _check_range(model, st.index, k, col, int_hi[k], gm)
                 # the rows where the step changes some field (a self-loop everywhere else)
-                rows = _changed_rows(C, changes, gm, n)
+                plan = plans[st.index]
+                if plan is not None:
+                    rows, dkey = plan.moves(changes, frontier, gm)
+                else:
+                    rows, dkey = _changed_rows(C, changes, gm, n), None
                 nm = len(rows)
                 if not nm:
                     self_loops += m
                     continue
                 if sym is None:
-                    if one_word:
-                        acc = None
-                        for k, col in changes:
-                            mk = mult64.get(k)
-                            if mk is None:
-                                continue             # a field whose only value is 0
-                            new = col[rows] if isinstance(col, np.ndarray) and col.ndim else int(col)
-                            t = np.subtract(new, frontier[k][rows], dtype=np.int64)
-                            t *= mk
-                            acc = t if acc is None else np.add(acc, t, out=acc)
-                        keys = f_keys[rows]
-                        if acc is not None:
-                            keys += acc.view(np.uint64)
+                    keys = f_keys[rows]
+                    if dkey is not None:
+                        keys += dkey
                     else:
-                        keys = f_keys[rows]
                         for k, col in changes:
                             new = col[rows] if isinstance(col, np.ndarray) and col.ndim else col
                             packer.update(keys, k, frontier[k][rows], new)
@@ -481,7 +474,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     lv_inst.append(np.full(nm, st.index, np.int16))
                     r = np.asarray(ret, dtype=np.int16)
                     lv_ret.append(r[rows] if r.ndim else np.full(nm, r, np.int16))
-                if dedup.n + nm > dedup.capacity:
+                if dedup.n + nm > batch:
                     flush()
                 dedup.add(keys, rows, st.index, post)
                 why = over_time_or_memory()
@@ -626,6 +619,63 @@ def _check_range(model: Model, instance: int, k: int, col: Any, hi: int, gm: np.
             f"explicit engine: {model.instances[instance]} sets {model.schema.names[k]} outside [0, {hi}]")
 
 
+class _KeyDelta:
+    """How one instance changes a one-word key: a successor's key is its state's plus
+    ``sum((new[k] - old[k]) * mult[k])`` over the fields the step may change. With ``mult[k] =
+    unit * r[k]`` the sum over the chunk's rows is computed as ``unit * sum((new[k] - old[k]) *
+    r[k])``, the inner sum in the narrowest integer type that holds it (mostly ``int16``); as the
+    fields are digits of a mixed radix number and each ``|new - old|`` is at most its field's
+    largest value (checked before), the inner sum is 0 exactly where the step changes nothing."""
+
+    __slots__ = ("r", "unit", "dtype")
+
+    def __init__(self, r: dict[int, int], unit: int, dtype: type) -> None:
+        self.r, self.unit, self.dtype = r, np.int64(unit), dtype
+
+    @classmethod
+    def of(cls, packer: KeyPacker, schema: Any, fields: Sequence[int]) -> "_KeyDelta | None":
+        if len(packer.words) != 1:
+            return None
+        placed = [(k, int(packer.place[k][1])) for k in fields if k in packer.place]
+        if not placed:
+            return cls({}, 1, np.int16)
+        unit = min(mult for _, mult in placed)
+        r = {k: mult // unit for k, mult in placed}
+        top = sum(schema.bounds[k][1] * rk for k, rk in r.items())
+        dtype = np.int16 if top < 1 << 15 else np.int32 if top < 1 << 31 else np.int64
+        return cls(r, unit, dtype)
+
+    def moves(self, changes: list, frontier: np.ndarray, gm: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (where ``gm`` holds) on which the step changes the state, and the change of
+        each one's key (``uint64``, to add)."""
+        acc = None
+        for k, col in changes:
+            rk = self.r.get(k)
+            if rk is None:
+                continue                               # a field whose only value is 0
+            if isinstance(col, np.ndarray) and col.ndim:
+                new = col.view(np.int8) if col.dtype == np.bool_ else col
+            else:
+                new = int(col)
+            t = np.subtract(new, frontier[k], dtype=self.dtype)
+            if rk != 1:
+                t *= rk
+            if acc is None:
+                acc = t
+            else:
+                acc += t
+        if acc is None:
+            return np.zeros(0, np.intp), np.zeros(0, np.uint64)
+        moved = acc != 0
+        if gm is not None:
+            moved &= gm
+        rows = np.flatnonzero(moved)
+        d = acc[rows].astype(np.int64)
+        if self.unit != 1:
+            d *= self.unit
+        return rows, d.view(np.uint64)
+
+
 def _changed_rows(C: Any, changes: list, gm: np.ndarray | None, n: int) -> np.ndarray:
     """The frontier rows, of those where the guard ``gm`` holds (all if ``None``), on which the
     step gives some changed field a new value; on every other enabled row it is a self-loop."""
@@ -701,33 +751,32 @@ class _SortedRuns:
 
 class _Dedup:
     """A batch of candidate successors of one frontier chunk, in order of discovery: their keys,
-    frontier rows and instances (and post-states under symmetry), and what is new in it."""
+    frontier rows and instances (and post-states under symmetry), and what is new in it.
+
+    With a one-word key of B bits, a batch holds up to 2**(64-B) candidates, each stored as
+    ``key << (64-B) | position``: one sort then gives the distinct keys and each one's first
+    position at once. Otherwise the keys sort alone and a hash finds the first positions."""
 
     def __init__(self, packer: KeyPacker) -> None:
         self.packer = packer
-        self.shift = 0
-        if len(packer.words) == 1:
-            self.shift = 64 - packer.word_max[0].bit_length()
-        # with a one-word key of B bits, a batch of up to 2**(64-B) candidates sorts as one
-        # array of (key << (64-B)) | position: the sort gives the distinct keys and each one's
-        # first position at once; otherwise the keys sort alone and a hash finds the positions
+        self.shift = 64 - packer.word_max[0].bit_length() if len(packer.words) == 1 else 0
         self.packed = _PACKED and (1 << self.shift) >= _FRONTIER_CHUNK
         self.capacity = min(_BATCH, 1 << self.shift) if self.packed else _BATCH
-        self.keys = np.empty(self.capacity, packer.dtype)
+        self.keys = np.empty(self.capacity, np.uint64 if self.packed else packer.dtype)
         self.row = np.empty(self.capacity, np.int32)
-        self.positions = np.zeros(0, np.uint64)     # 0, 1, 2, ... (as many as a batch has held)
         self.ends: list[int] = []
         self.insts: list[int] = []
         self.posts: list[np.ndarray] = []
         self.n = 0
 
-    @staticmethod
-    def _max_key(packer: KeyPacker) -> int:
-        return 0 if not packer.words[0] else int(max(mult for _, mult in packer.words[0])) * 64
-
     def add(self, keys: np.ndarray, rows: np.ndarray, instance: int, post: np.ndarray | None) -> None:
         n, m = self.n, len(keys)
-        self.keys[n:n + m] = keys
+        if self.packed:
+            seg = self.keys[n:n + m]
+            np.left_shift(keys, np.uint64(self.shift), out=seg)
+            seg |= np.arange(n, n + m, dtype=np.uint64)
+        else:
+            self.keys[n:n + m] = keys
         self.row[n:n + m] = rows
         self.n = n + m
         self.ends.append(self.n)
@@ -750,29 +799,18 @@ class _Dedup:
 
     def new_in_batch(self, seen_sorted: np.ndarray, runs: _SortedRuns) -> tuple[np.ndarray, np.ndarray]:
         """The batch's keys that are neither in ``seen_sorted`` nor in ``runs``, sorted, and the
-        first batch position of each."""
+        first batch position of each (the batch's keys are not kept)."""
         n = self.n
         K = self.keys[:n]
         if self.packed:
-            if len(self.positions) < n:
-                self.positions = np.arange(n, dtype=np.uint64)
-            v = np.left_shift(K, np.uint64(self.shift))
-            np.bitwise_or(v, self.positions[:n], out=v)
-            v.sort()
-            k = v >> np.uint64(self.shift)
-            start = np.empty(n, bool)
-            start[0] = True
-            np.not_equal(k[1:], k[:-1], out=start[1:])
-            u = k[start]
-            first = v[start]
+            K.sort()                                   # in place: by key, then position
+            w = K[_run_starts(K, self.shift)]
+            u = w >> np.uint64(self.shift)
+            first = w
             first &= np.uint64((1 << self.shift) - 1)
-            del v, k
         else:
             s = np.sort(K)
-            start = np.empty(n, bool)
-            start[0] = True
-            start[1:] = s[1:] != s[:-1]               # (records of words compare with the operator)
-            u = s[start]
+            u = s[_run_starts(s, 0)]
             first = None
             del s
         keep = ~_member(seen_sorted, u)
@@ -787,6 +825,25 @@ class _Dedup:
         if first is None:
             first = _first_positions(K, u)
         return u, first.astype(np.int64)
+
+
+def _run_starts(v: np.ndarray, shift: int) -> np.ndarray:
+    """Where each run of equal values of the sorted ``v`` starts (of equal ``v >> shift`` when
+    ``shift``), computed a block at a time to keep the temporaries small."""
+    n = len(v)
+    start = np.empty(n, bool)
+    if not n:
+        return start
+    start[0] = True
+    step = 1 << 17
+    for lo in range(1, n, step):
+        hi = min(n, lo + step)
+        if shift:
+            x = np.bitwise_xor(v[lo:hi], v[lo - 1:hi - 1])
+            np.greater_equal(x, np.uint64(1 << shift), out=start[lo:hi])
+        else:
+            start[lo:hi] = v[lo:hi] != v[lo - 1:hi - 1]   # (records of words compare with the operator)
+    return start
 
 
 def _first_positions(K: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ broadcasts.
 """
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -43,10 +45,14 @@ _NP: dict[str, Callable[..., str]] = {
 }
 
 
-def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str]) -> list[str]:
-    """Append one numpy assignment per operation of the term graph; return the roots' names."""
+def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str],
+          shared: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Append one numpy assignment per operation of the term graph; return the roots' names.
+    An operation in ``shared`` (one that other generated functions compute too) is read from the
+    block's memo instead, ``T[uid]`` (:class:`Memo`), which computes it when it does not hold it:
+    its arguments are not walked here."""
     expr: dict[int, str] = {}
-    for t in postorder(roots):
+    for t in _postorder_cut(roots, shared):
         if t.op == "const":
             expr[t.uid] = repr(t.args[0])
         elif t.op == "var":
@@ -54,31 +60,58 @@ def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str]) -> 
                 expr[t.uid] = var_expr[t.args[0]]
             except KeyError:
                 raise KeyError(f"vectorised code has no input for model variable {t.args[0]!r}") from None
+        elif t.uid in shared:
+            lines.append(f"    t{t.uid} = T[{t.uid}]")
+            expr[t.uid] = f"t{t.uid}"
         else:
             lines.append(f"    t{t.uid} = {_NP[t.op](*(expr[a.uid] for a in t.args))}")
             expr[t.uid] = f"t{t.uid}"
+    if any(line.startswith("    t") and " = T[" in line for line in lines):
+        lines.insert(0, "    T = C.memo(_F)")
     return [expr[r.uid] for r in roots]
 
 
-def _compile(name: str, params: str, lines: list[str], ret: str) -> Callable[..., Any]:
-    src = f"def {name}({params}):\n" + "\n".join(lines) + ("\n" if lines else "") + f"    return {ret}\n"
-    ns: dict[str, Any] = {"_where": np.where}
-    exec(compile(src, f"<vec:{name}>", "exec"), ns)  # noqa: S102 - generated from model terms
-    return ns[name]
+def _postorder_cut(roots: Sequence[Term], cut: set[int] | frozenset[int]) -> list[Term]:
+    """Like :func:`model.terms.postorder`, without walking into the arguments of terms in ``cut``."""
+    order: list[Term] = []
+    seen: set[int] = set()
+    for root in roots:
+        if root.uid in seen:
+            continue
+        stack: list[tuple[Term, bool]] = [(root, False)]
+        while stack:
+            t, done = stack.pop()
+            if done:
+                order.append(t)
+                continue
+            if t.uid in seen:
+                continue
+            seen.add(t.uid)
+            stack.append((t, True))
+            if t.uid in cut:
+                continue
+            for a in t.args:
+                if isinstance(a, Term) and a.uid not in seen:
+                    stack.append((a, False))
+    return order
 
 
 class Columns:
     """The columns of a block of states (``block`` is ``width x n``, one row per field), or of the
     states ``idx`` of it, each converted when first read (``C[k]``): a guard or an update reads a
-    few fields, so most are never gathered or converted."""
+    few fields, so most are never gathered or converted. The generated functions keep the
+    operations they share in the block's memo (:meth:`memo`), of up to ``memo_bytes``."""
 
-    __slots__ = ("block", "idx", "is_bool", "cache")
+    __slots__ = ("block", "idx", "is_bool", "cache", "memo_bytes", "_memo", "__weakref__")
 
-    def __init__(self, block: np.ndarray, is_bool: Sequence[bool], idx: np.ndarray | None = None) -> None:
+    def __init__(self, block: np.ndarray, is_bool: Sequence[bool], idx: np.ndarray | None = None,
+                 memo_bytes: int = 0) -> None:
         self.block = block
         self.idx = idx
         self.is_bool = is_bool
         self.cache: list[Any] = [None] * len(is_bool)
+        self.memo_bytes = memo_bytes
+        self._memo: Memo | None = None
 
     def __getitem__(self, k: int) -> np.ndarray:
         c = self.cache[k]
@@ -87,10 +120,46 @@ class Columns:
             c = self.cache[k] = row.view(np.bool_) if self.is_bool[k] else row.astype(np.int16)
         return c
 
+    def memo(self, fns: dict[int, Callable[..., Any]]) -> "Memo":
+        """The memo of shared operations over this block (``fns``: how to compute each)."""
+        m = self._memo
+        if m is None or m.fns is not fns:
+            m = self._memo = Memo(fns, self, self.memo_bytes)
+        return m
 
-def columns(model: Model, block: np.ndarray, idx: np.ndarray | None = None) -> Columns:
-    """The columns of a block of states (of its states ``idx``), read lazily (:class:`Columns`)."""
-    return Columns(block, model.schema.is_bool, idx)
+
+def columns(model: Model, block: np.ndarray, idx: np.ndarray | None = None, memo_bytes: int = 0) -> Columns:
+    """The columns of a block of states (of its states ``idx``), read lazily (:class:`Columns`),
+    with a memo of up to ``memo_bytes`` of the operations the generated functions share."""
+    return Columns(block, model.schema.is_bool, idx, memo_bytes)
+
+
+class Memo(dict):
+    """The values of the operations that several generated functions compute, over one block of
+    states, by term id: ``T[uid]`` computes a missing one (``fns[uid](C, T)``) and keeps it, the
+    oldest dropped beyond ``capacity`` bytes (0: only what costs nothing to keep). Consecutive
+    instances, often of one action, share many terms (guard conjuncts, next-state terms, the
+    properties' specialised terms), so a small memo saves most operations."""
+
+    __slots__ = ("fns", "columns", "capacity", "used")
+
+    def __init__(self, fns: dict[int, Callable[..., Any]], C: Columns, capacity: int) -> None:
+        super().__init__()
+        self.fns = fns
+        self.columns = weakref.ref(C)                # (no cycle: the block is freed with C)
+        self.capacity = capacity
+        self.used = 0
+
+    def __missing__(self, uid: int) -> Any:
+        v = self.fns[uid](self.columns(), self)
+        nbytes = getattr(v, "nbytes", 0)
+        if nbytes <= self.capacity:
+            self[uid] = v
+            self.used += nbytes
+            while self.used > self.capacity:
+                old = self.pop(next(iter(self)))
+                self.used -= getattr(old, "nbytes", 0)
+        return v
 
 
 @dataclass(frozen=True)
@@ -114,6 +183,7 @@ class VecStep:
     guard: Callable[[list], Any]
     apply: Callable[[list], tuple]
     checks: tuple[VecCheck, ...]
+    fields: tuple[int, ...] = ()      # the fields of ``changes``, in its order
 
 
 @dataclass(frozen=True)
@@ -137,7 +207,7 @@ class VecModel:
         var_expr = {n: f"C[{i}]" for i, n in enumerate(names)}
         step_props = [(p, p.term(schema)) for p in props if p.on == "step"]
         src = _Source()
-        steps = []
+        steps: list[tuple] = []
         # the knobs substituted into every instance's terms at once (the instances share most
         # of their terms, and terms are hash-consed: the same as one instance at a time)
         roots = [[t.guard, t.ret, t.subject, *(t.events[n] for n in sorted(t.events)), *t.next]
@@ -150,14 +220,11 @@ class VecModel:
             at += len(rs)
             events = dict(zip(ev_names, rest[:len(ev_names)]))
             nxt = rest[len(ev_names):]
-            lines: list[str] = []
-            (g,) = _emit([guard], var_expr, lines)
-            gfn = src.add(f"guard_{t.instance.index}", "C", lines, g)
+            gfn = src.add(f"guard_{t.instance.index}", [guard])
             changed = [(k, x) for k, x in enumerate(nxt) if not (x.op == "var" and x.args[0] == names[k])]
-            lines = []
-            outs = _emit([ret, *(x for _, x in changed)], var_expr, lines)
-            afn = src.add(f"step_{t.instance.index}", "C", lines,
-                          f"({outs[0]}, [" + ", ".join(f"({k}, {o})" for (k, _), o in zip(changed, outs[1:])) + "])")
+            afn = src.add(f"step_{t.instance.index}", [ret, *(x for _, x in changed)],
+                          lambda outs, changed=changed: f"({outs[0]}, [" + ", ".join(
+                              f"({k}, {o})" for (k, _), o in zip(changed, outs[1:])) + "])")
             env: dict[str, Any] = dict(model.knob_env)
             env.update({"post." + n: x for n, x in zip(names, nxt)})
             env.update({"ev." + n: events.get(n, FALSE) for n in EVENT_BIT})
@@ -171,43 +238,67 @@ class VecModel:
                 fires_when = not p.target_is_bad
                 if c.op == "const" and c.args[0] != fires_when:
                     continue                       # cannot fire on this instance
-                lines = []
-                (r,) = _emit([c], var_expr, lines)
                 name = f"check_{t.instance.index}_" + p.id.replace("-", "_")
-                checks.append((p.id, fires_when, src.add(name, "C", lines, r)))
-            steps.append((t.instance.index, gfn, afn, checks))
-        state_props = [(p.id, not p.target_is_bad, _state_fn(p, model, var_expr, src)) for p in props if p.on == "state"]
-        fns = src.compile()                        # one compilation for every function
+                checks.append((p.id, fires_when, src.add(name, [c])))
+            steps.append((t.instance.index, gfn, afn, checks, tuple(k for k, _ in changed)))
+        state_props = [(p.id, not p.target_is_bad, _state_fn(p, model, src)) for p in props if p.on == "state"]
+        fns = src.compile(var_expr)                # one compilation for every function
         self.steps: list[VecStep] = [
-            VecStep(i, fns[g], fns[a], tuple(VecCheck(pid, fw, fns[f]) for pid, fw, f in checks))
-            for i, g, a, checks in steps]
+            VecStep(i, fns[g], fns[a], tuple(VecCheck(pid, fw, fns[f]) for pid, fw, f in checks), fields)
+            for i, g, a, checks, fields in steps]
         self.state_props = [VecProperty(pid, fw, fns[f]) for pid, fw, f in state_props]
 
 
 class _Source:
-    """Generated functions collected into one module, compiled at once."""
+    """Generated functions collected into one module, compiled at once; an operation that several
+    functions compute goes through the columns' memo (:class:`Memo`)."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.names: list[str] = []
+        self.funcs: list[tuple[str, list[Term], Callable[[list[str]], str]]] = []
+        self.names: set[str] = set()
 
-    def add(self, name: str, params: str, lines: list[str], ret: str) -> str:
-        """Add a function; returns its name (the key of :meth:`compile`'s result)."""
+    def add(self, name: str, roots: list[Term], ret: Callable[[list[str]], str] = lambda outs: outs[0]) -> str:
+        """Add a function of ``C`` computing ``roots`` and returning ``ret(their expressions)``;
+        returns its name (the key of :meth:`compile`'s result)."""
         if name in self.names:
             raise ValueError(f"generated function {name} defined twice")
-        self.parts.append(f"def {name}({params}):\n" + "\n".join(lines) + ("\n" if lines else "")
-                          + f"    return {ret}\n")
-        self.names.append(name)
+        self.funcs.append((name, roots, ret))
+        self.names.add(name)
         return name
 
-    def compile(self) -> dict[str, Callable[..., Any]]:
+    def compile(self, var_expr: dict[str, str]) -> dict[str, Callable[..., Any]]:
+        uses: Counter[int] = Counter()
+        terms: dict[int, Term] = {}
+        for _, roots, _ in self.funcs:
+            ops = [t for t in postorder(roots) if t.op not in ("const", "var")]
+            uses.update(t.uid for t in ops)
+            terms.update((t.uid, t) for t in ops)
+        shared = {uid for uid, n in uses.items() if n > 1}
+        parts = []
+        for name, roots, ret in self.funcs:
+            lines: list[str] = []
+            outs = _emit(roots, var_expr, lines, shared)
+            parts.append(f"def {name}(C):\n" + "".join(line + "\n" for line in lines) + f"    return {ret(outs)}\n")
+        # one function per shared operation, of the block and its memo (its arguments are
+        # shared too: every function computing it computes them)
+        for uid in sorted(shared):
+            t = terms[uid]
+            args = []
+            for a in t.args:
+                if a.op == "const":
+                    args.append(repr(a.args[0]))
+                elif a.op == "var":
+                    args.append(var_expr[a.args[0]])
+                else:
+                    assert a.uid in shared, a
+                    args.append(f"T[{a.uid}]")
+            parts.append(f"def _t{uid}(C, T):\n    return {_NP[t.op](*args)}\n")
         ns: dict[str, Any] = {"_where": np.where}
-        exec(compile("\n".join(self.parts), "<vec>", "exec"), ns)  # noqa: S102 - generated from model terms
-        return {n: ns[n] for n in self.names}
+        exec(compile("\n".join(parts), "<vec>", "exec"), ns)  # noqa: S102 - generated from model terms
+        ns["_F"] = {uid: ns[f"_t{uid}"] for uid in shared}
+        return {name: ns[name] for name, _, _ in self.funcs}
 
 
-def _state_fn(p: Property, model: Model, var_expr: dict[str, str], src: _Source) -> str:
+def _state_fn(p: Property, model: Model, src: _Source) -> str:
     (t,) = substitute([p.term(model.schema)], model.knob_env)
-    lines: list[str] = []
-    (r,) = _emit([t], var_expr, lines)
-    return src.add("prop_" + p.id.replace("-", "_"), "C", lines, r)
+    return src.add("prop_" + p.id.replace("-", "_"), [t])
