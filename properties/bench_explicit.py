@@ -16,7 +16,12 @@ Prints, measured in the same run (the machines are shared and noisy: compare the
    depth, seconds, stuck-state findings), and with and without symmetry reduction for three;
 6. with ``--cross``: for every catalog policy on ``tiny``, the explicit engine's verdicts next to
    a default Hypothesis campaign's and Z3's bounded checks (:func:`compare_engines`): where they
-   disagree, and for every violation the length of Hypothesis's shrunk trace against the shortest.
+   disagree, and for every violation the length of Hypothesis's shrunk trace against the shortest;
+8. with ``--speedup``: the search against the search before its batch deduplication
+   (``_explore_before``, a copy kept here) on whole tiny graphs (i915 and reference, no edges,
+   every property checked): states per second of each, timed alternately in this process, their
+   ratio, and each one's peak memory per state (in a forked child each). Only section 8 runs with
+   ``--speedup-only``.
 
 Each measurement runs in a forked child (``os.fork``/``os.wait4``), so that its peak resident set
 is its own.
@@ -30,9 +35,19 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine"]
+import numpy as np
+
+from model.machine import Model
+
+from .engines.explicit import (_FRONTIER_CHUNK, Budget, Finding, StateSpace, _check_states, _keys_of,
+                               _packing, resident_bytes)
+from .engines.vectorize import VecModel, columns
+from .monitor import Monitor
+from .registry import Property
+
+__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine", "speedup"]
 
 
 def trivial_bfs(counters: int = 6, top: int = 9) -> tuple[int, float]:
@@ -240,6 +255,72 @@ def cross_engine(policy: str, scope: Any = "tiny", examples: int = 300, steps: i
             "disagreements": dh + dz, "rows": rows}
 
 
+def speedup(policies: tuple[str, ...] = ("i915", "reference"), scope: str = "tiny", rounds: int = 3,
+            memory: bool = True, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The search (:func:`properties.engines.explicit.explore`) against the one before the
+    batch deduplication (:func:`_explore_before`) on each policy's whole ``scope`` graph, no
+    edges kept, every property checked. Both run in this process, alternately (new, old, old,
+    new, ...), after a shallow warm-up of each (the terms are built once per process); the
+    figures are the medians of ``rounds`` runs of each, and the ratio of the medians. Each run's
+    result is checked to be the same (states, ids, parents, instances, transitions, findings).
+    With ``memory``, each search also runs once in a forked child for its peak resident set."""
+    from statistics import median
+
+    from model.catalog import CATALOG
+
+    from .catalog import PROPERTIES
+    from .engines.explicit import explore
+
+    def whole(fn, model):
+        t = time.perf_counter()
+        sp = fn(model, PROPERTIES, keep_edges=False)
+        return sp, time.perf_counter() - t
+
+    out = []
+    for pol in policies:
+        model = Model(CATALOG[pol], scope)
+        row: dict[str, Any] = {"policy": pol, "scope": scope}
+        if memory:
+            for name, fn in (("new", explore), ("old", _explore_before)):
+                d = _in_child(lambda fn=fn: {"states": whole(fn, model)[0].n_states})
+                row[f"{name}_peak_mb"] = d.get("peak_mb")
+                row[f"{name}_bytes_per_state"] = (round(d["peak_mb"] * 2**20 / d["states"], 1)
+                                                  if "states" in d else None)
+        for fn in (explore, _explore_before):
+            fn(model, PROPERTIES, keep_edges=False, budget=Budget(depth=2))
+        times: dict[str, list[float]] = {"new": [], "old": []}
+        ref = None
+        for r in range(rounds):
+            order = (("new", explore), ("old", _explore_before))
+            for name, fn in order if r % 2 == 0 else order[::-1]:
+                sp, secs = whole(fn, model)
+                times[name].append(secs)
+                got = (sp.n_states, sp.transitions, sp.self_loops, list(sp.found.items()))
+                if ref is None:
+                    ref, ref_sp = got, sp
+                elif got != ref or not all(np.array_equal(getattr(sp, f), getattr(ref_sp, f))
+                                           for f in ("parent", "via", "depth", "sorted_keys", "order")):
+                    raise AssertionError(f"{pol}: the {name} search differs from the first run")
+                del sp
+        new, old = median(times["new"]), median(times["old"])
+        row.update(states=ref[0], transitions=ref[1], rounds=rounds,
+                   new_seconds=round(new, 3), old_seconds=round(old, 3),
+                   new_states_per_s=round(ref[0] / new), old_states_per_s=round(ref[0] / old),
+                   speedup=round(old / new, 2),
+                   new_runs=[round(x, 3) for x in times["new"]], old_runs=[round(x, 3) for x in times["old"]])
+        ref_sp = None
+        mem = ""
+        if memory and row.get("new_bytes_per_state") and row.get("old_bytes_per_state"):
+            mem = (f"; peak {row['new_peak_mb']} MB = {row['new_bytes_per_state']:,.0f} bytes/state "
+                   f"(before {row['old_peak_mb']} MB = {row['old_bytes_per_state']:,.0f}, ratio "
+                   f"{row['new_bytes_per_state'] / row['old_bytes_per_state']:.2f})")
+        say(f"   {pol} {scope}: {ref[0]:,} states, {ref[1]:,} transitions: now {new:.2f} s = "
+            f"{ref[0] / new:,.0f} states/s, before {old:.2f} s = {ref[0] / old:,.0f} states/s: "
+            f"{old / new:.2f}x (medians of {rounds}){mem}")
+        out.append(row)
+    return out
+
+
 def _row(d: dict[str, Any]) -> str:
     if "error" in d:
         return f"  ERROR {d['error']}"
@@ -261,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cross", action="store_true", help="also section 6: explicit vs Hypothesis vs Z3 on tiny")
     ap.add_argument("--only", action="append", metavar="POLICY", help="sections 5-6: only these policies")
     ap.add_argument("--skip", action="append", default=[], metavar="SECTION", help="skip section 1, 2, 3, 4 or 7")
+    ap.add_argument("--speedup", action="store_true", help="also section 8: the search against the one before "
+                    "its batch deduplication, on whole tiny graphs (i915, reference)")
+    ap.add_argument("--speedup-only", action="store_true", help="section 8 only")
+    ap.add_argument("--rounds", type=int, default=3, help="section 8: timed runs of each search (medians)")
     ap.add_argument("--versus", type=float, default=60.0, help="seconds of each engine in section 7")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
@@ -273,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"dmabuf-check explicit-engine benchmark; python {platform.python_version()}, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.1f} at start")
     policies = a.only or list(CATALOG)
+    if a.speedup_only:
+        a.speedup = True
+        a.skip += ["1", "2", "3", "4", "7"]
     if "1" not in a.skip:
         n, secs = trivial_bfs()
         figures["trivial_bfs"] = {"states": n, "seconds": round(secs, 2), "states_per_s": round(n / secs)}
@@ -349,11 +437,282 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"    {r['property']:<28} {r['kind']:<9} shortest {r['shortest']:>2}  hypothesis "
                         f"{r['other'] if r['other'] is not None else '-':>2}  z3 "
                         f"{r['z3'] if r['z3'] is not None else '-':>2}  ratio {r['ratio']}")
+    if a.speedup:
+        say("8. the search against the one before its batch deduplication (whole tiny graphs, no edges, "
+            "every property checked; timed alternately in this process):")
+        figures["speedup"] = speedup(tuple(a.only or ("i915", "reference")), rounds=a.rounds, say=say)
     if a.json:
         from .campaign import write_report
         write_report(figures, a.json)
         say(f"figures written to {a.json}")
     return 0
+
+
+# --- the search before the batch deduplication (section 8 only) ---------------------------------
+# A copy of properties.engines.explicit.explore as committed in 55c353f, which deduplicated each
+# (frontier chunk, instance) against the seen keys with unsorted queries; it shares the module's
+# helpers (packing, columns, state checks), which kept their behaviour.
+
+_CHUNK = 1 << 16          # rows expanded at once per instance (bounds the temporaries)
+
+
+def _explore_before(model: Model, props: Iterable[Property] = (), symmetry: bool = False,
+            budget: Budget | None = None, keep_edges: bool = True,
+            progress: Callable[[str], None] | None = None,
+            roots: Sequence[Sequence[Any]] | None = None,
+            until_found: Iterable[str] | None = None) -> StateSpace:
+    """The search as it was before the batch deduplication (commit 55c353f), kept only to
+    measure the speed-up in the same process (section 8). Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
+    apply to the model's policy, scope and revision) on every state and transition.
+
+    ``roots`` starts the search from these states instead of the initial state (all at depth 0;
+    with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace).
+    ``until_found`` stops after the level in which every property named there has fired (the
+    search is then not complete)."""
+    budget = budget or Budget()
+    stop_ids = set(until_found or ())
+    started = time.monotonic()
+    mon = Monitor(model, list(props))
+    vm = VecModel(model, mon.props)
+    state_props = vm.state_props
+    packer, sym = _packing(model, symmetry)
+    width = model.schema.width
+    int_hi = {k: hi for k, ((_, hi), spec) in enumerate(zip(model.schema.bounds, model.schema.specs))
+              if spec.sort == "int"}
+    found: dict[str, Finding] = {}
+
+    starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
+    init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
+    if sym is not None:
+        sym.check_free_slots(init)
+    init_key = _keys_of(model, init, symmetry)
+    _, first_root = np.unique(init_key, return_index=True)
+    first_root.sort()                                  # roots equal under symmetry count once
+    init, init_key = init[:, first_root], init_key[first_root]
+    n_roots = init.shape[1]
+    _check_states(model, state_props, init, 0, found)
+    init_rows = packer.pack(init) if sym is not None else init_key   # without symmetry, row = key
+
+    # What is kept per state: its key in the sorted index (8 bytes a word) and its id there (4),
+    # parent (4), instance (2) and depth (2); with symmetry also its own packed row (8). Rows
+    # are decoded a frontier chunk at a time.
+    row_key_parts = [init_rows] if sym is not None else None
+    parents = [np.full(n_roots, -1, np.int32)]
+    vias = [np.full(n_roots, -1, np.int16)]
+    depths = [np.zeros(n_roots, np.int16)]
+    e_src: list[np.ndarray] = []
+    e_dst: list[np.ndarray] = []
+    e_inst: list[np.ndarray] = []
+    e_ret: list[np.ndarray] = []
+    order0 = np.argsort(init_key, kind="stable")
+    seen_sorted = init_key[order0]
+    seen_ids = np.arange(n_roots, dtype=np.int32)[order0]
+    frontier_rows, frontier_keys, base = init_rows, init_key, 0
+    n_total, transitions, self_loops, level = n_roots, 0, 0, 0
+    complete = True
+
+    stopped = ""
+
+    def over_time_or_memory() -> str:
+        if budget.seconds is not None and time.monotonic() - started > budget.seconds:
+            return f"time budget of {budget.seconds:g} s spent"
+        if budget.memory is not None:
+            rss = resident_bytes()
+            if rss > budget.memory:
+                return (f"memory budget of {budget.memory / 2**20:,.0f} MB reached "
+                        f"({rss / 2**20:,.0f} MB resident)")
+        return ""
+
+    def out_of_budget() -> bool:
+        nonlocal stopped
+        if budget.states is not None and n_total >= budget.states:
+            stopped = f"state budget of {budget.states:,} states reached"
+        elif budget.depth is not None and level >= budget.depth:
+            stopped = f"depth budget of {budget.depth} reached"
+        else:
+            stopped = over_time_or_memory()
+        return bool(stopped)
+
+    while len(frontier_keys):
+        if out_of_budget():
+            complete = False
+            break
+        level += 1
+        cand_keys, cand_rows, cand_parent, cand_via = [], [], [], []
+        lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
+        cut = False
+        n_cand, n_kept = 0, 0
+
+        def compact() -> int:
+            """Keep the first candidate of each new state (the order of first discovery, as the
+            level's final deduplication would): a state reached by many (state, instance) pairs
+            is otherwise held once per pair until the level ends, which set the peak memory."""
+            ck = np.concatenate(cand_keys)
+            _, first = np.unique(ck, return_index=True)
+            first.sort()
+            cand_keys[:] = [ck[first]]
+            if sym is not None:
+                cand_rows[:] = [np.concatenate(cand_rows)[first]]
+            cand_parent[:] = [np.concatenate(cand_parent)[first]]
+            cand_via[:] = [np.concatenate(cand_via)[first]]
+            return len(first)
+        for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
+            frontier = packer.unpack(frontier_rows[f_lo:f_lo + _FRONTIER_CHUNK], width)
+            f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
+            f_base = base + f_lo
+            n = frontier.shape[1]
+            C = columns(model, frontier)
+            for st in vm.steps:
+                g = st.guard(C)
+                idx_all = np.flatnonzero(np.broadcast_to(np.asarray(g, dtype=bool), (n,)))
+                for lo in range(0, len(idx_all), _CHUNK):
+                    idx = idx_all[lo:lo + _CHUNK]
+                    m = len(idx)
+                    Cs = columns(model, frontier, idx)
+                    for c in st.checks:
+                        if c.id in found:
+                            continue
+                        hit = np.broadcast_to(np.asarray(c.fn(Cs)) == c.fires_when, (m,))
+                        if hit.any():
+                            found[c.id] = Finding(f_base + int(idx[int(np.argmax(hit))]), st.index)
+                    ret, changes = st.apply(Cs)
+                    transitions += m
+                    if not changes:
+                        self_loops += m
+                        continue
+                    for k, col in changes:
+                        if k in int_hi and np.any((np.asarray(col) < 0) | (np.asarray(col) > int_hi[k])):
+                            raise AssertionError(            # the packed keys would alias: a model bug
+                                f"explicit engine: {model.instances[st.index]} sets {model.schema.names[k]} "
+                                f"outside [0, {int_hi[k]}]")
+                    pre_keys = f_keys[idx]
+                    if sym is None:
+                        # no row is built: a successor's key is its state's plus the changed fields'
+                        post = None
+                        keys = pre_keys.copy()
+                        for k, col in changes:
+                            packer.update(keys, k, Cs[k], col)
+                    else:
+                        post = frontier[:, idx]
+                        for k, col in changes:
+                            post[k] = col
+                        keys = sym.canonical(post)
+                    move = np.flatnonzero(keys != pre_keys)
+                    self_loops += m - len(move)
+                    if not len(move):
+                        continue
+                    idx, keys = idx[move], keys[move]
+                    if post is not None:
+                        post = post[:, move]
+                    if keep_edges:
+                        lv_src.append((f_base + idx).astype(np.int32))
+                        lv_dkey.append(keys)
+                        lv_inst.append(np.full(len(move), st.index, np.int16))
+                        lv_ret.append(np.broadcast_to(np.asarray(ret, dtype=np.int16), (m,))[move])
+                    pos = np.searchsorted(seen_sorted, keys)
+                    pos[pos >= len(seen_sorted)] = 0
+                    new = np.flatnonzero(seen_sorted[pos] != keys)
+                    if len(new):
+                        _, first = np.unique(keys[new], return_index=True)
+                        new = new[np.sort(first)]          # one candidate per new state and chunk
+                        cand_keys.append(keys[new])
+                        if sym is not None:
+                            cand_rows.append(packer.pack(post[:, new]))
+                        cand_parent.append((f_base + idx[new]).astype(np.int32))
+                        cand_via.append(np.full(len(new), st.index, np.int16))
+                        n_cand += len(new)
+                        if n_cand > 2 * n_kept + _CHUNK:
+                            n_kept = n_cand = compact()
+                why = over_time_or_memory()
+                if why:
+                    stopped = why
+                    cut = True
+                    break
+            if cut:
+                break
+        C = frontier = None
+        if cut:
+            complete = False
+        # the level's new states, in order of first discovery
+        first_new = n_total
+        if cand_keys:
+            ck = np.concatenate(cand_keys)
+            uk, first = np.unique(ck, return_index=True)      # uk: the new keys, sorted
+            disc = np.argsort(first, kind="stable")           # sorted position -> discovery rank
+            first = first[disc]
+            new_keys = ck[first]
+            new_rows = np.concatenate(cand_rows)[first] if sym is not None else new_keys
+            new_parent = np.concatenate(cand_parent)[first]
+            new_via = np.concatenate(cand_via)[first]
+            del ck
+            rank = np.empty(len(disc), np.int32)
+            rank[disc] = np.arange(len(disc), dtype=np.int32)
+            at = np.searchsorted(seen_sorted, uk)
+            seen_sorted = np.insert(seen_sorted, at, uk)
+            seen_ids = np.insert(seen_ids, at, first_new + rank)
+            del uk, rank, at
+        else:
+            new_keys = new_rows = init_key[:0]
+            new_parent = np.zeros(0, np.int32)
+            new_via = np.zeros(0, np.int16)
+        cand_keys = cand_rows = cand_parent = cand_via = None
+        for lo in range(0, len(new_keys), _FRONTIER_CHUNK):
+            block = packer.unpack(new_rows[lo:lo + _FRONTIER_CHUNK], width)
+            if sym is not None:
+                sym.check_free_slots(block)
+            _check_states(model, state_props, block, first_new + lo, found)
+        block = None
+        if keep_edges and lv_src:
+            # each chunk's destinations become ids, then one edge per distinct pair of the level
+            dst_parts = []
+            for dk in lv_dkey:
+                pos = np.searchsorted(seen_sorted, dk)
+                pos[pos >= len(seen_sorted)] = 0
+                dst_parts.append(np.where(seen_sorted[pos] == dk, seen_ids[pos], -1).astype(np.int32))
+            lv_dkey.clear()
+            dst = np.concatenate(dst_parts)
+            del dst_parts
+            src = np.concatenate(lv_src)
+            pair = (src.astype(np.int64) - base) * (first_new + len(new_keys) + 1) + dst + 1
+            _, keep = np.unique(pair, return_index=True)
+            del pair
+            keep.sort()
+            keep = keep[dst[keep] >= 0]          # (a cut level may leave targets unnumbered)
+            e_src.append(src[keep])
+            e_dst.append(dst[keep])
+            e_inst.append(np.concatenate(lv_inst)[keep])
+            e_ret.append(np.concatenate(lv_ret)[keep])
+        if row_key_parts is not None:
+            row_key_parts.append(new_rows)
+        parents.append(new_parent)
+        vias.append(new_via)
+        depths.append(np.full(len(new_keys), level, np.int16))
+        base = first_new
+        n_total += len(new_keys)
+        frontier_rows, frontier_keys = new_rows, new_keys
+        if progress:
+            progress(f"explicit: {model.policy.name} {model.scope.name}: depth {level}, "
+                     f"{n_total} states, {transitions} transitions, {time.monotonic() - started:.1f} s")
+        if cut:
+            break
+        if stop_ids and stop_ids <= set(found):
+            complete = not len(frontier_keys)
+            if not complete:
+                stopped = "every property asked for was found"
+            break
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+    frontier_rows = frontier_keys = new_rows = new_keys = None  # noqa: F841
+    return StateSpace(
+        model=model, symmetry=symmetry, complete=complete,
+        parent=cat(parents, np.int32), via=cat(vias, np.int16), depth=cat(depths, np.int16),
+        edge_src=cat(e_src, np.int32), edge_dst=cat(e_dst, np.int32), edge_inst=cat(e_inst, np.int16),
+        edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
+        seconds=time.monotonic() - started, checked=tuple(p.id for p in mon.props), found=found,
+        stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
+        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None)
 
 
 if __name__ == "__main__":  # pragma: no cover
