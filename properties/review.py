@@ -366,7 +366,7 @@ class _KeepGoing:
 
     def collect(self, item):
         from .runs.runner import TaskResult
-        from .runs.workers import Failure
+        from .runs.runner import Failure
 
         r = self.inner.collect(item)
         if isinstance(r, Failure):

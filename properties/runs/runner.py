@@ -33,7 +33,7 @@ from ..catalog import get_property
 from ..engines.interface import Budget, Engine, EngineResult
 from ..judge import judged
 
-__all__ = ["Task", "Call", "TaskResult", "TaskFailed", "run_task", "run", "Outcome", "plan_per_exporter",
+__all__ = ["Task", "Call", "TaskResult", "TaskFailed", "Failure", "run_task", "run", "Outcome", "plan_per_exporter",
            "by_exporter"]
 
 
@@ -96,6 +96,14 @@ class TaskResult:
 
 class TaskFailed(RuntimeError):
     """A task raised something other than a finding (a bug, not a property outcome)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a worker hands back for a task that raised: its index and the exception."""
+
+    index: int
+    error: BaseException
 
 
 def run_task(task: Task | Call, progress: Callable[[str], None] | None = None,
@@ -164,8 +172,6 @@ def _dispatch(tasks: Iterator[Task], workers, deadline: float | None, results: l
               on_result: Callable[[TaskResult, int], None], tick: Callable[[int], None]) -> str | None:
     """Feed ready tasks to the workers in plan order until the plan or the time is spent,
     appending to ``results``. Returns why it stopped early: None, "budget" or "signal"."""
-    from .workers import Failure
-
     pending: deque[Task] = deque()
     in_flight: dict[int, Task] = {}
     first_done: set[tuple[str, str]] = set()

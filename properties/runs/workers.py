@@ -10,18 +10,10 @@ import multiprocessing
 import queue
 import signal
 import sys
-from dataclasses import dataclass
 
-from .runner import Task, TaskResult, run_task
+from .runner import Failure, Task, TaskResult, run_task
 
-__all__ = ["Failure", "InlineWorkers", "LocalWorkers", "run_counted"]
-
-
-@dataclass(frozen=True)
-class Failure:
-    index: int
-    error: BaseException
-
+__all__ = ["InlineWorkers", "LocalWorkers", "run_counted"]
 
 # Set in a worker process by LocalWorkers: a shared count of the Hypothesis examples run, for the
 # live examples-per-second figure.
