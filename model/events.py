@@ -2,7 +2,7 @@
 
 A transition sets the events that describe what happened in that step: a stale read, a kmap
 after end_cpu_access, a PTE the exporter failed to zap. Undefined behaviour is recorded this way
-(DESIGN.md point 4): reaching it is an event on the step, carried by traces and graph edges, and
+(docs/design.md, point 4): reaching it is an event on the step, carried by traces and graph edges, and
 classified by the properties of kind ``undefined``. (Events live on the step rather than as sticky
 marks in the state so that the reachable state space does not double per mark; a trace or a graph
 edge still shows where the mark was set.)

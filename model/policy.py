@@ -1,6 +1,6 @@
 """Exporter policies: what a driver's ``struct dma_buf_ops`` does, as data.
 
-DESIGN.md point 5. A policy is a frozen record of knobs. Transitions read the knobs as model
+docs/design.md, point 5. A policy is a frozen record of knobs. Transitions read the knobs as model
 variables (``k.begin_pins``), so the same transition definition serves every policy: the concrete
 interpretation substitutes the policy's values before compiling, and the Z3 engine can leave them
 free to ask which policies satisfy a pair of claims.

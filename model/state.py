@@ -1,6 +1,6 @@
 """The model's state: a flat, fixed-width vector of small integers and booleans.
 
-DESIGN.md point 1. Every field is declared once here with its range and its meaning; a scope
+docs/design.md, point 1. Every field is declared once here with its range and its meaning; a scope
 turns the declarations into a flat layout (``life[0]``, ``cache[0][1]``, ...). A concrete state is
 a plain tuple in that layout, so it is hashable, a networkx node as it is, and packs into integers
 for a vectorised search; symbolically, each field is one model variable.

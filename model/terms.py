@@ -1,12 +1,12 @@
 """The term vocabulary: transitions and predicates are written once, against these terms.
 
-DESIGN.md point 3. A transition is an ordinary Python function that receives *terms* for the
+docs/design.md, point 3. A transition is an ordinary Python function that receives *terms* for the
 state fields and the exporter's knobs and builds terms for the next state, the return value and
 the events. It is run once per action instance (its parameters, such as ``buf=0``, are plain
 Python integers, so indexing by them is static). The resulting term graph is then interpreted:
 
 * concretely, by :func:`compile_function`, which emits straight-line Python source for the graph
-  and compiles it (DESIGN.md: a naive interpreter is 8-11x slower; generated code is not);
+  and compiles it (docs/design.md: a naive interpreter is 8-11x slower; generated code is not);
 * symbolically, by :func:`to_z3`, which builds the same graph as Z3 expressions;
 * directly, by :func:`evaluate` (slow; used by tests to cross-check the other two).
 

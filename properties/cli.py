@@ -1,4 +1,4 @@
-"""The command line: ``dmabuf-check`` (interface.md, "Command line").
+"""The command line: ``dmabuf-check`` (docs/interface.md, "Command line").
 
 Exit status: 0 when every outcome is as expected, 1 when a property outcome is not, 2 for bad
 input or usage (one line on stderr naming the file, the place and the problem). Progress goes to

@@ -1,6 +1,6 @@
 """``dmabuf-check conform``: replay model traces in real kernels under QEMU and compare.
 
-interface.md ("Command line"). For each kernel (``--kernel``, default ``6.12-cloud``; repeatable,
+docs/interface.md ("Command line"). For each kernel (``--kernel``, default ``6.12-cloud``; repeatable,
 ``all`` for the whole kernel catalog) one boot runs every trace: ``--traces`` random userspace
 traces per exporter (``properties.conform.translate``) plus every userspace litmus file, each
 predicted by the exporter's catalog policy. The kernel's results are compared step by step

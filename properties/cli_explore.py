@@ -1,4 +1,4 @@
-"""``dmabuf-check explore``: the explicit-state engine on the command line (interface.md).
+"""``dmabuf-check explore``: the explicit-state engine on the command line (docs/interface.md).
 
 For each exporter: enumerate the reachable states of the scope (default ``tiny``) breadth first,
 judge every property on every reachable state and transition (``holds`` means checked on all of

@@ -1,6 +1,6 @@
 """``dmabuf-check litmus PATH...``: run litmus files and compare each with its expected outcome.
 
-interface.md ("Litmus files"). One line per file, ``Ok`` or ``No`` in the manner of herd7, with
+docs/interface.md ("Litmus files"). One line per file, ``Ok`` or ``No`` in the manner of herd7, with
 what differed; ``-v`` also prints each run as kernel calls with the properties that fire. Files
 and folders (searched for ``*.litmus.toml``); no path runs the library shipped with the project
 (``litmus/``). Exit 0 when every file is as expected, 1 when one is not, 2 when a file is

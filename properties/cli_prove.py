@@ -1,4 +1,4 @@
-"""``dmabuf-check prove``: the Z3 engine from the command line (interface.md, issue 3).
+"""``dmabuf-check prove``: the Z3 engine from the command line (docs/interface.md).
 
 Four parts, each selectable with ``--only``:
 
@@ -10,7 +10,7 @@ Four parts, each selectable with ``--only``:
 - ``arith``: the bit-precise 64-bit checks of the kernel's mmap arithmetic.
 
 Results go to stdout, progress to stderr; ``--json`` writes the report (the schema of
-interface.md, ``engine: z3``, with ``proved`` verdicts and the sections ``universal``,
+docs/interface.md, ``engine: z3``, with ``proved`` verdicts and the sections ``universal``,
 ``synthesis`` and ``arith``); ``--smt2 DIR`` writes each solver query as an SMT-LIB 2 file.
 Exit status: 0 when every outcome is as expected, 1 when one is not (a verdict not as expected,
 a declared-broken claim not found broken within the depth, or the model's mmap check found to

@@ -1,5 +1,5 @@
 """Coverage of a Hypothesis campaign: the fraction of the reachable states, and of the reachable
-transitions, that the campaign's runs visited (issue 4 item 4).
+transitions, that the campaign's runs visited.
 
 Sampling says what it found, not what it missed. For a scope the explicit engine can enumerate,
 the reachable state graph is the denominator: a Hypothesis run collects the states it visited and

@@ -1,4 +1,4 @@
-"""Where counterexamples are kept between runs (issue 8, "nothing found is lost"): a Hypothesis
+"""Where counterexamples are kept between runs: a Hypothesis
 example database that the Hypothesis engine saves every failing example into and replays first
 on the next run (``Phase.reuse``).
 

@@ -1,7 +1,7 @@
 """Pictures and tables of a trace: a sequence diagram with one lane per actor, and the trace as
 rows (plain dicts) or as an HTML table with the changed fields highlighted.
 
-DESIGN.md ("Anyone exploring opens a notebook, loads a counterexample, steps through it state by
+docs/design.md ("Anyone exploring opens a notebook, loads a counterexample, steps through it state by
 state"). The lanes are the actors of the model's actions (``model.actions``): userspace, the
 kernel importer, the exporter (with the dma-buf core in front of it), the device, and memory.
 Each step is an arrow from the actor that calls to the party it reaches; a step where a

@@ -1,7 +1,7 @@
 """What the notebooks call: load a trace or a litmus scenario, show it as tables and pictures,
 change a step and run it again, and look at the state graph around it.
 
-DESIGN.md ("Notebooks are thin": they import the package and define no logic). Everything a
+docs/design.md ("Notebooks are thin": they import the package and define no logic). Everything a
 notebook shows is computed here or in the modules this one imports (``properties.itf``,
 ``properties.replay_cmd``, ``properties.litmus``, ``properties.diagrams``). Tables are
 :class:`HtmlTable` values: plain rows (a list of dicts) that render as HTML in a notebook and as

@@ -1,6 +1,6 @@
 """Writing the explicit engine's state graph to a file: GraphML, JSON (networkx node-link) or DOT.
 
-interface.md (``dmabuf-check explore``) and issue 4 item 6. Nodes are state ids (BFS order, 0 is
+docs/interface.md (``dmabuf-check explore``). Nodes are state ids (BFS order, 0 is
 the initial state) with their depth and every state field; edges carry the action, its
 arguments, the call as the kernel would spell it and the return value. A graph larger than the
 format can usefully hold is refused with a message that says how large it is and what to do

@@ -1,5 +1,5 @@
 """Strengthening invariants: facts about reachable states that the documented properties need in
-order to be proved by induction (issue 3, the Z3 engine).
+order to be proved by induction (the Z3 engine).
 
 An induction proof checks that a property is preserved by every step from *every* state within
 the schema's ranges, reachable or not. Some documented properties are not preserved from states

@@ -1,6 +1,6 @@
 """ITF traces: counterexamples and witnesses in the Informal Trace Format of Apalache and Quint.
 
-DESIGN.md point 8 and interface.md ("Traces are also written as ITF JSON files"). The format is
+docs/design.md, point 8 and docs/interface.md ("Traces are also written as ITF JSON files"). The format is
 Apalache's ADR-015 (https://apalache-mc.org/docs/adr/015adr-trace.html): a JSON object with
 ``#meta``, ``vars`` and ``states``; each state is a record of the variables with its own
 ``#meta`` (its index). Values are encoded as ITF prescribes: integers as ``{"#bigint": "..."}``,

@@ -1,6 +1,6 @@
 """Litmus files: one small scenario each, with its expected outcome, run on the model.
 
-interface.md ("Litmus files"), in the spirit of the Linux kernel memory model's litmus tests:
+docs/interface.md ("Litmus files"), in the spirit of the Linux kernel memory model's litmus tests:
 a TOML file gives a title, the claims the scenario is about, an exporter (a catalog name or a
 policy file relative to the litmus file), optionally a revision (default v4.11) and a scope
 (default ``small``), the steps as calls with keyword arguments, and ``[expect]``: the return of

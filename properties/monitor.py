@@ -74,7 +74,7 @@ class Monitor:
         """Per action, one generated function ``f(s, t, r, e, b) -> (bad, hit)`` evaluating every
         step property and every state property (on the post-state ``t``) at once: ``bad`` has bit
         ``j`` set when invariant ``fast_ids[j]`` is violated, ``hit`` when target ``fast_ids[j]``
-        is reached. Shared subterms are computed once (DESIGN.md: invariants compiled too)."""
+        is reached. Shared subterms are computed once (docs/design.md: invariants compiled too)."""
         model = self.model
         self.fast_ids = [p.id for p in self.props]
         self.fast_bit = {pid: 1 << j for j, pid in enumerate(self.fast_ids)}

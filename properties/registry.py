@@ -1,6 +1,6 @@
 """Properties: what must hold, which claims it formalises, who is responsible.
 
-DESIGN.md point 6. A property has an ID, the claim IDs of ``spec/claims.md`` it formalises, the
+docs/design.md, point 6. A property has an ID, the claim IDs of ``spec/claims.md`` it formalises, the
 party responsible, a kind, and one predicate written in the model's term vocabulary, so that every
 engine checks the same text:
 
@@ -15,7 +15,7 @@ For ``witness`` and ``undefined`` the predicate is the target; for ``always`` an
 invariant. ``on`` says whether the predicate reads a state or a step; ``action`` restricts a step
 predicate to the steps of one action.
 
-``revisions`` names the documentation revisions a property applies to (DESIGN.md point 9): a
+``revisions`` names the documentation revisions a property applies to (docs/design.md, point 9): a
 property formalising a sentence the later revision deleted (the FIXME, kmap) is ``("v4.11",)``,
 one formalising a later claim (``M-*``) is ``("v5.12",)``. ``applies_at`` refines ``applies``
 where whether a property applies to a policy depends on the revision.

@@ -1,6 +1,6 @@
 """``dmabuf-check replay TRACE``: re-run a saved ITF trace on the model, step by step.
 
-interface.md ("replay re-runs a saved trace step by step and says which properties fire").
+docs/interface.md ("replay re-runs a saved trace step by step and says which properties fire").
 The trace's actions are recomputed on the model the file names (exporter policy with its
 recorded knobs, revision, scope); each step prints as a kernel call with its return, the state
 fields that changed and the properties that fire there. Where the file records states, returns

@@ -1,7 +1,7 @@
 """Execute the project's notebooks (``notebooks/*.ipynb``), in the test suite and to refresh the
 outputs committed with them.
 
-DESIGN.md ("Notebooks are executed by the test suite, so they never rot"). Each notebook runs in
+docs/design.md ("Notebooks are executed by the test suite, so they never rot"). Each notebook runs in
 a fresh IPython kernel started with this interpreter (``sys.executable -m ipykernel_launcher``),
 whatever kernel specs the user has installed, with the notebooks folder as its working folder.
 

@@ -1,4 +1,4 @@
-"""The campaign command's options for campaigns at scale (issue 8): ``--budget`` (a duration),
+"""The campaign command's options for campaigns at scale: ``--budget`` (a duration),
 ``--database``, ``--cluster`` and ``--property-groups``; the campaign itself is
 ``properties.campaign.run_campaign``."""
 from __future__ import annotations

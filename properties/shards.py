@@ -1,4 +1,4 @@
-"""Shards of a Hypothesis campaign (issue 8, "all cores"): the campaign's work cut into runner
+"""Shards of a Hypothesis campaign: the campaign's work cut into runner
 tasks (``properties.runs.runner.Task``) that run anywhere, exporter by property group by seed slot,
 and the merge of their verdicts.
 

@@ -1,4 +1,4 @@
-"""One trace type for every engine (DESIGN.md point 8): the actions with their arguments and
+"""One trace type for every engine (docs/design.md, point 8): the actions with their arguments and
 returns, and the states between them; replayed on the concrete model, shrunk, and rendered as
 kernel calls with the fields that changed.
 """

@@ -1,4 +1,4 @@
-"""Three-valued verdicts with evidence (DESIGN.md point 7): holds, violated, unknown, proved.
+"""Three-valued verdicts with evidence (docs/design.md, point 7): holds, violated, unknown, proved.
 
 ``unknown`` is never a pass: a verdict matches its expectation only when it is exactly what was
 expected (``proved`` also satisfies an expected ``holds``).

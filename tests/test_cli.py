@@ -1,5 +1,5 @@
 """The command line: bad input exits 2 with one line and no traceback; a small campaign writes a
-report with every field of interface.md."""
+report with every field of docs/interface.md."""
 import json
 import subprocess
 import sys

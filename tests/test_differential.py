@@ -1,4 +1,4 @@
-"""The two interpretations of one transition definition agree (DESIGN.md point 3).
+"""The two interpretations of one transition definition agree (docs/design.md, point 3).
 
 For random states drawn within the schema's bounds (and states reached by random walks from the
 initial state), for every action instance, several catalog policies and all three scopes: the

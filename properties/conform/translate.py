@@ -1,7 +1,7 @@
 """Model userspace traces -> runner batches, with what the model predicts for every step.
 
 A conformance trace is a sequence of model calls drawn from the userspace part of the action
-vocabulary (interface.md, "Actions"): ``dup``, ``close``, ``mmap``, ``munmap``, ``ioctl_sync``,
+vocabulary (docs/interface.md, "Actions"): ``dup``, ``close``, ``mmap``, ``munmap``, ``ioctl_sync``,
 ``cpu_read``, ``cpu_write``, plus the exporter's ``dma_buf_export(buf)`` immediately followed by
 ``dma_buf_fd(buf)``, which the runner performs as one ``create`` (a real exporter allocates,
 exports and installs the fd in one call). The calls are replayed on the model of the matching
@@ -455,7 +455,7 @@ def random_traces(
 
 
 # --------------------------------------------------------------------------------------
-# litmus files (interface.md, "Litmus files"; read by properties.litmus)
+# litmus files (docs/interface.md, "Litmus files"; read by properties.litmus)
 
 
 def _is_userspace(action: str) -> bool:

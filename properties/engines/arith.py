@@ -19,7 +19,7 @@ states the kernel's two checks as Z3 bit-vector formulas, exactly as the C code 
     ret = dmabuf->ops->mmap(dmabuf, vma);
     if (ret) { vma->vm_file = oldfile; fput(dmabuf->file); }   /* vm_pgoff is not restored */
 
-and asks the questions of issue 3: can the sum wrap for an x86-64 user mapping; what flooring
+and asks: can the sum wrap for an x86-64 user mapping; what flooring
 ``size >> PAGE_SHIFT`` does to a size that is not page aligned; what ``dma_buf_mmap()`` returns
 and leaves behind on failure; and whether the model's own check (the ``mmap`` transition's terms,
 evaluated on every instance of a scope) agrees with the bit-precise one, inside the model's
@@ -169,7 +169,7 @@ def model_agreement(scope: Scope, revision: str = "v4.11", policy: str = "refere
 
 def check_all(timeout: float | None = 60.0, scopes: tuple[str, ...] = tuple(SCOPES),
               progress: Callable[[str], None] | None = None) -> list[ArithFinding]:
-    """Every bit-precise finding of issue 3, in report order."""
+    """Every bit-precise finding, in report order."""
     pg, n, size, old = _bv("vm_pgoff"), _bv("vma_pages"), _bv("size"), _bv("old_vm_pgoff")
     fails = z3.Bool("ops_mmap_fails")
     wrap = z3.ULT(pg + n, pg)

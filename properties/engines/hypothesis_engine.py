@@ -1,4 +1,4 @@
-"""The Hypothesis engine: random exploration with shrinking (DESIGN.md, "three engines").
+"""The Hypothesis engine: random exploration with shrinking (docs/design.md, point 10).
 
 A ``RuleBasedStateMachine`` is derived from the model's action list: one rule per action, whose
 argument is drawn from that action's instances enabled in the current state. After every step the

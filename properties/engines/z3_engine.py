@@ -1,6 +1,6 @@
 """The Z3 engine: bounded model checking, induction proofs, and the symbolic unrolling both use.
 
-DESIGN.md, "three engines", and issue 3. The model's transitions are not written again for Z3:
+docs/design.md. The model's transitions are not written again for Z3:
 each action instance's terms (``model.machine.transition_terms``) are interpreted symbolically by
 ``model.terms.to_z3`` over per-step copies of the state variables (``pins[0]@3`` is ``pins[0]``
 after three steps). One ``Int`` selector per step (``sel@i``) chooses the action instance taken;

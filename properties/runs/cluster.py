@@ -1,4 +1,4 @@
-"""Runner tasks on a Dask distributed cluster (issue 8, "many machines, on an existing engine"):
+"""Runner tasks on a Dask distributed cluster:
 ``campaign --cluster tcp://SCHEDULER:PORT`` submits each task (``properties.runs.runner.run_task``)
 to the scheduler, which runs it on a worker; the merge is the same as for local workers, so the
 report equals a local one for the same seed and budget.
