@@ -414,7 +414,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
             f_base = base + f_lo
             n = frontier.shape[1]
-            C = columns(model, frontier, memo_bytes=_MEMO_ROW_BYTES * n)
+            C = columns(model, frontier, memo_bytes=max(_MEMO_ROW_BYTES * n, 1 << 20))
             batch = min(dedup.capacity, max(_BATCH_PER_ROW * n, _FRONTIER_CHUNK))
             for st in vm.steps:
                 g = np.asarray(st.guard(C), dtype=bool)
@@ -584,16 +584,19 @@ def _step_checks(st: Any, C: Any, gm: np.ndarray | None, f_base: int, found: dic
     for j, c in enumerate(st.checks):
         if c.id in found:
             continue
-        r = np.asarray(c.fn(C)) == c.fires_when
-        if r.ndim == 0:
-            if not r:
+        r = c.fn(C)
+        if not isinstance(r, np.ndarray) or r.ndim == 0:
+            if r != c.fires_when:
                 continue
-            row = 0 if gm is None else int(np.argmax(gm))
+            row = 0 if gm is None else int(gm.argmax())
         else:
-            if gm is not None:
-                np.logical_and(r, gm, out=r)
-            row = int(np.argmax(r))
-            if not r[row]:
+            # (r may be the memo's: not changed in place)
+            if c.fires_when:
+                hit = r if gm is None else np.logical_and(r, gm)
+            else:
+                hit = ~r if gm is None else np.greater(gm, r)
+            row = int(hit.argmax())
+            if not hit[row]:
                 continue
         fired.append((row, j, c.id))
     if len(fired) > 1 and gm is not None:
@@ -607,16 +610,17 @@ def _step_checks(st: Any, C: Any, gm: np.ndarray | None, f_base: int, found: dic
 def _check_range(model: Model, instance: int, k: int, col: Any, hi: int, gm: np.ndarray | None) -> None:
     """Raise if the step sets integer field ``k`` outside ``[0, hi]`` on an enabled row: the
     packed keys would alias (a model bug)."""
-    a = np.asarray(col)
-    if a.dtype == np.int16:
-        bad = a.view(np.uint16) > hi              # negative values are large unsigned ones
-    else:
-        bad = (a < 0) | (a > hi)
-    if a.ndim and gm is not None and bad.any():
-        bad = bad & gm
-    if np.any(bad):
-        raise AssertionError(
-            f"explicit engine: {model.instances[instance]} sets {model.schema.names[k]} outside [0, {hi}]")
+    if isinstance(col, np.ndarray) and col.ndim:
+        if col.dtype == np.int16:
+            bad = col.view(np.uint16) > hi           # negative values are large unsigned ones
+        else:
+            bad = (col < 0) | (col > hi)
+        if not bad.any() or (gm is not None and not np.logical_and(bad, gm, out=bad).any()):
+            return
+    elif 0 <= col <= hi:
+        return
+    raise AssertionError(
+        f"explicit engine: {model.instances[instance]} sets {model.schema.names[k]} outside [0, {hi}]")
 
 
 class _KeyDelta:

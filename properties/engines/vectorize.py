@@ -26,7 +26,7 @@ import numpy as np
 
 from model.events import EVENT_BIT
 from model.machine import Model
-from model.terms import FALSE, Term, postorder, substitute
+from model.terms import _FOLD, FALSE, Term, lift, not_, postorder, substitute
 
 from ..registry import Property
 
@@ -45,28 +45,46 @@ _NP: dict[str, Callable[..., str]] = {
 }
 
 
+_MAX_NESTING = 24     # operations nested in one generated expression before a local holds one
+
+
 def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str],
-          shared: set[int] | frozenset[int] = frozenset()) -> list[str]:
-    """Append one numpy assignment per operation of the term graph; return the roots' names.
-    An operation in ``shared`` (one that other generated functions compute too) is read from the
-    block's memo instead, ``T[uid]`` (:class:`Memo`), which computes it when it does not hold it:
-    its arguments are not walked here."""
+          shared: set[int] | frozenset[int] = frozenset(), prologue: bool = True) -> list[str]:
+    """Append numpy code computing the term graph ``roots`` to ``lines``; return the roots'
+    expressions. An operation used once is nested in its user's expression, one used more often
+    (or nested too deep) is computed once into a local. An operation in ``shared`` (one that
+    other generated functions compute too) is read from the block's memo instead, ``T[uid]``
+    (:class:`Memo`), which computes it when it does not hold it: its arguments are not walked
+    here. ``prologue``: the function gets ``T`` from ``C`` itself."""
+    order = _postorder_cut(roots, shared)
+    uses: Counter[int] = Counter(r.uid for r in roots)
+    for t in order:
+        if t.op not in ("const", "var") and t.uid not in shared:
+            uses.update(a.uid for a in t.args)
     expr: dict[int, str] = {}
-    for t in _postorder_cut(roots, shared):
+    depth: dict[int, int] = {}
+    memo = False
+    for t in order:
         if t.op == "const":
-            expr[t.uid] = repr(t.args[0])
-        elif t.op == "var":
+            expr[t.uid], depth[t.uid] = repr(t.args[0]), 0
+            continue
+        if t.op == "var":
             try:
-                expr[t.uid] = var_expr[t.args[0]]
+                expr[t.uid], depth[t.uid] = var_expr[t.args[0]], 0
             except KeyError:
                 raise KeyError(f"vectorised code has no input for model variable {t.args[0]!r}") from None
-        elif t.uid in shared:
-            lines.append(f"    t{t.uid} = T[{t.uid}]")
-            expr[t.uid] = f"t{t.uid}"
+            continue
+        if t.uid in shared:
+            e, d = f"T[{t.uid}]", 0
+            memo = True
         else:
-            lines.append(f"    t{t.uid} = {_NP[t.op](*(expr[a.uid] for a in t.args))}")
-            expr[t.uid] = f"t{t.uid}"
-    if any(line.startswith("    t") and " = T[" in line for line in lines):
+            e = _NP[t.op](*(expr[a.uid] for a in t.args))
+            d = 1 + max(depth[a.uid] for a in t.args)
+        if uses[t.uid] > 1 or d > _MAX_NESTING:
+            lines.append(f"    t{t.uid} = {e}")
+            e, d = f"t{t.uid}", 0
+        expr[t.uid], depth[t.uid] = e, d
+    if prologue and memo:
         lines.insert(0, "    T = C.memo(_F)")
     return [expr[r.uid] for r in roots]
 
@@ -208,6 +226,7 @@ class VecModel:
         step_props = [(p, p.term(schema)) for p in props if p.on == "step"]
         src = _Source()
         steps: list[tuple] = []
+        by_action: dict[str, tuple[list, list[Term]]] = {}
         # the knobs substituted into every instance's terms at once (the instances share most
         # of their terms, and terms are hash-consed: the same as one instance at a time)
         roots = [[t.guard, t.ret, t.subject, *(t.events[n] for n in sorted(t.events)), *t.next]
@@ -229,19 +248,26 @@ class VecModel:
             env.update({"post." + n: x for n, x in zip(names, nxt)})
             env.update({"ev." + n: events.get(n, FALSE) for n in EVENT_BIT})
             env.update({"ret": ret, "buf": subject})
-            mine = [(p, term) for p, term in step_props if p.action in (None, t.instance.name)]
-            # one substitution for all of them: the terms are shared (hash-consed), so each
-            # property's specialised term is the same as substituted alone
-            specialised = substitute([term for _, term in mine], env) if mine else []
+            action = t.instance.name
+            if action not in by_action:
+                mine = [(p, term) for p, term in step_props if p.action in (None, action)]
+                by_action[action] = (mine, postorder([term for _, term in mine]))
+            mine, order = by_action[action]
+            # one substitution for all of them, in the order of their terms' graph walked once
+            # per action: terms are hash-consed, so each property's specialised term is the same
+            # as substituted alone
+            specialised = _substitute_walked(order, [term for _, term in mine], env)
             checks = []
             for (p, _), c in zip(mine, specialised):
                 fires_when = not p.target_is_bad
                 if c.op == "const" and c.args[0] != fires_when:
                     continue                       # cannot fire on this instance
                 name = f"check_{t.instance.index}_" + p.id.replace("-", "_")
-                checks.append((p.id, fires_when, src.add(name, [c])))
+                # the function gives where the property fires (an invariant's negation, whose
+                # own negation mostly cancels): one operation less per check
+                checks.append((p.id, True, src.add(name, [c if fires_when else not_(c)])))
             steps.append((t.instance.index, gfn, afn, checks, tuple(k for k, _ in changed)))
-        state_props = [(p.id, not p.target_is_bad, _state_fn(p, model, src)) for p in props if p.on == "state"]
+        state_props = [(p.id, True, _state_fn(p, model, src)) for p in props if p.on == "state"]
         fns = src.compile(var_expr)                # one compilation for every function
         self.steps: list[VecStep] = [
             VecStep(i, fns[g], fns[a], tuple(VecCheck(pid, fw, fns[f]) for pid, fw, f in checks), fields)
@@ -267,32 +293,26 @@ class _Source:
         return name
 
     def compile(self, var_expr: dict[str, str]) -> dict[str, Callable[..., Any]]:
-        uses: Counter[int] = Counter()
-        terms: dict[int, Term] = {}
-        for _, roots, _ in self.funcs:
-            ops = [t for t in postorder(roots) if t.op not in ("const", "var")]
-            uses.update(t.uid for t in ops)
-            terms.update((t.uid, t) for t in ops)
-        shared = {uid for uid, n in uses.items() if n > 1}
+        # an operation is shared when it is an argument of two operations or a result of two
+        # functions (or one of each), over the whole graph of every function, walked once
+        order = postorder([r for _, roots, _ in self.funcs for r in roots])
+        uses: Counter[int] = Counter(r.uid for _, roots, _ in self.funcs for r in roots)
+        for t in order:
+            if t.op not in ("const", "var"):
+                uses.update(a.uid for a in t.args)
+        shared = {t.uid for t in order if t.op not in ("const", "var") and uses[t.uid] > 1}
         parts = []
         for name, roots, ret in self.funcs:
             lines: list[str] = []
             outs = _emit(roots, var_expr, lines, shared)
             parts.append(f"def {name}(C):\n" + "".join(line + "\n" for line in lines) + f"    return {ret(outs)}\n")
-        # one function per shared operation, of the block and its memo (its arguments are
-        # shared too: every function computing it computes them)
-        for uid in sorted(shared):
-            t = terms[uid]
-            args = []
-            for a in t.args:
-                if a.op == "const":
-                    args.append(repr(a.args[0]))
-                elif a.op == "var":
-                    args.append(var_expr[a.args[0]])
-                else:
-                    assert a.uid in shared, a
-                    args.append(f"T[{a.uid}]")
-            parts.append(f"def _t{uid}(C, T):\n    return {_NP[t.op](*args)}\n")
+        # one function per shared operation, of the block and its memo
+        for t in order:
+            if t.uid in shared:
+                lines = []
+                args = _emit(t.args, var_expr, lines, shared, prologue=False)
+                parts.append(f"def _t{t.uid}(C, T):\n" + "".join(line + "\n" for line in lines)
+                             + f"    return {_NP[t.op](*args)}\n")
         ns: dict[str, Any] = {"_where": np.where}
         exec(compile("\n".join(parts), "<vec>", "exec"), ns)  # noqa: S102 - generated from model terms
         ns["_F"] = {uid: ns[f"_t{uid}"] for uid in shared}
@@ -300,5 +320,19 @@ class _Source:
 
 
 def _state_fn(p: Property, model: Model, src: _Source) -> str:
+    """A function giving where state property ``p`` fires."""
     (t,) = substitute([p.term(model.schema)], model.knob_env)
-    return src.add("prop_" + p.id.replace("-", "_"), [t])
+    return src.add("prop_" + p.id.replace("-", "_"), [not_(t) if p.target_is_bad else t])
+
+
+def _substitute_walked(order: list[Term], roots: Sequence[Term], mapping: dict[str, Any]) -> list[Term]:
+    """:func:`model.terms.substitute` of ``roots``, whose graph ``order`` is (``postorder``)."""
+    memo: dict[int, Term] = {}
+    for t in order:
+        if t.op == "var":
+            memo[t.uid] = lift(mapping[t.args[0]]) if t.args[0] in mapping else t
+        elif t.op == "const":
+            memo[t.uid] = t
+        else:
+            memo[t.uid] = _FOLD[t.op](*(memo[a.uid] for a in t.args))
+    return [memo[r.uid] for r in roots]
