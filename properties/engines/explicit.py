@@ -322,6 +322,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     found: dict[str, Finding] = {}
     plans = {st.index: _KeyDelta.of(packer, model.schema, st.fields) for st in vm.steps}
     dedup = _Dedup(packer)
+    edge_ids = keep_edges and dedup.packed        # destinations numbered as batches are
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
@@ -383,6 +384,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         runs = _SortedRuns()                      # this level's new keys so far, with their ids
         lv_keys, lv_rows, lv_parent, lv_via = [], [], [], []
         lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
+        lv_dst: list[np.ndarray] = []             # (packed batches: the destinations' ids)
+        lv_chunks: list[tuple[int, int]] = []     # per chunk: the pieces of edges so far, its first id
         cut = False
         first_new = n_total
         n_new = 0
@@ -393,11 +396,16 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             nonlocal n_new
             if not dedup.n:
                 return
-            keys, first = dedup.new_in_batch(seen_sorted, runs)
+            keys, first, dst = dedup.new_in_batch(seen_sorted, runs, seen_ids if edge_ids else None)
+            if dst is not None and not len(first):
+                lv_dst.append(dedup.destinations(dst[0]))
             if len(first):
                 ids = np.empty(len(first), np.int32)
                 order = np.argsort(first)              # first positions, in discovery order
                 ids[order] = np.arange(first_new + n_new, first_new + n_new + len(first), dtype=np.int32)
+                if dst is not None:
+                    dst[0][dst[1]] = ids
+                    lv_dst.append(dedup.destinations(dst[0]))
                 runs.add(keys, ids)
                 first = first[order]
                 keys = keys[order]
@@ -470,7 +478,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     continue
                 if keep_edges:
                     lv_src.append((f_base + rows).astype(np.int32))
-                    lv_dkey.append(keys)
+                    if not edge_ids:
+                        lv_dkey.append(keys)
                     lv_inst.append(np.full(nm, st.index, np.int16))
                     r = np.asarray(ret, dtype=np.int16)
                     lv_ret.append(r[rows] if r.ndim else np.full(nm, r, np.int16))
@@ -483,6 +492,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     cut = True
                     break
             flush()
+            if keep_edges:
+                lv_chunks.append((len(lv_src), f_base))
             if cut:
                 break
         C = frontier = None
@@ -509,7 +520,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         block = None
         if keep_edges and lv_src:
             # each chunk's destinations become ids, then one edge per distinct pair of the level
-            dst_parts = []
+            dst_parts = lv_dst
             for dk in lv_dkey:
                 pos = np.searchsorted(seen_sorted, dk)
                 pos[pos >= len(seen_sorted)] = 0
@@ -517,11 +528,19 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             lv_dkey.clear()
             dst = np.concatenate(dst_parts)
             del dst_parts
+            lv_dst.clear()
+            # pairs of different chunks have different sources: the first of each distinct pair
+            # is found chunk by chunk
+            sizes = np.cumsum([0] + [len(x) for x in lv_src])
             src = np.concatenate(lv_src)
-            pair = (src.astype(np.int64) - base) * (first_new + len(new_keys) + 1) + dst + 1
-            _, keep = np.unique(pair, return_index=True)
-            del pair
-            keep.sort()
+            keep_parts = []
+            done = 0
+            for pieces, f_base in lv_chunks:
+                lo, hi = sizes[done], sizes[pieces]
+                done = pieces
+                if hi > lo:
+                    keep_parts.append(lo + _first_pairs(src[lo:hi] - f_base, dst[lo:hi]))
+            keep = np.concatenate(keep_parts)
             keep = keep[dst[keep] >= 0]          # (a cut level may leave targets unnumbered)
             e_src.append(src[keep])
             e_dst.append(dst[keep])
@@ -710,14 +729,6 @@ def _hash(keys: np.ndarray, bits: int) -> np.ndarray:
     return h >> np.uint64(64 - bits)
 
 
-def _member(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Whether each query is in ``sorted_keys`` (queries sorted: the search then walks the array
-    forward, which keeps it in cache)."""
-    pos = np.searchsorted(sorted_keys, queries)
-    np.minimum(pos, len(sorted_keys) - 1, out=pos)
-    return sorted_keys[pos] == queries
-
-
 class _SortedRuns:
     """The keys of the states found so far in the current level, with their ids: a few sorted
     runs, the last two merged whenever the older is at most twice the newer (so there are
@@ -727,12 +738,15 @@ class _SortedRuns:
         self.keys: list[np.ndarray] = []
         self.ids: list[np.ndarray] = []
 
-    def absent(self, u: np.ndarray) -> np.ndarray:
-        """Which of the sorted keys ``u`` are in no run."""
-        keep = np.ones(len(u), bool)
-        for k in self.keys:
-            keep &= ~_member(k, u)
-        return keep
+    def ids_of(self, u: np.ndarray) -> np.ndarray:
+        """The id of each of the sorted keys ``u`` (-1 for those in no run)."""
+        out = np.full(len(u), -1, np.int32)
+        for k, i in zip(self.keys, self.ids):
+            pos = np.searchsorted(k, u)
+            np.minimum(pos, len(k) - 1, out=pos)
+            hit = k[pos] == u
+            out[hit] = i[pos[hit]]
+        return out
 
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         self.keys.append(keys)
@@ -772,6 +786,7 @@ class _Dedup:
         self.insts: list[int] = []
         self.posts: list[np.ndarray] = []
         self.n = 0
+        self._start: np.ndarray | None = None        # where the sorted batch's runs start
 
     def add(self, keys: np.ndarray, rows: np.ndarray, instance: int, post: np.ndarray | None) -> None:
         n, m = self.n, len(keys)
@@ -801,34 +816,73 @@ class _Dedup:
         """The packed post-states at batch positions ``pos`` (symmetry: the concrete rows)."""
         return self.packer.pack(np.concatenate(self.posts, axis=1)[:, pos])
 
-    def new_in_batch(self, seen_sorted: np.ndarray, runs: _SortedRuns) -> tuple[np.ndarray, np.ndarray]:
+    def new_in_batch(self, seen_sorted: np.ndarray, runs: _SortedRuns,
+                     seen_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The batch's keys that are neither in ``seen_sorted`` nor in ``runs``, sorted, and the
-        first batch position of each (the batch's keys are not kept)."""
+        first batch position of each (the batch's keys are not kept). With ``seen_ids`` (packed
+        batches only), also the id of every distinct key of the batch (-1 for the new ones, to be
+        filled in before :meth:`destinations`)."""
         n = self.n
         K = self.keys[:n]
         if self.packed:
             K.sort()                                   # in place: by key, then position
-            w = K[_run_starts(K, self.shift)]
+            start = _run_starts(K, self.shift)
+            w = K[start]
             u = w >> np.uint64(self.shift)
             first = w
             first &= np.uint64((1 << self.shift) - 1)
+            self._start = start if seen_ids is not None else None
         else:
             s = np.sort(K)
             u = s[_run_starts(s, 0)]
             first = None
             del s
-        keep = ~_member(seen_sorted, u)
-        u = u[keep]
-        if first is not None:
-            first = first[keep]
-        if len(u) and runs.keys:
-            keep = runs.absent(u)
-            u = u[keep]
-            if first is not None:
-                first = first[keep]
-        if first is None:
-            first = _first_positions(K, u)
-        return u, first.astype(np.int64)
+        pos = np.searchsorted(seen_sorted, u)
+        np.minimum(pos, len(seen_sorted) - 1, out=pos)
+        in_seen = seen_sorted[pos] == u
+        ids = np.where(in_seen, seen_ids[pos], -1).astype(np.int32) if seen_ids is not None else None
+        rest = np.flatnonzero(~in_seen)
+        del pos, in_seen
+        if len(rest) and runs.keys:
+            rid = runs.ids_of(u[rest])
+            if ids is not None:
+                ids[rest] = rid
+            rest = rest[rid < 0]
+        u = u[rest]
+        first = first[rest] if first is not None else _first_positions(K, u)
+        return u, first.astype(np.int64), (ids, rest) if ids is not None else None
+
+    def destinations(self, ids: np.ndarray) -> np.ndarray:
+        """The id of each candidate of the (packed) batch, in batch order, from the ids of its
+        distinct keys (:meth:`new_in_batch`, new ones filled in)."""
+        K = self.keys[:self.n]
+        out = np.empty(self.n, np.int32)
+        out[K & np.uint64((1 << self.shift) - 1)] = ids[np.cumsum(self._start) - 1]
+        self._start = None
+        return out
+
+
+def _first_pairs(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The positions of the first of each distinct ``(src, dst)`` pair, in order (``src`` are
+    small offsets, ``dst`` ids or -1): one sort of ``src|dst+1|position`` packed in a word when
+    they fit, else ``numpy.unique``."""
+    m = len(src)
+    sbits = int(src.max()).bit_length()
+    dbits = int(dst.max() + 1).bit_length()
+    pbits = max(1, (m - 1).bit_length())
+    if sbits + dbits + pbits <= 64:
+        v = src.astype(np.uint64) << np.uint64(dbits + pbits)
+        v |= (dst + 1).astype(np.uint64) << np.uint64(pbits)
+        v |= np.arange(m, dtype=np.uint64)
+        v.sort()
+        first = v[_run_starts(v, pbits)]
+        first &= np.uint64((1 << pbits) - 1)
+        first = first.astype(np.int64)
+    else:
+        pair = src.astype(np.int64) * (int(dst.max()) + 2) + dst + 1
+        _, first = np.unique(pair, return_index=True)
+    first.sort()
+    return first
 
 
 def _run_starts(v: np.ndarray, shift: int) -> np.ndarray:
