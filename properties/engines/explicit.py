@@ -801,7 +801,7 @@ class _Dedup:
         self.ends.append(self.n)
         self.insts.append(instance)
         if post is not None:
-            self.posts.append(post)
+            self.posts.append(self.packer.pack(post))   # (8 bytes a row, not one per field)
 
     def clear(self) -> None:
         self.n = 0
@@ -814,7 +814,7 @@ class _Dedup:
 
     def rows_of(self, pos: np.ndarray) -> np.ndarray:
         """The packed post-states at batch positions ``pos`` (symmetry: the concrete rows)."""
-        return self.packer.pack(np.concatenate(self.posts, axis=1)[:, pos])
+        return np.concatenate(self.posts)[pos]
 
     def new_in_batch(self, seen_sorted: np.ndarray, runs: _SortedRuns,
                      seen_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -906,20 +906,20 @@ def _run_starts(v: np.ndarray, shift: int) -> np.ndarray:
 
 def _first_positions(K: np.ndarray, u: np.ndarray) -> np.ndarray:
     """The first position in ``K`` of each of the sorted distinct keys ``u`` (each occurs in
-    ``K``): a hash bitmap of ``u`` picks the few positions to look up exactly."""
+    ``K``): a hash bitmap of ``u`` picks the few positions that may hold one; their keys, made
+    distinct (first positions kept), are looked up in ``u``."""
     if not len(u):
         return np.zeros(0, np.int64)
     bits = max(10, (16 * len(u)).bit_length())
     mark = np.zeros(1 << bits, bool)
     mark[_hash(u, bits)] = True
     cand = np.flatnonzero(mark[_hash(K, bits)])
-    kc = K[cand]
+    kc, fi = np.unique(K[cand], return_index=True)
     p = np.searchsorted(u, kc)
     np.minimum(p, len(u) - 1, out=p)
     ok = u[p] == kc
-    cand, p = cand[ok], p[ok]
     first = np.full(len(u), len(K), np.int64)
-    np.minimum.at(first, p, cand)
+    first[p[ok]] = cand[fi[ok]]
     return first
 
 
