@@ -351,6 +351,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     seen_sorted = init_key[order0]
     seen_ids = np.arange(n_roots, dtype=np.int32)[order0]
     frontier_rows, frontier_keys, base = init_rows, init_key, 0
+    next_block = init if n_roots <= _FRONTIER_CHUNK else None   # the frontier's rows, if decoded
     n_total, transitions, self_loops, level = n_roots, 0, 0, 0
     complete = True
 
@@ -418,7 +419,10 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             dedup.clear()
 
         for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
-            frontier = packer.unpack(frontier_rows[f_lo:f_lo + _FRONTIER_CHUNK], width)
+            if next_block is not None:
+                frontier, next_block = next_block, None
+            else:
+                frontier = packer.unpack(frontier_rows[f_lo:f_lo + _FRONTIER_CHUNK], width)
             f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
             f_base = base + f_lo
             n = frontier.shape[1]
@@ -517,6 +521,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             if sym is not None:
                 sym.check_free_slots(block)
             _check_states(model, state_props, block, first_new + lo, found)
+        # a level of one chunk is the next frontier's one chunk: decoded once
+        next_block = block if 0 < len(new_keys) <= _FRONTIER_CHUNK else None
         block = None
         if keep_edges and lv_src:
             # each chunk's destinations become ids, then one edge per distinct pair of the level

@@ -77,6 +77,17 @@ class KeyPacker:
         self.place = {k: (i, np.uint64(mult)) for i, word in enumerate(self.words) for k, mult in word}
         # the largest value of each word (the product of its fields' radices, less one)
         self.word_max = [sum(his[k] * mult for k, mult in word) for word in self.words]
+        # for unpacking: each word's fields in groups of consecutive digits whose values fit in
+        # 32 bits (one 64-bit division per group, then 32-bit arithmetic, twice as fast): per
+        # group, its multiplier and its fields' multipliers within it, largest first
+        self.groups: list[list[tuple[int, list[tuple[int, int]]]]] = []
+        for word in self.words:
+            groups: list[tuple[int, list[tuple[int, int]]]] = []
+            for k, mult in word:                  # least significant first
+                if not groups or mult // groups[-1][0] * (his[k] + 1) > 1 << 32:
+                    groups.append((mult, []))
+                groups[-1][1].append((k, mult // groups[-1][0]))
+            self.groups.append([(base, fields[::-1]) for base, fields in reversed(groups)])
 
     def update(self, keys: np.ndarray, k: int, old: Any, new: Any) -> None:
         """Add to ``keys`` (in place) the change of field ``k`` from ``old`` to ``new``: a step
@@ -108,13 +119,22 @@ class KeyPacker:
         keeps states as keys (8 bytes a word) and decodes a frontier chunk when it expands it."""
         n = keys.shape[0]
         out = np.zeros((width, n), np.int8)
-        for i, word in enumerate(self.words):
-            acc = (keys if len(self.words) == 1 else keys[f"w{i}"]).astype(np.uint64, copy=True)
-            for k, mult in reversed(word):           # largest multiplier first
-                m = np.uint64(mult)
-                v = acc // m
-                out[k] = v
-                acc -= v * m
+        for i, groups in enumerate(self.groups):
+            acc = keys if len(self.words) == 1 else keys[f"w{i}"]
+            for base, fields in groups:            # most significant first
+                if base == 1:
+                    g = acc.astype(np.uint32)
+                else:
+                    q = acc // np.uint64(base)
+                    acc = acc - q * np.uint64(base)
+                    g = q.astype(np.uint32)
+                for k, mult in fields:             # largest multiplier first
+                    if mult == 1:
+                        out[k] = g
+                    else:
+                        v = g // np.uint32(mult)
+                        out[k] = v
+                        g -= v * np.uint32(mult)
         return out
 
 
