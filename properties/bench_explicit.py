@@ -18,10 +18,10 @@ Prints, measured in the same run (the machines are shared and noisy: compare the
    a default Hypothesis campaign's and Z3's bounded checks (:func:`compare_engines`): where they
    disagree, and for every violation the length of Hypothesis's shrunk trace against the shortest;
 8. with ``--speedup``: the search against the search before its batch deduplication
-   (``_explore_before``, a copy kept here) on whole tiny graphs (i915 and reference, no edges,
-   every property checked): states per second of each, timed alternately in this process, their
-   ratio, and each one's peak memory per state (in a forked child each). Only section 8 runs with
-   ``--speedup-only``.
+   (``_explore_before``, a copy kept here; with ``--before REV`` the engine as committed in REV)
+   on whole tiny graphs (i915 and reference, no edges, every property checked): states per second
+   of each, timed alternately in this process, their ratio, and each one's peak memory per state
+   (in a forked child each). Only section 8 runs with ``--speedup-only``.
 
 Each measurement runs in a forked child (``os.fork``/``os.wait4``), so that its peak resident set
 is its own.
@@ -47,7 +47,7 @@ from .engines.vectorize import VecModel, columns
 from .monitor import Monitor
 from .registry import Property
 
-__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine", "speedup"]
+__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine", "speedup", "committed_explore"]
 
 
 def trivial_bfs(counters: int = 6, top: int = 9) -> tuple[int, float]:
@@ -255,21 +255,55 @@ def cross_engine(policy: str, scope: Any = "tiny", examples: int = 300, steps: i
             "disagreements": dh + dz, "rows": rows}
 
 
+def committed_explore(rev: str) -> Callable[..., Any]:
+    """``explore`` as committed in ``rev``: its engine modules (explicit, vectorize, symmetry)
+    read with ``git show`` into a temporary package next to today's, sharing the rest (model,
+    properties), so that both run in one process."""
+    import atexit
+    import importlib
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    import types
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = tempfile.mkdtemp(prefix="dmabuf-engine-")
+    atexit.register(shutil.rmtree, tmp, True)
+    for f in ("explicit", "vectorize", "symmetry"):
+        src = subprocess.run(["git", "show", f"{rev}:properties/engines/{f}.py"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+        # one package level deeper: properties.engines._at_<rev>
+        Path(tmp, f"{f}.py").write_text(re.sub(r"^from \.\.(\w)", r"from ...\1", src, flags=re.M))
+    name = "properties.engines._at_" + re.sub(r"\W", "_", rev)
+    pkg = types.ModuleType(name)
+    pkg.__path__ = [tmp]
+    sys.modules[name] = pkg
+    return importlib.import_module(name + ".explicit").explore
+
+
 def speedup(policies: tuple[str, ...] = ("i915", "reference"), scope: str = "tiny", rounds: int = 3,
-            memory: bool = True, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+            memory: bool = True, say: Callable[[str], None] = print,
+            before: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
     """The search (:func:`properties.engines.explicit.explore`) against the one before the
-    batch deduplication (:func:`_explore_before`) on each policy's whole ``scope`` graph, no
-    edges kept, every property checked. Both run in this process, alternately (new, old, old,
-    new, ...), after a shallow warm-up of each (the terms are built once per process); the
-    figures are the medians of ``rounds`` runs of each, and the ratio of the medians. Each run's
-    result is checked to be the same (states, ids, parents, instances, transitions, findings).
-    With ``memory``, each search also runs once in a forked child for its peak resident set."""
+    batch deduplication on each policy's whole ``scope`` graph, no edges kept, every property
+    checked. The one before is :func:`_explore_before` (a copy of its ``explore``, on today's
+    helpers: generated code, key decoding and state checks, all of which got faster since, so
+    the ratio is an underestimate), or ``before`` (e.g. :func:`committed_explore`). Both run in
+    this process, alternately (new, old, old, new, ...), after a shallow warm-up of each (the
+    terms are built once per process); the figures are the medians of ``rounds`` runs of each,
+    and the ratio of the medians. Each run's result is checked to be the same (states, ids,
+    parents, instances, transitions, findings). With ``memory``, each search also runs once in a
+    forked child for its peak resident set."""
     from statistics import median
 
     from model.catalog import CATALOG
 
     from .catalog import PROPERTIES
     from .engines.explicit import explore
+
+    old_explore = before or _explore_before
 
     def whole(fn, model):
         t = time.perf_counter()
@@ -281,21 +315,22 @@ def speedup(policies: tuple[str, ...] = ("i915", "reference"), scope: str = "tin
         model = Model(CATALOG[pol], scope)
         row: dict[str, Any] = {"policy": pol, "scope": scope}
         if memory:
-            for name, fn in (("new", explore), ("old", _explore_before)):
+            for name, fn in (("new", explore), ("old", old_explore)):
                 d = _in_child(lambda fn=fn: {"states": whole(fn, model)[0].n_states})
                 row[f"{name}_peak_mb"] = d.get("peak_mb")
                 row[f"{name}_bytes_per_state"] = (round(d["peak_mb"] * 2**20 / d["states"], 1)
                                                   if "states" in d else None)
-        for fn in (explore, _explore_before):
+        for fn in (explore, old_explore):
             fn(model, PROPERTIES, keep_edges=False, budget=Budget(depth=2))
         times: dict[str, list[float]] = {"new": [], "old": []}
         ref = None
         for r in range(rounds):
-            order = (("new", explore), ("old", _explore_before))
+            order = (("new", explore), ("old", old_explore))
             for name, fn in order if r % 2 == 0 else order[::-1]:
                 sp, secs = whole(fn, model)
                 times[name].append(secs)
-                got = (sp.n_states, sp.transitions, sp.self_loops, list(sp.found.items()))
+                got = (sp.n_states, sp.transitions, sp.self_loops,
+                       [(pid, f.state, f.instance) for pid, f in sp.found.items()])
                 if ref is None:
                     ref, ref_sp = got, sp
                 elif got != ref or not all(np.array_equal(getattr(sp, f), getattr(ref_sp, f))
@@ -346,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                     "its batch deduplication, on whole tiny graphs (i915, reference)")
     ap.add_argument("--speedup-only", action="store_true", help="section 8 only")
     ap.add_argument("--rounds", type=int, default=3, help="section 8: timed runs of each search (medians)")
+    ap.add_argument("--before", metavar="REV", help="section 8: measure against the engine as committed in REV "
+                    "(read with git show) instead of the copy of its explore kept here, e.g. 55c353f")
     ap.add_argument("--versus", type=float, default=60.0, help="seconds of each engine in section 7")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
@@ -440,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.speedup:
         say("8. the search against the one before its batch deduplication (whole tiny graphs, no edges, "
             "every property checked; timed alternately in this process):")
-        figures["speedup"] = speedup(tuple(a.only or ("i915", "reference")), rounds=a.rounds, say=say)
+        if a.before:
+            say(f"   (before: the engine as committed in {a.before})")
+        figures["speedup"] = speedup(tuple(a.only or ("i915", "reference")), rounds=a.rounds, say=say,
+                                     before=committed_explore(a.before) if a.before else None)
     if a.json:
         from .campaign import write_report
         write_report(figures, a.json)

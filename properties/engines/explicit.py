@@ -45,6 +45,7 @@ _CHUNK = 1 << 16          # enabled rows of an instance whose step checks were r
 _FRONTIER_CHUNK = 1 << 18  # frontier states decoded and expanded at once
 _BATCH = 1 << 20           # candidate successors deduplicated at once
 _MEMO_ROW_BYTES = 64       # the memo of shared operations holds this many bytes per chunk row
+_MEMO_MIN = 1 << 20        # (and at least this many bytes)
 _BATCH_PER_ROW = 4         # and a batch up to this many candidates per chunk row (at most _BATCH)
 _PACKED = True             # sort keys and positions as one word when they fit (else keys, then a hash)
 
@@ -426,7 +427,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             f_keys = frontier_keys[f_lo:f_lo + _FRONTIER_CHUNK]
             f_base = base + f_lo
             n = frontier.shape[1]
-            C = columns(model, frontier, memo_bytes=max(_MEMO_ROW_BYTES * n, 1 << 20))
+            C = columns(model, frontier, memo_bytes=max(_MEMO_ROW_BYTES * n, _MEMO_MIN))
             batch = min(dedup.capacity, max(_BATCH_PER_ROW * n, _FRONTIER_CHUNK))
             for st in vm.steps:
                 g = np.asarray(st.guard(C), dtype=bool)
@@ -595,10 +596,13 @@ def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarra
         if p.id in found:
             continue
         if C is None:
-            C = columns(model, block)
-        hit = np.broadcast_to(np.asarray(p.fn(C)) == p.fires_when, (block.shape[1],))
-        if hit.any():
-            found[p.id] = Finding(first_id + int(np.argmax(hit)))
+            C = columns(model, block, memo_bytes=max(_MEMO_ROW_BYTES * block.shape[1], _MEMO_MIN))
+        r = np.asarray(p.fn(C))
+        hit = np.broadcast_to(r if p.fires_when is True and r.dtype == np.bool_ else r == p.fires_when,
+                              (block.shape[1],))
+        j = int(hit.argmax())
+        if hit[j]:
+            found[p.id] = Finding(first_id + j)
 
 
 def _step_checks(st: Any, C: Any, gm: np.ndarray | None, f_base: int, found: dict[str, Finding]) -> None:
@@ -783,7 +787,7 @@ class _Dedup:
 
     def __init__(self, packer: KeyPacker) -> None:
         self.packer = packer
-        self.shift = 64 - packer.word_max[0].bit_length() if len(packer.words) == 1 else 0
+        self.shift = min(63, 64 - packer.word_max[0].bit_length()) if len(packer.words) == 1 else 0
         self.packed = _PACKED and (1 << self.shift) >= _FRONTIER_CHUNK
         self.capacity = min(_BATCH, 1 << self.shift) if self.packed else _BATCH
         self.keys = np.empty(self.capacity, np.uint64 if self.packed else packer.dtype)
