@@ -302,13 +302,16 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     The order in which states are first discovered, which gives their ids, is: frontier chunk by
     chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
     by frontier row. A chunk is expanded one instance at a time over all its rows (the guard,
-    the step and its checks as numpy code over the chunk's columns); only the rows where the
-    guard holds and the step changes some field get a successor key (the pre-state's key plus
-    the changed fields' terms). The successor keys are collected over consecutive instances
-    into a batch (at most ``_BATCH``), which is deduplicated at once: one sort, one search of
-    the sorted distinct keys in the sorted array of seen states (cache friendly, unlike unsorted
-    queries) and in the level's own sorted runs, and the first position of each new key in the
-    batch, which is its order of discovery."""
+    the step and its checks as generated numpy code over the chunk's columns, the operations
+    they share kept in a memo per chunk); the step's change of the key is one narrow-integer sum
+    over the chunk, zero exactly where the step leaves the state unchanged (:class:`_KeyDelta`),
+    so only the rows where the guard holds and the state changes get a successor key. The
+    successor keys are collected over consecutive instances into a batch (:class:`_Dedup`, at
+    most ``_BATCH``), which is deduplicated at once: one sort (keys and batch positions packed in
+    a word when they fit), one search of the sorted distinct keys in the sorted array of seen
+    states (cache friendly, unlike unsorted queries) and in the level's own sorted runs, and the
+    first batch position of each new key, which is its order of discovery. Each batch's new
+    states are numbered as it is deduplicated."""
     budget = budget or Budget()
     stop_ids = set(until_found or ())
     started = time.monotonic()
