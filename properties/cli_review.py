@@ -1,7 +1,8 @@
 """``dmabuf-check review``: write the spec-review report (interface.md; issue 6).
 
-Runs what the report needs at both documentation revisions (the Hypothesis campaign, and the Z3,
-explicit, synthesis and bit-precise engines where requested and present), with a budget, then
+Runs what the report needs at both documentation revisions (by default the portfolio campaign, the
+default campaign's engine, and the synthesis and bit-precise engines; the Hypothesis, Z3 and
+explicit engines alone where requested), with a budget, then
 writes ``review.md``, ``review.html`` (one self-contained file), ``findings.json`` and every
 trace as an ITF file under ``--out``. Progress goes to stderr; stdout gets the paths written and
 one line per finding. Exit status: 0 when every outcome is as expected, 1 when one is not (the
@@ -29,6 +30,12 @@ def _number(kind: type, least: float, what: str) -> Callable[[str], Any]:
     return parse
 
 
+def _memory(text: str) -> int:
+    from .cli import _memory_size
+
+    return _memory_size(text)
+
+
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
     """Register ``review`` on the CLI's subparsers (``common`` is unused: the review covers both
     revisions, so it takes no ``--revision``)."""
@@ -42,15 +49,28 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
     p.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
     p.add_argument("--seed", type=_number(int, -2**63, "an integer seed"), default=1)
     p.add_argument("--examples", type=_number(int, 1, "a whole number"), default=300,
-                   help="Hypothesis examples per exporter and round (default 300)")
+                   help="--engine hypothesis: examples per exporter and round (default 300)")
+    p.add_argument("--portfolio-examples", type=_number(int, 1, "a whole number"), default=50,
+                   help="the portfolio's sampled stage: Hypothesis examples per exporter and round (default 50)")
     p.add_argument("--steps", type=_number(int, 1, "a whole number"), default=30,
-                   help="Hypothesis steps per example (default 30)")
+                   help="Hypothesis steps per example, for both (default 30)")
     p.add_argument("--depth", type=_number(int, 0, "a depth"), default=6,
-                   help="Z3 bounded-check depth; the synthesis queries use depth + 2 (default 6)")
+                   help="--engine z3: bounded-check depth; the synthesis queries use depth + 2 (default 6)")
+    p.add_argument("--portfolio-depth", type=_number(int, 1, "a depth"), default=8,
+                   help="the portfolio's Z3 stage: bounded-check depth on --scope (default 8, as for campaign)")
+    p.add_argument("--max-states", type=_number(int, 1, "a number of states"), default=60_000_000,
+                   help="the portfolio's exhaustive search of the tiny scope: at most N states per exporter; "
+                   "what it has not decided is unknown (default 60000000, as for campaign)")
+    p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                   help="the portfolio's exhaustive search: stop when a worker's resident memory passes SIZE "
+                   "(512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
+    p.add_argument("--z3-seconds", type=_number(float, 1, "a number of seconds"), default=None, metavar="S",
+                   help="the portfolio's Z3 stage: at most S seconds per exporter (default: no time bound, so "
+                   "that the depth reached depends on --portfolio-depth only)")
     p.add_argument("--timeout", type=_number(float, 1, "a number of seconds"), default=60.0,
                    help="seconds per Z3 query; one that runs out is 'unknown' (default 60)")
     p.add_argument("--states", type=_number(int, 1, "a number of states"), default=200_000,
-                   help="explicit engine: states per exporter run (default 200000)")
+                   help="--engine explicit: states per exporter run (default 200000)")
     p.add_argument("--engine", action="append", choices=ENGINES,
                    help=f"engines to run (repeatable; default: {', '.join(DEFAULT_ENGINES)})")
     p.add_argument("--jobs", type=_number(int, 1, "a whole number"), default=None,
@@ -77,9 +97,17 @@ def cmd_review(a: argparse.Namespace) -> int:
         from model.catalog import CATALOG
 
         pols = list(CATALOG.values())
+    engines = tuple(dict.fromkeys(a.engine or DEFAULT_ENGINES))
+    jobs = a.jobs or (os.cpu_count() or 1)
+    memory = a.max_memory
+    if memory is None and "portfolio" in engines:   # as campaign: a share of the machine's memory per worker
+        from .cli import _share_of_memory
+
+        memory = _share_of_memory(min(jobs, len(pols)))
     cfg = ReviewConfig(scope=scope, seed=a.seed, examples=a.examples, steps=a.steps, depth=a.depth,
-                       timeout=a.timeout, states=a.states, engines=tuple(dict.fromkeys(a.engine or DEFAULT_ENGINES)),
-                       exporters=tuple(pols), jobs=a.jobs or (os.cpu_count() or 1))
+                       timeout=a.timeout, states=a.states, engines=engines, exporters=tuple(pols), jobs=jobs,
+                       portfolio_depth=a.portfolio_depth, max_states=a.max_states, z3_seconds=a.z3_seconds,
+                       memory=memory, portfolio_examples=a.portfolio_examples)
     data = collect(cfg, progress=_progress)
     try:
         paths = write_review(data, out)

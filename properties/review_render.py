@@ -33,9 +33,9 @@ from .claims import NOT_MODELLED, load_claims
 from .itf import trace_filename, write_itf
 from .claims import CHANGES, claim_revisions
 from .monitor import Monitor
-from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status,
-                     exporter_kind, findings)
-from .trace import render
+from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words,
+                     exporter_kind, findings, guarantee_note, trace_note)
+from .trace import render, trace_model
 
 __all__ = ["Heading", "Para", "Bullets", "Table", "Quote", "Code", "Document", "build", "to_markdown",
            "to_html", "write_review", "anchor"]
@@ -232,6 +232,8 @@ def _verdict_text(v, kind: str) -> str:
         return "reached" if v.verdict == "violated" else ("unreached" if v.verdict == "holds" else v.verdict)
     if v.verdict == "holds" and v.engine == "z3":
         return f"holds to depth {v.evidence.get('depth', '?')}"
+    if v.engine == "portfolio" and v.verdict in ("holds", "proved") and guarantee_note(v):
+        return f"{_VERB[v.verdict]} ({guarantee_note(v)})"
     return _VERB[v.verdict]
 
 
@@ -242,7 +244,7 @@ class _Builder:
         self.doc = Document("dma-buf CPU access: spec-review report", [], {}, {})
         self.trace_users: dict[str, list[TraceRef]] = {}     # anchor -> verdicts sharing the trace
         self.trace_text: dict[str, str] = {}
-        self._monitors: dict[tuple[str, str], Monitor] = {}
+        self._monitors: dict[tuple[str, str, str], Monitor] = {}
 
     # traces
     def register(self, ref: TraceRef) -> str | None:
@@ -252,19 +254,21 @@ class _Builder:
         trace = self.data.trace(ref)
         if trace is None:
             return None
-        model = self.data.model(ref.revision, ref.exporter)
-        mk = (ref.revision, ref.exporter)
+        v = self.data.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
+        # a portfolio trace that shows only on its exhaustive scope runs on that scope's model
+        model = trace_model(self.data.model(ref.revision, ref.exporter), v.evidence)
+        mk = (ref.revision, ref.exporter, model.scope.name)
         if mk not in self._monitors:
             self._monitors[mk] = Monitor(model, PROPERTIES)
         text = render(model, trace, self._monitors[mk].replayed(trace).fired)
-        a = "t-" + hashlib.sha1(f"{ref.revision}\n{text}".encode()).hexdigest()[:10]
+        where = ref.revision if model.scope == self.data.config.scope else f"{ref.revision}\n{model.scope.name}"
+        a = "t-" + hashlib.sha1(f"{where}\n{text}".encode()).hexdigest()[:10]
         self.doc.traces[key] = a
         if a not in self.trace_text:
             self.trace_text[a] = text
             self.trace_users[a] = []
             if self.out_dir is not None:
                 rel = Path("traces") / ref.revision / ref.engine / trace_filename(ref.exporter, ref.property)
-                v = self.data.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
                 path = write_itf(self.out_dir / rel, model, trace, prop=ref.property, verdict=v.verdict,
                                  engine=ref.engine, seed=self.data.config.seed, claims=tuple(v.claims))
                 mask = os.umask(0)
@@ -302,11 +306,22 @@ class _Builder:
             f"pages, {cfg.scope.fds} fds, {cfg.scope.vmas} mappings, {cfg.scope.attachments} attachments); seed "
             f"{cfg.seed}; {len(cfg.exporters)} exporter policies.",
             "Engines run: " + "; ".join(f"{rev}: {', '.join(run[rev]) or 'none'}" for rev in REVISIONS)
-            + ". Status of every engine: " + ", ".join(f"{e} {s}" for e, s in d.engine_status.items()) + ".",
+            + ". Status of every engine: " + ", ".join(f"{e} {s}" for e, s in d.engine_status.items()) + "."
+            + (f" The findings read the verdicts of the {engine_words(d, 'portfolio')}; per exporter, a "
+               "property one stage shows violated (or a witness it reaches) is not checked again by the next."
+               if any("portfolio" in run[r] for r in REVISIONS) else ""),
             "Verdicts: `holds` (no violation within the budget), `proved` (Z3 induction: every depth), "
             "`holds to depth N` (Z3 bounded check), `violated` (with a trace), `unknown` (budget or solver "
             "timeout: never a pass); for undefined behaviour `reached`/`unreached`, for witnesses "
-            "`reached`/`unreachable`; `n/a`: the property does not apply to that policy or revision.",
+            "`reached`/`unreachable`; `n/a`: the property does not apply to that policy or revision."
+            + (f" A portfolio verdict says what it covers: `holds (exhaustive, tiny)` (every reachable state "
+               f"and step of the tiny scope), `holds (bounded, {cfg.scope.name}, depth {cfg.portfolio_depth})` "
+               f"(every run of up to {cfg.portfolio_depth} steps), `holds (sampled, {cfg.scope.name})` (only the "
+               f"runs Hypothesis drew), `proved (<induction>, {cfg.scope.name})` (every depth); a violation says "
+               f"which stage found its trace and what that stage covers (`violated (N steps; explicit: "
+               f"exhaustive, tiny)`: found by the exhaustive search of tiny, the trace replayed on "
+               f"`{cfg.scope.name}`; `N steps on tiny`: the trace shows on tiny only)."
+               if any("portfolio" in run[r] for r in REVISIONS) else ""),
             "[[sec:reproducibility|Reproducibility]]: the commands that regenerate each verdict.")))
         toc = [("findings", "Findings"), ("claims", "The claims, one by one"),
                ("revisions", "Revision comparison: v4.11 and v5.12"), ("switches", "Semantic switches by revision"),
@@ -348,9 +363,11 @@ class _Builder:
         rows = _mismatch_rows(self.data)
         if len(rows) > 1:
             doc.add(Para(f"{len(self.data.mismatches())} outcomes differ from what the catalog declares. They are "
-                         "listed here, never counted as passes; most are the budget's (a witness not reached "
-                         "within the examples or the depth, an expected violation not found), and a larger budget "
-                         "(`--examples`, `--depth`) settles them."))
+                         "listed here, never counted as passes, and make `dmabuf-check review` exit 1. Most are the "
+                         "budget's (a witness not reached within the examples or the depth, an expected violation "
+                         "not found, an exhaustive search cut by its budget), and a larger budget (`--examples`, "
+                         "`--depth`, `--portfolio-depth`, `--max-states`) or the portfolio, which searches the tiny "
+                         "scope exhaustively, settles them."))
             doc.add(Table(tuple(rows)))
         else:
             doc.add(Para("None: every judged verdict of every engine is the one the catalog declares."))
@@ -368,7 +385,7 @@ class _Builder:
         claims = load_claims()
         doc.add(Heading(2, "The claims, one by one", "claims"))
         engines = {rev: d.engines_run(rev) for rev in REVISIONS}
-        cols = [(rev, e) for rev in REVISIONS for e in engines[rev] if e in ("hypothesis", "z3", "explicit")]
+        cols = [(rev, e) for rev in REVISIONS for e in engines[rev] if e in ("portfolio", "hypothesis", "z3", "explicit")]
         doc.add(Para("For each claim: the sentence and its source, the revisions whose text has it, what v5.12 did "
                      "to it, the properties that formalise it, and their verdicts. In the tables, exporters with "
                      "the same verdicts share a row; every violation and every undefined behaviour reached links to "
@@ -410,7 +427,7 @@ class _Builder:
                         v = d.verdict(rev, e, pol.name, p.id)
                         text = _verdict_text(v, p.kind)
                         if v is not None and v.trace is not None and v.verdict == "violated":
-                            text = self.tlink(TraceRef(rev, e, pol.name, p.id), f"{text} ({len(v.trace)} steps)")
+                            text = self.tlink(TraceRef(rev, e, pol.name, p.id), f"{text} ({trace_note(v)})")
                         cells.append(text)
                     groups.setdefault(tuple(cells), []).append(pol.name)
                 everyone = [x.name for x in d.config.exporters]
@@ -510,7 +527,9 @@ class _Builder:
                     if not vs:
                         continue
                     counts = {k: sum(v.verdict == k for v in vs) for k in ("holds", "proved", "violated", "unknown")}
-                    if engine == "hypothesis":
+                    if engine == "portfolio":
+                        ev = _portfolio_evidence(vs)
+                    elif engine == "hypothesis":
                         e = vs[0].evidence
                         ev = (f"{e.get('examples')} examples in {e.get('rounds')} rounds, {e.get('steps')} steps, "
                               f"{e.get('states')} distinct states, depth {e.get('depth')}")
@@ -536,13 +555,22 @@ class _Builder:
             doc.add(Heading(3, f"Trace {n}", a))
             shown = users[:6]
             lines = [f"`{u.property}` ({', '.join(f'[[claim:{c}]]' for c in _claims_of(u.property))}) for "
-                     f"`{u.exporter}` at {u.revision}, {u.engine}" for u in shown]
+                     f"`{u.exporter}` at {u.revision}, {u.engine}{self.found_by(u)}" for u in shown]
             if len(users) > len(shown):
                 lines.append(f"and {len(users) - len(shown)} more verdicts with the same trace")
             if a in doc.itf:
                 lines.append(f"replay: `dmabuf-check replay {doc.itf[a]}`")
             doc.add(Bullets(tuple(lines)))
             doc.add(Code(self.trace_text[a]))
+
+    def found_by(self, ref: TraceRef) -> str:
+        """`` (found by explicit: exhaustive, tiny; on scope tiny)`` for a portfolio trace."""
+        v = self.data.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
+        if v is None or not v.evidence.get("found_by"):
+            return ""
+        ev = v.evidence
+        return (f" (found by {ev['found_by']}: {ev.get('guarantee', '?')}, {ev.get('scope', '?')}; the trace runs "
+                f"on scope `{ev.get('trace_scope', self.data.config.scope.name)}`)")
 
     def reproducibility(self) -> None:
         d, doc = self.data, self.doc
@@ -559,14 +587,20 @@ class _Builder:
         doc.add(Bullets((
             "Versions: " + ", ".join(vers) + ".",
             f"Seed {cfg.seed}; scope `{cfg.scope.name}`; exporters: " + ", ".join(f"`{p.name}`" for p in cfg.exporters) + ".",
-            "Budgets: " + "; ".join(f"{e}: " + ", ".join(f"{k} {v}" for k, v in b.items()) for e, b in cfg.budget().items())
-            + ".",
+            "Budgets: " + "; ".join(f"{e}: {_budget_text(b)}" for e, b in cfg.budget().items()) + ".",
             "Same seed and budgets, same findings: the Hypothesis engine is seeded and each exporter's run depends "
             "only on the seed and its budget (not on `--jobs`); Z3 and the explicit engine are deterministic; the "
-            "explicit engine's budget is a number of states, not seconds. Timings are reported but never enter a "
-            "finding.")))
+            "explicit engine's budget is a number of states, not seconds"
+            + ("; the portfolio's Z3 stage is bounded by its depth, not by time (unless `--z3-seconds` is given), "
+               "and its exhaustive search by a number of states and, per worker, by a share of the machine's memory "
+               "(a search cut by either says `unknown`, never `holds`)" if "portfolio" in cfg.engines else "")
+            + ". Timings are reported but never enter a finding.")))
         review = (f"dmabuf-check review --out DIR --scope {cfg.scope.name} --seed {cfg.seed} --examples {cfg.examples} "
                   f"--steps {cfg.steps} --depth {cfg.depth} --timeout {cfg.timeout:g} --states {cfg.states} "
+                  + (f"--portfolio-depth {cfg.portfolio_depth} --portfolio-examples {cfg.portfolio_examples} "
+                     f"--max-states {cfg.max_states} "
+                     + (f"--z3-seconds {cfg.z3_seconds:g} " if cfg.z3_seconds is not None else "")
+                     if "portfolio" in cfg.engines else "")
                   + " ".join(f"--engine {e}" for e in cfg.engines)
                   + "".join(f" --exporter {p.name}" for p in cfg.exporters if exporter_kind(p.name) == "other"
                             and p.name != "reference"))
@@ -589,9 +623,41 @@ class _Builder:
         doc.add(Table(tuple(rows)))
 
 
+def _portfolio_evidence(vs) -> str:
+    """What each stage of the portfolio covered for one exporter (the union of its verdicts'
+    ``covers``), and how many verdicts each stage decided (found the trace of, or gave the
+    guarantee of a holds)."""
+    stages: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for v in vs:
+        for c in v.evidence.get("covers", ()):
+            stages.setdefault((c["engine"], c["guarantee"], c["scope"]), c)
+    decided: dict[str, int] = {}
+    for v in vs:
+        by = v.evidence.get("found_by") or {"exhaustive": "explicit", "bounded": "z3", "sampled": "hypothesis"}.get(
+            v.evidence.get("guarantee", "") if v.verdict == "holds" else "", "")
+        if v.verdict == "proved":
+            by = "z3"
+        if by:
+            decided[by] = decided.get(by, 0) + 1
+    parts = []
+    for (engine, guarantee, scope), c in stages.items():
+        if "states" in c:
+            figures = (f"{c['states']:,} states, {c.get('transitions', 0):,} transitions, "
+                       + ("complete" if c.get("complete", True) else f"cut ({c.get('stopped', 'budget')})"))
+        elif "depth" in c:
+            figures = f"depth {c['depth']}"
+        else:
+            figures = f"{c.get('examples', 0):,} examples, {c.get('steps', 0):,} steps"
+        parts.append(f"{guarantee} on {scope} ({engine}: {figures}; decided {decided.get(engine, 0)})")
+    return "; ".join(parts) or "no stage ran"
+
+
 def _mismatch_rows(data: ReviewData) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [("run", "what", "count", "exporter: property")]
     for r in data.runs:
+        if r.status != "ran":
+            rows.append((f"{r.revision} {r.engine}", f"the engine {r.status}", "-", "every verdict of this run"))
+            continue
         cats: dict[str, list[str]] = {}
         beyond = {m.split(" is ", 1)[0] for m in r.beyond_bound}
         for v in r.verdicts:
@@ -620,7 +686,17 @@ def _mismatch_rows(data: ReviewData) -> list[tuple[str, ...]]:
     return rows
 
 
+def _budget_text(b: dict[str, Any]) -> str:
+    """``examples 300, steps 30``; a nested budget (the portfolio's stages) in parentheses."""
+    return ", ".join(f"{k} ({_budget_text(v)})" if isinstance(v, dict) else f"{k} {v}" for k, v in b.items())
+
+
 def _command(engine: str, rev: str, cfg) -> str:
+    if engine == "portfolio":
+        return (f"dmabuf-check campaign --engine portfolio --revision {rev} --scope {cfg.scope.name} "
+                f"--seed {cfg.seed} --examples {cfg.portfolio_examples} --steps {cfg.steps} --depth {cfg.portfolio_depth} "
+                f"--max-states {cfg.max_states} --z3-seconds "
+                f"{'inf' if cfg.z3_seconds is None else format(cfg.z3_seconds, 'g')} --database none --exporter NAME")
     if engine == "hypothesis":
         return (f"dmabuf-check campaign --revision {rev} --scope {cfg.scope.name} --seed {cfg.seed} "
                 f"--examples {cfg.examples} --steps {cfg.steps} --database none --exporter NAME")
