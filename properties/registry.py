@@ -130,34 +130,6 @@ class Property:
         """Is the property checked for this policy, scope and documentation revision?"""
         return self.relevant(policy, revision) and self.fits(scope)
 
-    def expected(self, policy: ExporterPolicy, scope: Scope) -> str | None:
-        """The verdict the campaign expects of this property: ``holds``, ``violated`` or ``None``
-        (not judged on its own).
-
-        A policy declares the claims it breaks (and may name properties too). A property it names,
-        or the only invariant formalising a broken claim, is expected violated; another property
-        citing a broken claim is not judged on its own (the campaign checks instead that every
-        broken claim has at least one violated property); one citing no broken claim must hold. Undefined behaviour and callers' obligations are
-        findings, not judged; witnesses must be reached."""
-        if self.kind == "undefined":
-            return None
-        if self.kind == "witness":
-            return "holds"
-        if self.party in ("importer", "userspace") or not self.fits(scope):
-            return None
-        if self.id in policy.breaks:
-            return "violated"
-        broken = set(self.claims) & set(policy.breaks)
-        if not broken:
-            return "holds"
-        from .catalog import by_claim  # the catalog imports this module
-
-        # the only invariant formalising a broken claim must be the one that breaks
-        for claim in broken:
-            if [p.id for p in by_claim(claim) if p.target_is_bad and p.fits(scope)] == [self.id]:
-                return "violated"
-        return None
-
     def term(self, schema: Schema) -> Term:
         """The predicate as a term, knobs free."""
         return _term(self, schema)

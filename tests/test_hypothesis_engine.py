@@ -33,7 +33,7 @@ def test_broken_policy_is_caught_with_a_short_trace(policy):
     found = {v.property: v for v in verdicts if v.verdict == "violated" and v.kind in ("always", "step")}
     claims = load_claims()
     for claim in p.breaks:
-        if claims[claim].revision != model.revision:
+        if model.revision not in claims[claim].revisions:
             continue  # a claim of the later revision, judged by the v5.12 campaign
         hits = [v for v in found.values() if claim in v.claims]
         assert hits, f"{policy}: no violation of {claim}"

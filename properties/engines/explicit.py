@@ -975,7 +975,7 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
         if p.kind == "witness" and verdict == "violated":
             note = f"unreachable: no state or step of the {space.n_states} reachable ones reaches it"
         out.append(make_verdict(p, model.policy.name, "explicit", verdict,
-                                p.expected(model.policy, model.scope), ev, trace, note))
+                                None, ev, trace, note))
     return out
 
 
