@@ -68,7 +68,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
                    help="the portfolio's Z3 stage: at most S seconds per exporter (default: no time bound, so "
                    "that the depth reached depends on --portfolio-depth only)")
     p.add_argument("--timeout", type=_number(float, 1, "a number of seconds"), default=60.0,
-                   help="seconds per Z3 query; one that runs out is 'unknown' (default 60)")
+                   help="--engine z3 and the synthesis and arithmetic queries: seconds per Z3 query; one that runs "
+                   "out is 'unknown' (default 60; the portfolio's Z3 stage has the campaign's 20)")
     p.add_argument("--states", type=_number(int, 1, "a number of states"), default=200_000,
                    help="--engine explicit: states per exporter run (default 200000)")
     p.add_argument("--engine", action="append", choices=ENGINES,
