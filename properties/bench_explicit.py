@@ -513,7 +513,7 @@ def _explore_before(model: Model, props: Iterable[Property] = (), symmetry: bool
     stop_ids = set(until_found or ())
     started = time.monotonic()
     mon = Monitor(model, list(props))
-    vm = VecModel(model, mon.props)
+    vm = VecModel(model, mon.props, merge=False)
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width

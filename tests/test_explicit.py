@@ -405,3 +405,21 @@ def test_explore_max_memory_bad_input_is_one_line_exit_2(size, capsys):
     assert main(["explore", "--exporter", "i915", "--max-memory", size]) == 2
     err = capsys.readouterr().err
     assert "--max-memory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_instances_that_behave_the_same_are_searched_once_with_the_same_results(monkeypatch):
+    """VecModel(merge=True): instances whose folded terms are the same stand for each other; the
+    search gives the same states, parents, edges, counts and findings as with every instance."""
+    import properties.engines.vectorize as vec
+
+    model = Model(CATALOG["i915"], "tiny")
+    merged = vec.VecModel(model, PROPERTIES)
+    assert sum(st.copies for st in merged.steps) == len(model.instances) > len(merged.steps)
+    a, va = check(model, PROPERTIES, keep_edges=True)
+    orig = vec.VecModel.__init__
+    monkeypatch.setattr(vec.VecModel, "__init__", lambda self, m, props=(), merge=True: orig(self, m, props, False))
+    b, vb = check(model, PROPERTIES, keep_edges=True)
+    for f in ("parent", "via", "depth", "edge_src", "edge_dst", "edge_inst", "edge_ret"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    assert (a.transitions, a.self_loops, a.found) == (b.transitions, b.self_loops, b.found)
+    assert [(v.property, v.verdict, v.trace) for v in va] == [(v.property, v.verdict, v.trace) for v in vb]

@@ -443,12 +443,12 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     if not m:
                         continue
                     gm = g
-                transitions += m
+                transitions += m * st.copies
                 if st.checks:
                     _step_checks(st, C, gm, f_base, found)
                 ret, changes = st.apply(C)
                 if not changes:
-                    self_loops += m
+                    self_loops += m * st.copies
                     continue
                 for k, col in changes:
                     if k in int_hi:
@@ -461,7 +461,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     rows, dkey = _changed_rows(C, changes, gm, n), None
                 nm = len(rows)
                 if not nm:
-                    self_loops += m
+                    self_loops += m * st.copies
                     continue
                 if sym is None:
                     keys = f_keys[rows]
@@ -481,7 +481,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     if len(move) < nm:
                         rows, keys, post = rows[move], keys[move], post[:, move]
                         nm = len(move)
-                self_loops += m - nm
+                self_loops += (m - nm) * st.copies
                 if not nm:
                     continue
                 if keep_edges:
