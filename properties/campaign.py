@@ -113,8 +113,10 @@ def default_jobs() -> int:
 class _Meter:
     """Live progress of a run with a duration: examples per second, violations and coverage."""
 
-    def __init__(self, say: Callable[[str], None], duration: float | None, started: float) -> None:
+    def __init__(self, say: Callable[[str], None], duration: float | None, started: float,
+                 sampling: bool = True, total: int | None = None) -> None:
         self.say, self.duration, self.started = say, duration, started
+        self.sampling, self.total = sampling, total
         self.last = started
         self.examples = 0
         self.violations: set[tuple[str, str]] = set()
@@ -138,6 +140,9 @@ class _Meter:
         reached = sum(self.witnesses.values())
         cover = (f", witnesses reached {reached}/{len(self.witnesses)}" if self.witnesses else "")
         exporters = len({e for e, _ in self.violations})
+        if not self.sampling:   # one task per exporter, no examples to count
+            return (f"campaign [{clock}] {done}{f' of {self.total}' if self.total else ''} exporters done, "
+                    f"{running} running; {len(self.violations)} violations in {exporters} exporters")
         return (f"campaign [{clock}] {done} shards done, {running} running; {ex} examples "
                 f"({ex / max(elapsed, 1e-9):.0f}/s); {len(self.violations)} violations in {exporters} "
                 f"exporters{cover}; up to {self.states} states in a shard")
@@ -237,7 +242,7 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
         say(f"campaign: {n_lanes} lanes (exporter x property group)"
             + (f", slots of {examples} examples until {format_duration(duration)} is spent" if duration else "")
             + f", on {where}")
-    meter = _Meter(say, duration, started)
+    meter = _Meter(say, duration, started, sampling=hyp, total=total)
     results: list[TaskResult] = []
     last_checkpoint = [time.monotonic()]
 
