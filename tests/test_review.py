@@ -231,8 +231,11 @@ def test_the_portfolio_finds_the_eight_step_break_hypothesis_and_z3_miss():
         v = data.verdict(rev, "portfolio", "broken-end-no-flush", "P-DEVICE-HANDOFF")
         assert v.verdict == "violated" and len(v.trace) == 8 and v.evidence["found_by"] == "explicit"
         assert data.verdict(rev, "z3", "broken-end-no-flush", "P-DEVICE-HANDOFF").verdict == "holds"
-    assert all(" hypothesis: " in m and "DEV-COHERENT-HANDOFF" in m for m in data.mismatches())
-    assert len(data.mismatches()) == 2
+    # every outcome not as expected is the lone Hypothesis runs' (the portfolio's and Z3's are all
+    # as expected or beyond the bound); among them, the missed break at v5.12
+    assert all(m.split(":")[0] in ("v4.11 hypothesis", "v5.12 hypothesis") for m in data.mismatches())
+    assert ("v5.12 hypothesis: broken-end-no-flush: declares DEV-COHERENT-HANDOFF broken, but no property citing "
+            "it was violated") in data.mismatches()
     assert [m.split(":")[0] for m in data.beyond_bound()] == ["v4.11 z3", "v5.12 z3"]
     assert all("the shortest trace another engine found has 8 steps" in m for m in data.beyond_bound())
     md = to_markdown(build(data))
