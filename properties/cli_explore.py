@@ -118,7 +118,7 @@ def _explore(a: argparse.Namespace) -> int:
         _progress(f"[{i}/{n}] {pol.name}: {_space_line(summary)}")
         for f in res.extras.get("stuck", ()):
             stuck_json.append({"exporter": pol.name, **f.to_json(), "_trace": f.trace})
-            stuck_lines.append(f"- {pol.name}: {f.goal}: {f.stuck} of {f.pending} states with the "
+            stuck_lines.append(f"- {pol.name}: {f.goal} [{', '.join(f.claims)}]: {f.stuck} of {f.pending} states with the "
                                f"obligation pending are stuck ({f.doc}); shortest path "
                                f"({len(f.trace)} steps):")
             stuck_lines.append(_indent(_render(model, f.trace), "  "))

@@ -4,7 +4,8 @@ actors do next; found on the explicit engine's state graph.
 No single state need be wrong for a resource to leak: a pin taken by a ``begin_cpu_access`` that
 then failed, a buffer released while its storage is still pinned. Such leaks show as states from
 which no path leads back to a clean one. For each *goal* (a predicate on states: the buffer is
-released, its pins are all dropped, no attachment holds a ``dma_buf_pin``), a state is **stuck**
+released, its pins are all dropped, no attachment holds a ``dma_buf_pin``: ``properties.goals``,
+written in the property vocabulary and citing their claims), a state is **stuck**
 when its obligation is *pending* (the buffer is live; a pin is held) and no path from it reaches a
 state where the goal holds. Computed by backward reachability from the goal states over the graph's
 edges (numpy, linear in the edges; :func:`stuck_states`), and, for graphs small enough for
@@ -25,10 +26,11 @@ from typing import Callable
 
 import numpy as np
 
-from model.state import LIFE_LIVE, LIFE_RELEASED
-
+from ..goals import goals_for_scope
+from ..registry import StateView
 from ..trace import Trace
 from .explicit import StateSpace
+from .vectorize import columns, state_predicates
 
 __all__ = ["Goal", "StuckFinding", "goals_for", "stuck_states", "stuck_states_networkx", "find_stuck",
            "can_reach"]
@@ -36,12 +38,14 @@ __all__ = ["Goal", "StuckFinding", "goals_for", "stuck_states", "stuck_states_ne
 
 @dataclass(frozen=True)
 class Goal:
-    """``pending(states)`` and ``done(states)`` read the ``N x width`` state matrix."""
+    """A goal of ``properties.goals`` evaluated on a state graph: ``pending(states)`` and
+    ``done(states)`` give a mask over the ``N x width`` state matrix."""
 
     name: str
     doc: str
     pending: Callable[[np.ndarray], np.ndarray]
     done: Callable[[np.ndarray], np.ndarray]
+    claims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,30 +56,29 @@ class StuckFinding:
     pending: int               # how many reachable states have the obligation pending
     first: int                 # a shallowest stuck state
     trace: Trace               # a shortest trace to it
+    claims: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {"goal": self.goal, "doc": self.doc, "stuck_states": self.stuck,
+        return {"goal": self.goal, "claims": list(self.claims), "doc": self.doc, "stuck_states": self.stuck,
                 "pending_states": self.pending, "trace_length": len(self.trace),
                 "trace": self.trace.to_json()}
 
 
 def goals_for(space: StateSpace) -> list[Goal]:
-    """The goals of the model's scope: per buffer, release and dropping every exporter pin; and
-    (when the layout has ``att_pins``) dropping every device pin."""
-    off = space.model.schema.offset
-    sc = space.model.scope
-    out = []
-    for b in range(sc.buffers):
-        life, pins = off[f"life[{b}]"], off[f"pins[{b}]"]
-        out.append(Goal(f"release[{b}]", f"buffer {b} is exported and can never be released",
-                        lambda S, k=life: S[:, k] == LIFE_LIVE, lambda S, k=life: S[:, k] == LIFE_RELEASED))
-        out.append(Goal(f"unpin[{b}]", f"buffer {b}'s storage is pinned and the pin can never be dropped",
-                        lambda S, k=pins: S[:, k] > 0, lambda S, k=pins: S[:, k] == 0))
-    att = [off[f"att_pins[{a}]"] for a in range(sc.attachments) if f"att_pins[{a}]" in off]
-    if att:
-        out.append(Goal("device-unpin", "an attachment holds a dma_buf_pin that can never be dropped",
-                        lambda S: np.any(S[:, att] > 0, axis=1), lambda S: np.all(S[:, att] == 0, axis=1)))
-    return out
+    """The goals of ``properties.goals`` for the space's scope and revision, their predicates
+    compiled to numpy (``properties.engines.vectorize.state_predicates``)."""
+    model = space.model
+    view = StateView(model.schema)
+    goals = goals_for_scope(model.scope.buffers, model.revision)
+    fns = state_predicates(model, [t for g in goals for t in (g.pending(view), g.done(view))])
+
+    def mask(fn):
+        def on(S: np.ndarray) -> np.ndarray:
+            r = fn(columns(model, S.T))
+            return np.broadcast_to(np.asarray(r, dtype=bool), (S.shape[0],))
+        return on
+
+    return [Goal(g.name, g.doc, mask(fns[2 * i]), mask(fns[2 * i + 1]), g.claims) for i, g in enumerate(goals)]
 
 
 def can_reach(space: StateSpace, targets: np.ndarray) -> np.ndarray:
@@ -145,5 +148,5 @@ def find_stuck(space: StateSpace) -> list[StuckFinding]:
         if len(ids):
             first = int(ids[0])
             out.append(StuckFinding(goal.name, goal.doc, len(ids), int(goal.pending(space.states).sum()),
-                                    first, space.trace_to(first)))
+                                    first, space.trace_to(first), goal.claims))
     return out

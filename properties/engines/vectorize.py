@@ -30,7 +30,7 @@ from model.terms import _FOLD, FALSE, Term, lift, not_, postorder, substitute
 
 from ..registry import Property
 
-__all__ = ["VecStep", "VecCheck", "VecModel", "VecProperty", "Columns", "columns"]
+__all__ = ["VecStep", "VecCheck", "VecModel", "VecProperty", "Columns", "columns", "state_predicates"]
 
 _NP: dict[str, Callable[..., str]] = {
     "not": lambda a: f"(~{a})",
@@ -338,6 +338,16 @@ class _Source:
         exec(compile("\n".join(parts), "<vec>", "exec"), ns)  # noqa: S102 - generated from model terms
         ns["_F"] = {uid: ns[f"_t{uid}"] for uid in shared}
         return {name: ns[name] for name, _, _ in self.funcs}
+
+
+def state_predicates(model: Model, terms: Sequence[Term]) -> list[Callable[[Columns], Any]]:
+    """State predicates (terms over the state and the knobs) as numpy functions of a block's
+    columns, the policy's knobs folded in: what the stuck-state goals are evaluated with."""
+    src = _Source()
+    folded = substitute(list(terms), model.knob_env)
+    names = [src.add(f"pred_{i}", [t]) for i, t in enumerate(folded)]
+    fns = src.compile({n: f"C[{i}]" for i, n in enumerate(model.schema.names)})
+    return [fns[n] for n in names]
 
 
 def _state_fn(p: Property, model: Model, src: _Source) -> str:
