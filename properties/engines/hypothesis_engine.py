@@ -306,7 +306,8 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
                    steps: int = 40, progress: Callable[[str], None] | None = None,
                    hypothesis_shrink: bool = False, max_rounds: int = 6,
                    database: ExampleDatabase | None = None, database_key: bytes | None = None,
-                   reuse: bool = True, on_run: Callable[[_Run], None] | None = None) -> list[Verdict]:
+                   reuse: bool = True, on_run: Callable[[_Run], None] | None = None,
+                   found_elsewhere: Iterable[Property] = ()) -> list[Verdict]:
     """Run one Hypothesis campaign on one model; one verdict per relevant property.
 
     A round is ``examples`` examples of up to ``steps`` steps. While a witness is unreached, or a
@@ -324,7 +325,11 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     with or without one (a database also turns on Hypothesis's Pareto-front optimisation, which
     changes the random stream and the cost); what a replay finds counts toward the claims
     still missing, so a run whose stored examples show every declared break needs no extra
-    rounds to look for them."""
+    rounds to look for them.
+
+    ``found_elsewhere``: properties another engine already showed firing on this policy (the
+    portfolio's earlier stages); a declared break they show is not looked for again in further
+    rounds."""
     _no_local_constants()
     props = list(props)
     mon = Monitor(model, props)
@@ -358,12 +363,15 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
             if database is not None and v.choices is not None:
                 database.save(database_key, choices_to_bytes(v.choices))
 
+    elsewhere = list(found_elsewhere)
+    shown = {c for p in elsewhere for c in p.claims}
     claim_props = {c: [p.id for p in mon.props if p.target_is_bad and c in p.claims]
-                   for c in broken if not c.startswith("P-")}
+                   for c in broken if not c.startswith("P-") and c not in shown}
+    elsewhere_ids = {p.id for p in elsewhere}
 
     def missing() -> bool:
         """Is a witness unreached, or a declared-broken claim (or property) not yet violated?"""
-        found = violated.keys() | replayed.keys()
+        found = violated.keys() | replayed.keys() | elsewhere_ids
         return (any(p.kind == "witness" and p.id not in run.targets for p in mon.props)
                 or any(pid in invariants and pid not in found for pid in broken)
                 or any(pids and not any(pid in found for pid in pids) for pids in claim_props.values()))

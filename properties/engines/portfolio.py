@@ -109,7 +109,9 @@ class PortfolioEngine:
             by_stage["z3"] = {v.property: v for v in vs}
             stages.append(covers("bounded", model.scope.name, engine="z3", depth=depth))
             say(f"{model.policy.name}: z3 to depth {depth} on {model.scope.name}")
-        open_ = [p for p in open_ if not _decided(by_stage.get("z3", {}).get(p.id))]
+        z3 = by_stage.get("z3", {})
+        open_ = [p for p in open_ if not _decided(z3.get(p.id))
+                 and (p.id not in z3 or z3[p.id].verdict != "proved")]   # proved: nothing to sample
 
         # 3. sampled, on the campaign's scope
         if open_:
@@ -118,9 +120,11 @@ class PortfolioEngine:
 
             db = open_database(self.database) if self.database is not None else None
             key = database_key(model.policy, model.scope, model.revision, "portfolio") if db is not None else None
+            # a declared break an earlier stage showed is not looked for again in extra rounds
+            shown = [p for p in mine if any(_decided(vs.get(p.id)) for vs in by_stage.values())]
             vs = run_hypothesis(model, open_, examples=budget.examples or 300, seed=self.seed,
                                 steps=budget.steps or 30, max_rounds=budget.rounds or 6, database=db,
-                                database_key=key)
+                                database_key=key, found_elsewhere=shown)
             ev = vs[0].evidence if vs else {}
             by_stage["hypothesis"] = {v.property: v for v in vs}
             stages.append(covers("sampled", model.scope.name, engine="hypothesis", examples=ev.get("examples", 0),
