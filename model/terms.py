@@ -3,12 +3,19 @@
 docs/design.md, point 3. A transition is an ordinary Python function that receives *terms* for the
 state fields and the exporter's knobs and builds terms for the next state, the return value and
 the events. It is run once per action instance (its parameters, such as ``buf=0``, are plain
-Python integers, so indexing by them is static). The resulting term graph is then interpreted:
+Python integers, so indexing by them is static). The resulting term graph is then interpreted,
+every interpretation being one :func:`fold` of the graph (each term's value computed once,
+bottom-up, from its arguments' values) with a table of operations beside it:
 
 * concretely, by :func:`compile_function`, which emits straight-line Python source for the graph
   and compiles it (docs/design.md: a naive interpreter is 8-11x slower; generated code is not);
-* symbolically, by :func:`to_z3`, which builds the same graph as Z3 expressions;
-* directly, by :func:`evaluate` (slow; used by tests to cross-check the other two).
+  table ``_PY``, each operation's source from its arguments' sources;
+* symbolically, by :func:`to_z3`, which builds the same graph as Z3 expressions (table ``_Z3``,
+  filled when first used: only this interpretation imports z3);
+* directly, by :func:`evaluate` (slow; used by tests to cross-check the other two), table ``_EVAL``;
+* as terms again, by :func:`substitute`, which rebuilds the graph with variables replaced, each
+  operation by its folding constructor (table ``_FOLD``);
+* over a batch of states, by ``properties.engines.vectorize`` (table ``_NP`` there: numpy source).
 
 Terms refuse to be used as Python truth values (``if term:`` raises ``TypeError``): a model rule
 that branches in Python on state would mean something different to Z3 than to Hypothesis.
@@ -19,12 +26,13 @@ policy knob substituted by a constant removes whole branches before code is gene
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 
 __all__ = [
     "Term", "lift", "const", "var", "ite", "and_", "or_", "not_", "implies",
     "eq", "ne", "lt", "le", "gt", "ge", "min_", "max_", "clamp", "select", "any_of", "all_of",
-    "count", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "digest", "TRUE", "FALSE",
+    "count", "fold", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "digest",
+    "TRUE", "FALSE",
 ]
 
 BOOL = "bool"
@@ -316,8 +324,11 @@ def count(xs: Iterable[Any]) -> Term:
 # Graph walking
 
 
-def postorder(roots: Iterable[Term]) -> list[Term]:
-    """Every term reachable from ``roots``, each once, arguments before the terms using them."""
+def postorder(roots: Iterable[Term], cut: Container[int] = ()) -> list[Term]:
+    """Every term reachable from ``roots``, each once, arguments before the terms using them.
+
+    ``cut``: terms (by ``uid``) whose arguments are not walked; they are in the order, as leaves.
+    """
     order: list[Term] = []
     seen: set[int] = set()
     for root in roots:
@@ -333,10 +344,76 @@ def postorder(roots: Iterable[Term]) -> list[Term]:
                 continue
             seen.add(t.uid)
             stack.append((t, True))
+            if cut and t.uid in cut:
+                continue
             for a in t.args:
                 if isinstance(a, Term) and a.uid not in seen:
                     stack.append((a, False))
     return order
+
+
+class _Either:
+    """The union of two containers of uids (a fold's memo and its cut)."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: Container[int], b: Container[int]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self.a or uid in self.b
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def fold(
+    roots: Sequence[Term],
+    ops: Mapping[str, Callable[..., Any]],
+    const: Callable[[Term], Any],
+    var: Callable[[Term], Any],
+    memo: dict[int, Any] | None = None,
+    *,
+    order: Sequence[Term] | None = None,
+    cut: Mapping[int, Any] | None = None,
+    share: Callable[[Term, Any], Any] | None = None,
+) -> list[Any]:
+    """The one walk of the term graph that every interpretation is: the value of each term under
+    ``roots`` computed once, bottom-up, from its arguments' values; returns the roots' values.
+
+    An interpretation is a table ``ops`` (operation name -> function of the arguments' values:
+    ``_FOLD``, ``_EVAL``, ``_PY``, ``_Z3``, the numpy emitter's ``_NP``) and what a leaf is worth:
+    ``const(t)`` and ``var(t)`` of the ``const`` and ``var`` term ``t``.
+
+    ``memo`` (by ``uid``) holds values already computed, by an earlier fold with the same
+    interpretation; the walk does not enter them, and adds the values it computes. ``order``: the
+    graph's :func:`postorder` when the caller has it (a caller folding many term sets under one
+    graph walks it once). ``cut`` (by ``uid``): terms whose value is given, ``cut[uid]``, and
+    whose arguments are not walked (the numpy emitter's reads of a memo computed elsewhere).
+    ``share(t, value)``, when given, sees the value of every operation (and cut term) and returns
+    the value to keep: an emitter names a shared subterm as a local there.
+    """
+    val: dict[int, Any] = {} if memo is None else memo
+    if order is None:
+        stop: Container[int] = (_Either(val, cut) if val and cut else val or cut or ())  # type: ignore[assignment]
+        order = postorder(roots, stop)
+    for t in order:
+        uid = t.uid
+        if uid in val:
+            continue
+        op = t.op
+        if cut is not None and uid in cut:
+            v = cut[uid]
+        elif op == "const":
+            val[uid] = const(t)
+            continue
+        elif op == "var":
+            val[uid] = var(t)
+            continue
+        else:
+            v = ops[op](*[val[a.uid] for a in t.args])
+        val[uid] = v if share is None else share(t, v)
+    return [val[r.uid] for r in roots]
 
 
 def free_vars(roots: Iterable[Term]) -> set[str]:
@@ -380,17 +457,19 @@ _FOLD: dict[str, Callable[..., Term]] = {
 }
 
 
-def substitute(roots: Sequence[Term], mapping: Mapping[str, Any]) -> list[Term]:
-    """Replace variables by terms or constants, folding as the graph is rebuilt."""
-    memo: dict[int, Term] = {}
-    for t in postorder(roots):
-        if t.op == "var":
-            memo[t.uid] = lift(mapping[t.args[0]]) if t.args[0] in mapping else t
-        elif t.op == "const":
-            memo[t.uid] = t
-        else:
-            memo[t.uid] = _FOLD[t.op](*(memo[a.uid] for a in t.args))
-    return [memo[r.uid] for r in roots]
+def _same(t: Term) -> Term:
+    return t
+
+
+def substitute(roots: Sequence[Term], mapping: Mapping[str, Any], order: Sequence[Term] | None = None) -> list[Term]:
+    """Replace variables by terms or constants, folding as the graph is rebuilt (the table
+    ``_FOLD``: each operation rebuilt by its folding constructor). ``order``: the graph's
+    :func:`postorder`, when the caller has it."""
+    def leaf(t: Term) -> Term:
+        name = t.args[0]
+        return lift(mapping[name]) if name in mapping else t
+
+    return fold(roots, _FOLD, _same, leaf, order=order)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,19 +488,18 @@ _EVAL: dict[str, Callable[..., Any]] = {
 }
 
 
+def _value(t: Term) -> Any:
+    return t.args[0]
+
+
 def evaluate(roots: Sequence[Term], env: Mapping[str, Any]) -> list[Any]:
-    val: dict[int, Any] = {}
-    for t in postorder(roots):
-        if t.op == "const":
-            val[t.uid] = t.args[0]
-        elif t.op == "var":
-            try:
-                val[t.uid] = env[t.args[0]]
-            except KeyError:
-                raise KeyError(f"no value for model variable {t.args[0]!r}") from None
-        else:
-            val[t.uid] = _EVAL[t.op](*(val[a.uid] for a in t.args))
-    return [val[r.uid] for r in roots]
+    def leaf(t: Term) -> Any:
+        try:
+            return env[t.args[0]]
+        except KeyError:
+            raise KeyError(f"no value for model variable {t.args[0]!r}") from None
+
+    return fold(roots, _EVAL, _value, leaf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,25 +534,27 @@ class _Emitter:
                     self.uses[a.uid] = self.uses.get(a.uid, 0) + 1
 
     def emit(self, roots: Sequence[Term], indent: str = "    ") -> list[str]:
-        for t in postorder(roots):
-            if t.uid in self.expr:
-                continue
-            if t.op == "const":
-                self.expr[t.uid] = repr(t.args[0])
-            elif t.op == "var":
-                name = t.args[0]
-                if name not in self.var_expr:
-                    raise KeyError(f"generated code has no input for model variable {name!r}")
-                self.expr[t.uid] = self.var_expr[name]
-            else:
-                code = _PY[t.op](*(self.expr[a.uid] for a in t.args))
-                if self.uses.get(t.uid, 0) > 1:
-                    local = f"t{t.uid}"
-                    self.lines.append(f"{indent}{local} = {code}")
-                    self.expr[t.uid] = local
-                else:
-                    self.expr[t.uid] = code
-        return [self.expr[r.uid] for r in roots]
+        # the fold of the table _PY; terms already emitted (by an earlier call) are in self.expr
+        def leaf(t: Term) -> str:
+            name = t.args[0]
+            if name not in self.var_expr:
+                raise KeyError(f"generated code has no input for model variable {name!r}")
+            return self.var_expr[name]
+
+        uses, lines = self.uses, self.lines
+
+        def share(t: Term, code: str) -> str:
+            if uses.get(t.uid, 0) > 1:
+                local = f"t{t.uid}"
+                lines.append(f"{indent}{local} = {code}")
+                return local
+            return code
+
+        return fold(roots, _PY, _repr, leaf, self.expr, share=share)
+
+
+def _repr(t: Term) -> str:
+    return repr(t.args[0])
 
 
 def compile_function(
@@ -515,44 +595,40 @@ def compile_function(
 # Interpretation 2: Z3
 
 
+_Z3: dict[str, Callable[..., Any]] = {}   # filled when first needed: only this interpretation imports z3
+
+
+def _z3_table() -> dict[str, Callable[..., Any]]:
+    if not _Z3:
+        import z3
+
+        _Z3.update({
+            "not": z3.Not,
+            "and": z3.And,
+            "or": z3.Or,
+            "ite": z3.If,
+            "eq": lambda a, b: a == b,
+            "lt": lambda a, b: a < b,
+            "le": lambda a, b: a <= b,
+            "add": lambda a, b: a + b,
+            "sub": lambda a, b: a - b,
+        })
+    return _Z3
+
+
 def to_z3(roots: Sequence[Term], env: Mapping[str, Any], memo: dict[int, Any] | None = None) -> list[Any]:
-    """Build Z3 expressions for ``roots``; ``env`` maps variable names to Z3 expressions."""
+    """Build Z3 expressions for ``roots``; ``env`` maps variable names to Z3 expressions.
+    ``memo`` (by ``uid``) keeps the expressions built, for the next call over the same ``env``."""
     import z3  # only the symbolic interpretation needs z3
 
-    memo = {} if memo is None else memo
-    for t in postorder(roots):
-        if t.uid in memo:
-            continue
-        if t.op == "const":
-            v = t.args[0]
-            memo[t.uid] = z3.BoolVal(v) if t.sort == BOOL else z3.IntVal(v)
-            continue
-        if t.op == "var":
-            try:
-                memo[t.uid] = env[t.args[0]]
-            except KeyError:
-                raise KeyError(f"no Z3 value for model variable {t.args[0]!r}") from None
-            continue
-        a = [memo[x.uid] for x in t.args]
-        if t.op == "not":
-            r = z3.Not(a[0])
-        elif t.op == "and":
-            r = z3.And(*a)
-        elif t.op == "or":
-            r = z3.Or(*a)
-        elif t.op == "ite":
-            r = z3.If(a[0], a[1], a[2])
-        elif t.op == "eq":
-            r = a[0] == a[1]
-        elif t.op == "lt":
-            r = a[0] < a[1]
-        elif t.op == "le":
-            r = a[0] <= a[1]
-        elif t.op == "add":
-            r = a[0] + a[1]
-        elif t.op == "sub":
-            r = a[0] - a[1]
-        else:  # pragma: no cover - every op above is listed
-            raise AssertionError(t.op)
-        memo[t.uid] = r
-    return [memo[r.uid] for r in roots]
+    def const_(t: Term) -> Any:
+        v = t.args[0]
+        return z3.BoolVal(v) if t.sort == BOOL else z3.IntVal(v)
+
+    def leaf(t: Term) -> Any:
+        try:
+            return env[t.args[0]]
+        except KeyError:
+            raise KeyError(f"no Z3 value for model variable {t.args[0]!r}") from None
+
+    return fold(roots, _z3_table(), const_, leaf, {} if memo is None else memo)

@@ -122,3 +122,33 @@ def test_digest_is_structural_whatever_the_build_order():
     assert _digest_in_fresh_process("forward", 2)[1] != fwd
     assert digest([ite(and_(eq(a, b), a < c), a + 1, b - 2), eq(b, c)]) != here
     assert digest([eq(b, c), ite(and_(eq(a, b), a < c), a + 1, b - 1)]) != here   # the roots' order counts
+
+
+def test_fold_computes_each_term_once_and_stops_at_its_memo_and_cut():
+    """Every interpretation is one fold: each term's value once, from its arguments' values; a
+    term in the memo (computed by an earlier fold) or in the cut is not entered."""
+    from model.terms import _EVAL, fold, postorder
+
+    x, y = var("fd.x"), var("fd.y")
+    shared = x + y
+    roots = [shared < 3, ite(shared < 3, shared, y - 1)]
+    calls: list[str] = []
+    ops = {op: (lambda op, f: lambda *a: (calls.append(op), f(*a))[1])(op, f) for op, f in _EVAL.items()}
+    env = {"fd.x": 1, "fd.y": 5}
+    leaf = lambda t: env[t.args[0]]  # noqa: E731
+    value = lambda t: t.args[0]  # noqa: E731
+    assert fold(roots, ops, value, leaf) == evaluate(roots, env) == [False, 4]
+    assert calls.count("add") == 1                       # the shared sum, once
+    memo: dict = {}
+    fold([shared], ops, value, leaf, memo)
+    calls.clear()
+    seen: list[str] = []
+    fold(roots, ops, value, lambda t: (seen.append(t.args[0]), leaf(t))[1], memo)
+    assert "add" not in calls and "fd.x" not in seen     # in the memo: not walked again
+    calls.clear()
+    assert fold(roots, ops, value, leaf, cut={shared.uid: 10}) == [False, 4]
+    assert "add" not in calls
+    walked = {t.uid for t in postorder(roots, {shared.uid})}
+    assert shared.uid in walked and x.uid not in walked
+    # share sees every operation's value and keeps what it returns
+    assert fold([shared + 1], ops, value, leaf, share=lambda t, v: v * 10) == [(6 * 10 + 1) * 10]

@@ -25,6 +25,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, get_state_machine_test, 
 from model.events import EVENT_BIT
 from model.machine import Model
 
+from ..hazard import hazard_function
 from ..monitor import Monitor
 from ..registry import Property
 from ..trace import Trace, TraceStep, shrink
@@ -96,32 +97,6 @@ _SETUP = ("dma_buf_export", "dma_buf_fd", "dma_buf_get", "dma_buf_attach", "dma_
 _SETUP_MAX = 14
 
 
-def _hazard_function(model: Model) -> Callable[[tuple], int]:
-    """How close a state is to a coherence failure: cache lines older than the newest value
-    (worse while a CPU bracket is open: the next read is stale), and CPU writes handed off to
-    devices that never reached memory (worse while a device has the buffer mapped)."""
-    o = model.schema.offset
-    sc = model.scope
-    cells = []
-    for b in range(sc.buffers):
-        opened = (o[f"uopen[{b}]"], o[f"kopen[{b}]"])
-        mapped = [(o[f"att_mapped[{a}]"], o[f"att_buf[{a}]"]) for a in range(sc.attachments)]
-        for p in range(sc.pages):
-            cells.append((b, o[f"cache[{b}][{p}]"], o[f"cache_ok[{b}][{p}]"], o[f"wclass[{b}][{p}]"],
-                          opened, mapped))
-
-    def hazard(s: tuple) -> int:
-        h = 0
-        for b, c, ok, w, (uo, ko), mapped in cells:
-            if s[c] and not s[ok]:
-                h += 3 if (s[uo] or s[ko]) else 1
-            if s[w] == 2:
-                h += 3 if any(s[m] and s[ab] == b for m, ab in mapped) else 1
-        return h
-
-    return hazard
-
-
 class _Successors:
     """Per state, the enabled instances split into productive ones (they change the state or set
     an event), by action, and error-only ones; memoised, since runs revisit states a lot."""
@@ -164,7 +139,7 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
     an error. Without that split most random steps would be calls on fds that do not exist.
     """
     instances = model.instances
-    hazard = _hazard_function(model)
+    hazard = hazard_function(model)   # properties/hazard.py: near a coherence failure
     succ = run.successors if run.successors is not None else _Successors(model)
     run.successors = succ
     fast = mon.fast

@@ -26,7 +26,7 @@ import numpy as np
 
 from model.events import EVENT_BIT
 from model.machine import Model
-from model.terms import _FOLD, FALSE, Term, lift, not_, postorder, substitute
+from model.terms import FALSE, Term, fold, not_, postorder, substitute
 
 from ..registry import Property
 
@@ -51,67 +51,55 @@ _MAX_NESTING = 24     # operations nested in one generated expression before a l
 def _emit(roots: Sequence[Term], var_expr: dict[str, str], lines: list[str],
           shared: set[int] | frozenset[int] = frozenset(), prologue: bool = True) -> list[str]:
     """Append numpy code computing the term graph ``roots`` to ``lines``; return the roots'
-    expressions. An operation used once is nested in its user's expression, one used more often
-    (or nested too deep) is computed once into a local. An operation in ``shared`` (one that
-    other generated functions compute too) is read from the block's memo instead, ``T[uid]``
-    (:class:`Memo`), which computes it when it does not hold it: its arguments are not walked
-    here. ``prologue``: the function gets ``T`` from ``C`` itself."""
-    order = _postorder_cut(roots, shared)
+    expressions (:func:`model.terms.fold` of the table ``_NP``). An operation used once is nested
+    in its user's expression, one used more often (or nested too deep) is computed once into a
+    local. An operation in ``shared`` (one that other generated functions compute too) is read
+    from the block's memo instead, ``T[uid]`` (:class:`Memo`), which computes it when it does not
+    hold it: its arguments are not walked here. ``prologue``: the function gets ``T`` from ``C``
+    itself."""
+    order = postorder(roots, shared)
     uses: Counter[int] = Counter(r.uid for r in roots)
     for t in order:
         if t.op not in ("const", "var") and t.uid not in shared:
             uses.update(a.uid for a in t.args)
-    expr: dict[int, str] = {}
-    depth: dict[int, int] = {}
+    depth: dict[int, int] = {}          # operations nested in a term's expression (leaves: 0)
     memo = False
-    for t in order:
-        if t.op == "const":
-            expr[t.uid], depth[t.uid] = repr(t.args[0]), 0
-            continue
-        if t.op == "var":
-            try:
-                expr[t.uid], depth[t.uid] = var_expr[t.args[0]], 0
-            except KeyError:
-                raise KeyError(f"vectorised code has no input for model variable {t.args[0]!r}") from None
-            continue
+
+    def leaf(t: Term) -> str:
+        try:
+            return var_expr[t.args[0]]
+        except KeyError:
+            raise KeyError(f"vectorised code has no input for model variable {t.args[0]!r}") from None
+
+    def share(t: Term, e: str) -> str:
+        nonlocal memo
         if t.uid in shared:
-            e, d = f"T[{t.uid}]", 0
+            d = 0
             memo = True
         else:
-            e = _NP[t.op](*(expr[a.uid] for a in t.args))
-            d = 1 + max(depth[a.uid] for a in t.args)
+            d = 1 + max(depth.get(a.uid, 0) for a in t.args)
         if uses[t.uid] > 1 or d > _MAX_NESTING:
             lines.append(f"    t{t.uid} = {e}")
             e, d = f"t{t.uid}", 0
-        expr[t.uid], depth[t.uid] = e, d
+        depth[t.uid] = d
+        return e
+
+    reads = shared if isinstance(shared, _MemoReads) else _MemoReads(shared)
+    out = fold(roots, _NP, _repr, leaf, order=order, cut=reads, share=share)
     if prologue and memo:
         lines.insert(0, "    T = C.memo(_F)")
-    return [expr[r.uid] for r in roots]
+    return out
 
 
-def _postorder_cut(roots: Sequence[Term], cut: set[int] | frozenset[int]) -> list[Term]:
-    """Like :func:`model.terms.postorder`, without walking into the arguments of terms in ``cut``."""
-    order: list[Term] = []
-    seen: set[int] = set()
-    for root in roots:
-        if root.uid in seen:
-            continue
-        stack: list[tuple[Term, bool]] = [(root, False)]
-        while stack:
-            t, done = stack.pop()
-            if done:
-                order.append(t)
-                continue
-            if t.uid in seen:
-                continue
-            seen.add(t.uid)
-            stack.append((t, True))
-            if t.uid in cut:
-                continue
-            for a in t.args:
-                if isinstance(a, Term) and a.uid not in seen:
-                    stack.append((a, False))
-    return order
+def _repr(t: Term) -> str:
+    return repr(t.args[0])
+
+
+class _MemoReads(frozenset):
+    """The shared operations, each read from the block's memo: ``reads[uid] == "T[uid]"``."""
+
+    def __getitem__(self, uid: int) -> str:
+        return f"T[{uid}]"
 
 
 class Columns:
@@ -277,7 +265,7 @@ class VecModel:
             # one substitution for all of them, in the order of their terms' graph walked once
             # per action: terms are hash-consed, so each property's specialised term is the same
             # as substituted alone
-            specialised = _substitute_walked(order, [term for _, term in mine], env)
+            specialised = substitute([term for _, term in mine], env, order=order)
             checks = []
             for (p, _), c in zip(mine, specialised):
                 fires_when = not p.target_is_bad
@@ -321,7 +309,7 @@ class _Source:
         for t in order:
             if t.op not in ("const", "var"):
                 uses.update(a.uid for a in t.args)
-        shared = {t.uid for t in order if t.op not in ("const", "var") and uses[t.uid] > 1}
+        shared = _MemoReads(t.uid for t in order if t.op not in ("const", "var") and uses[t.uid] > 1)
         parts = []
         for name, roots, ret in self.funcs:
             lines: list[str] = []
@@ -355,15 +343,3 @@ def _state_fn(p: Property, model: Model, src: _Source) -> str:
     (t,) = substitute([p.term(model.schema)], model.knob_env)
     return src.add("prop_" + p.id.replace("-", "_"), [not_(t) if p.target_is_bad else t])
 
-
-def _substitute_walked(order: list[Term], roots: Sequence[Term], mapping: dict[str, Any]) -> list[Term]:
-    """:func:`model.terms.substitute` of ``roots``, whose graph ``order`` is (``postorder``)."""
-    memo: dict[int, Term] = {}
-    for t in order:
-        if t.op == "var":
-            memo[t.uid] = lift(mapping[t.args[0]]) if t.args[0] in mapping else t
-        elif t.op == "const":
-            memo[t.uid] = t
-        else:
-            memo[t.uid] = _FOLD[t.op](*(memo[a.uid] for a in t.args))
-    return [memo[r.uid] for r in roots]
