@@ -26,32 +26,32 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 bench: $(STAMP)
-	$(BIN)/python -m properties.bench
+	$(BIN)/python -m properties.bench.speed
 
 # Figures of campaigns at scale (docs/scale.md): speed-up with jobs, Dask overhead per shard.
 bench-scale: $(STAMP)
-	$(BIN)/python -m properties.bench_scale
+	$(BIN)/python -m properties.bench.scale
 
 # Figures of the explicit-state engine (docs/explicit.md): states/s, memory, growth with the scope,
 # every catalog policy's whole tiny graph.
 bench-explicit: $(STAMP)
-	$(BIN)/python -m properties.bench_explicit --catalog --json reports/bench-explicit.json
+	$(BIN)/python -m properties.bench.explicit --catalog --json reports/bench-explicit.json
 
 # Figures of the Z3 engine (docs/z3.md): depth per property within a budget, induction and
 # synthesis times.
 bench-z3: $(STAMP)
-	$(BIN)/python -m properties.bench_z3 --json reports/bench-z3.json
+	$(BIN)/python -m properties.bench.z3 --json reports/bench-z3.json
 
-# Checker power (properties/bench_power.py): on 200 buggy policies (single-knob changes of the real
+# Checker power (properties/bench/power.py): on 200 buggy policies (single-knob changes of the real
 # drivers and reference, random two- and three-knob changes), the fraction of the ground truth's
 # violations (exhaustive search of tiny, cached in .cache/power) each engine and the default
 # campaign find on small. Hours of CPU the first time.
 bench-power: $(STAMP)
-	$(BIN)/python -m properties.bench_power --json reports/bench-power.json
+	$(BIN)/python -m properties.bench.power --json reports/bench-power.json
 
 # Redis server for the shared example database and its tests (Debian package; needs root).
 scale-setup:
-	sh properties/scale_setup.sh
+	sh properties/runs/scale_setup.sh
 
 # QEMU and the tools the real-kernel conformance test needs (Debian packages; needs root).
 conform-setup:

@@ -8,27 +8,27 @@ explicit engine run).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
 from typing import Any, Iterable, Sequence
 
 from .actions import ACTIONS, ActionSpec
-from .constants import errno_name
-from .events import EVENT_BIT, EVENTS
-from .policy import REVISIONS, ExporterPolicy, knob_vars
+from .constants import DIRECTIONS, errno_name, sync_flags_name
+from .events import EVENTS, EVENT_BIT
+from .policy import ExporterPolicy, REVISIONS, knob_vars
 from .scope import Scope, get_scope
 from .state import Schema
 from .step import Knobs, Step
-from .terms import FALSE, Term, compile_function, const, evaluate, ite, lift, substitute
+from .terms import (FALSE, Term, compile_function, const, digest as terms_digest, evaluate, ite, lift,
+                    substitute)
 
 __all__ = ["Instance", "TransitionTerms", "Model", "transition_terms", "instances_for", "format_call"]
 
 
 def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
     """``dma_buf_kmap(buf=0, page=1)``, with kernel constant names for directions and flags."""
-    from .constants import DIRECTIONS, sync_flags_name
-
     dirs = {v: k for k, v in DIRECTIONS.items()}
     parts = []
     for k, v in args:
@@ -155,10 +155,6 @@ class Model:
         policies whose knob values fold to the same terms get the same digest; the policy's
         name, description and declared breaks do not enter it."""
         if getattr(self, "_digest", None) is None:
-            import hashlib
-
-            from .terms import digest as terms_digest
-
             folded = substitute([o for t in self.terms for o in t.outputs()], self.knob_env)
             h = hashlib.sha256(repr((
                 [str(i) for i in self.instances],

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .events import EVENT_BIT
+from .policy import KNOBS
 from .scope import Scope
 from .state import NextState, SymState
 from .terms import FALSE, TRUE, Term, and_, ite, lift, or_
@@ -52,8 +53,6 @@ class Knobs:
             raise AttributeError(f"no exporter knob {name!r}") from None
 
     def is_(self, name: str, choice: str) -> Term:
-        from .policy import KNOBS
-
         return self._terms[name] == KNOBS[name].choices.index(choice)
 
 

@@ -15,7 +15,7 @@ from model.derived import reads_term
 from model.state import FENCE_EXCL, FENCE_NONE
 from model.terms import and_, eq, implies, ite, lt, not_, or_
 
-from .registry import Property
+from .property import Property
 
 V4_11 = ("v4.11",)   # sentences the v5.12 documentation deleted or reworded (corpus §6.2)
 

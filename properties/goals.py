@@ -1,6 +1,6 @@
 """Obligations that must always remain dischargeable: the goals of the stuck-state analysis.
 
-A *goal* is a pair of state predicates in the property vocabulary (``properties.registry.StateView``),
+A *goal* is a pair of state predicates in the property vocabulary (``properties.property.StateView``),
 citing the claims it comes from like every property: ``pending`` (an obligation is open) and
 ``done`` (it is discharged). A reachable state where the obligation is pending and from which no
 path reaches a state where it is done is *stuck* (``properties.engines.stuck``): no single state is
@@ -22,7 +22,7 @@ from typing import Callable
 from model.state import LIFE_LIVE, LIFE_RELEASED
 from model.terms import Term, and_, eq, or_
 
-from .registry import StateView
+from .property import StateView
 
 __all__ = ["Goal", "GOALS", "goals_for_scope"]
 

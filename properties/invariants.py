@@ -21,7 +21,7 @@ from __future__ import annotations
 from model.state import FENCE_NONE, LIFE_UNEXPORTED
 from model.terms import and_, eq, implies, not_, or_
 
-from .registry import Property
+from .property import Property
 
 __all__ = ["PROPERTIES"]
 

@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from .catalog import by_claim
-from .registry import Property
+from .index import by_claim
+from .property import Property
 from .verdict import Verdict
 
 __all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from model.derived import pinned
 from model.terms import and_, any_of, eq, implies, ite, not_
 
-from .registry import Property
+from .property import Property
 
 V4_11 = ("v4.11",)   # the kmap family and the FIXME are gone at v5.12 (corpus §6.1, §6.2)
 

@@ -22,7 +22,7 @@ from model.constants import ERRNO
 from model.derived import device_mapped, device_pinned
 from model.terms import and_, eq, implies, le, lt, not_, or_
 
-from .registry import Property
+from .property import Property
 
 __all__ = ["PROPERTIES", "LATER"]
 

@@ -9,7 +9,7 @@ from model.derived import device_mapped, total_refs
 from model.state import LIFE_LIVE, LIFE_RELEASED
 from model.terms import and_, eq, implies, le, not_
 
-from .registry import Property
+from .property import Property
 
 __all__ = ["PROPERTIES"]
 

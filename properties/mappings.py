@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from model.terms import and_, not_
 
-from .registry import Property
+from .property import Property
 
 __all__ = ["PROPERTIES"]
 

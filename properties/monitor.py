@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from model.machine import Model
-
 from model.terms import compile_function, substitute, var
 
-from .registry import Property, compile_properties, policy_terms, step_var_expr
+from .property import Property, compile_properties, policy_terms, step_var_expr
 
 __all__ = ["Monitor", "Replayed", "fired_along"]
 

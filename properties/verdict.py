@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .registry import Property
+from .property import Property
 from .trace import Trace
 
 __all__ = ["Verdict", "VERDICTS", "make_verdict"]

@@ -9,7 +9,7 @@ from model.actions import ACTIONS
 from model.state import LIFE_LIVE
 from model.terms import and_, eq, ge, not_
 
-from .registry import Property
+from .property import Property
 
 __all__ = ["PROPERTIES", "ACTION_CLAIMS"]
 

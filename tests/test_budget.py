@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from properties.scale import format_duration, parse_duration
+from properties.runs.scale import format_duration, parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -69,8 +69,8 @@ def test_reports_are_written_atomically_with_ordinary_permissions(tmp_path):
     (``tempfile.mkstemp`` alone would make it owner-only)."""
     import os
 
-    from properties.atomic import write_text_atomic
-    from properties.campaign import write_report
+    from properties.report.atomic import write_text_atomic
+    from properties.report.atomic import write_report
 
     old = os.umask(0o022)
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from properties.cli_conform import build_traces, conform_kernel, format_table
+from properties.cli.conform import build_traces, conform_kernel, format_table
 from properties.conform import GuestError, guest
 from properties.conform.compare import load_known
-from properties.litmus import LIBRARY
+from properties.scenarios.litmus import LIBRARY
 
 pytestmark = pytest.mark.qemu
 

@@ -9,7 +9,7 @@ from model.machine import Model
 from properties.conform.protocol import write_batch
 from properties.conform.translate import (ANY_VALUE, POLICY_OF, TranslateError, litmus_traces,
                                           outcome_matches, random_traces, translate, write_value)
-from properties.litmus import LIBRARY
+from properties.scenarios.litmus import LIBRARY
 
 CREATE = [("dma_buf_export", {"buf": 0}), ("dma_buf_fd", {"buf": 0})]
 

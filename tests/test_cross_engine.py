@@ -6,7 +6,7 @@ within its depth, and Hypothesis's shrunk traces are never shorter than the shor
 The fast test runs on a reduced omapdrm in a one-of-everything scope (4,453 states, whole graph)
 with a fifth of a campaign's Hypothesis budget;
 the catalog on ``tiny`` takes tens of minutes (docs/explicit.md has its table, from
-``python -m properties.bench_explicit --cross``) and runs here with ``DMABUF_SLOW_TESTS=1``.
+``python -m properties.bench.explicit --cross``) and runs here with ``DMABUF_SLOW_TESTS=1``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from model.catalog import CATALOG
 from model.scope import Scope
-from properties.bench_explicit import compare_engines, cross_engine
+from properties.bench.explicit import compare_engines, cross_engine
 
 MICRO = Scope("micro", buffers=1, pages=1, fds=1, vmas=1, attachments=1, refs=1)
 
@@ -46,7 +46,7 @@ def test_three_engines_agree_on_a_whole_graph():
 
 def test_compare_engines_reports_each_kind_of_disagreement():
     from model.machine import Model
-    from properties.catalog import PROPERTIES
+    from properties.index import PROPERTIES
     from properties.engines.explicit import Budget, check
 
     model = Model(CATALOG["omapdrm"], "tiny")
@@ -101,13 +101,13 @@ def test_three_engines_agree_on_tiny(policy):
     assert missed == HYPOTHESIS_MISSES.get(policy, set())
 
 
-# --- coverage of a Hypothesis campaign (properties.coverage) -----------------------------------
+# --- coverage of a Hypothesis campaign (properties.runs.coverage) -----------------------------------
 
 def test_campaign_coverage_counts_against_the_whole_graph(monkeypatch):
-    import properties.coverage as coverage
+    import properties.runs.coverage as coverage
     from model.machine import Model
-    from properties.campaign import format_table, run_campaign
-    from properties.coverage import measure
+    from properties.runs.campaign import format_table, run_campaign
+    from properties.runs.coverage import measure
     from properties.engines.explicit import explore
 
     pol = dataclasses.replace(CATALOG["omapdrm"].with_knobs(has_mmap=False, has_kmap=False, has_kmap_atomic=False),
@@ -137,11 +137,11 @@ def test_shortest_makes_every_hypothesis_trace_a_shortest_one():
     still fires its property; omapdrm's headline P-KMAP-PINNED comes down to 5 steps on tiny."""
     from model.catalog import CATALOG
     from model.machine import Model
-    from properties.campaign import shorten_verdicts
-    from properties.catalog import PROPERTIES
+    from properties.runs.campaign import shorten_verdicts
+    from properties.index import PROPERTIES
     from properties.engines.explicit import shortest_trace
     from properties.engines.hypothesis_engine import run_hypothesis
-    from properties.catalog import get_property
+    from properties.index import get_property
     from properties.monitor import Monitor
     from properties.trace import replay
 

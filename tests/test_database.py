@@ -1,4 +1,4 @@
-"""The example database (properties.database): a counterexample found is stored and replayed
+"""The example database (properties.runs.database): a counterexample found is stored and replayed
 first on the next run, in a directory and through a real Redis server on loopback (started and
 stopped here; ``make scale-setup`` installs Debian's redis-server)."""
 import os
@@ -15,9 +15,9 @@ import pytest
 from model.catalog import CATALOG
 from model.machine import Model
 from model.scope import SCOPES
-from properties.catalog import PROPERTIES
+from properties.index import PROPERTIES
 from properties.cli import main
-from properties.database import DatabaseError, KeepFailures, database_key, open_database
+from properties.runs.database import DatabaseError, KeepFailures, database_key, open_database
 from properties.engines.hypothesis_engine import run_hypothesis
 
 ROOT = Path(__file__).resolve().parents[1]

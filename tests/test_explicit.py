@@ -20,11 +20,11 @@ import pytest
 from model.catalog import CATALOG
 from model.machine import Model
 from model.scope import Scope
-from properties.catalog import PROPERTIES
+from properties.index import PROPERTIES
 from properties.engines.explicit import Budget, GraphTooLarge, check, explore, verdicts
 from properties.engines.symmetry import Symmetry, SymmetryError
 from properties.monitor import Monitor
-from properties.registry import Property
+from properties.property import Property
 
 MICRO = Scope("micro", buffers=1, pages=1, fds=1, vmas=1, attachments=1, refs=1)
 MICRO2 = Scope("micro2", buffers=1, pages=1, fds=2, vmas=1, attachments=1, refs=1)
@@ -371,7 +371,7 @@ def test_unused_helpers_are_deterministic():
 
 
 def test_shortest_trace_stops_at_the_first_level_it_fires():
-    from properties.catalog import get_property
+    from properties.index import get_property
     from properties.engines.explicit import shortest_trace
 
     model = Model(CATALOG["i915"], "tiny")

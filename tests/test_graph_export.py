@@ -11,8 +11,8 @@ from model.catalog import CATALOG
 from model.machine import Model
 from properties.cli import main
 from properties.engines.explicit import Budget, GraphTooLarge, explore
-from properties.graph_export import LIMITS, format_for, to_dot, write_graph
-from properties.itf import write_itf
+from properties.report.graph_export import LIMITS, format_for, to_dot, write_graph
+from properties.scenarios.itf import write_itf
 from properties.trace import replay
 
 

@@ -6,7 +6,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from model import CATALOG, Model
 from model.catalog import BROKEN, MUTANTS
-from properties.catalog import PROPERTIES, by_claim
+from properties.index import PROPERTIES, by_claim
 from properties.claims import load_claims
 from properties.engines.hypothesis_engine import _Run, make_machine, run_hypothesis
 from properties.monitor import Monitor

@@ -9,13 +9,13 @@ import pytest
 from model.catalog import CATALOG
 from model.machine import Model
 from model.policy import load_policy_file
-from properties.itf import (ACTION_TAKEN, NONDET_PICKS, ItfError, Variant, decode, dumps, encode, loads,
+from properties.scenarios.itf import (ACTION_TAKEN, NONDET_PICKS, ItfError, Variant, decode, dumps, encode, loads,
                             read_itf, to_itf, trace_filename, write_itf, write_verdict_traces)
-from properties.litmus import LIBRARY, LitmusRunner, load_litmus
-from properties.replay_cmd import replay_itf
+from properties.scenarios.litmus import LIBRARY, LitmusRunner, load_litmus
+from properties.scenarios.replay import replay_itf
 from properties.trace import replay
 from properties.verdict import make_verdict
-from properties.catalog import get_property
+from properties.index import get_property
 
 
 def _run(name: str):

@@ -10,7 +10,7 @@ from model.constants import DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_FROM_DEVICE
 from model.machine import Model
 from properties.claims import NOT_MODELLED, load_claims
 from properties.cli import main
-from properties.litmus import LIBRARY, LitmusError, LitmusRunner, collect, load_litmus, parse_step
+from properties.scenarios.litmus import LIBRARY, LitmusError, LitmusRunner, collect, load_litmus, parse_step
 
 FILES = collect([LIBRARY])
 

@@ -8,7 +8,7 @@ import time
 import nbformat
 import pytest
 
-from properties.run_notebooks import NOTEBOOKS, execute, notebooks
+from properties.cli.notebooks import NOTEBOOKS, execute, notebooks
 
 ALL = notebooks()
 _LOGIC = re.compile(r"^\s*(def|class|for|while|if|with|try)\b|\blambda\b", re.M)

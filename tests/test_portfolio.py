@@ -7,7 +7,7 @@ import pytest
 from model.catalog import CATALOG
 from model.machine import Model
 from model.policy import ExporterPolicy
-from properties.catalog import PROPERTIES, get_property
+from properties.index import PROPERTIES, get_property
 from properties.cli import main
 from properties.engines.interface import Budget
 from properties.engines.portfolio import DEFAULT_BUDGET, PortfolioEngine

@@ -1,4 +1,4 @@
-"""Checker power (properties.bench_power): the default campaign's engine finds every ground-truth
+"""Checker power (properties.bench.power): the default campaign's engine finds every ground-truth
 violation of a sample of buggy policies that no engine was tuned on."""
 import dataclasses
 import functools
@@ -7,14 +7,14 @@ from pathlib import Path
 
 from model.catalog import CATALOG
 from model.scope import get_scope
-from properties.bench_power import FOUND_KINDS, REVISION, SAMPLE_MAX_STATES, SCOPE, digests, variant
-from properties.catalog import PROPERTIES
+from properties.bench.power import FOUND_KINDS, REVISION, SAMPLE_MAX_STATES, SCOPE, digests, variant
+from properties.index import PROPERTIES
 from properties.engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
 from properties.runs.runner import plan_per_exporter, run
 from properties.runs.workers import LocalWorkers
 
 SAMPLE = Path(__file__).parent / "data" / "power_sample.json"
-REWRITE = "python -m properties.bench_power --write-sample tests/data/power_sample.json"
+REWRITE = "python -m properties.bench.power --write-sample tests/data/power_sample.json"
 
 # The default campaign's exhaustive stage as it is; Z3 and Hypothesis cut down to seconds.
 REDUCED = dataclasses.replace(DEFAULT_BUDGET, depth=2, examples=10, steps=10, rounds=1)

@@ -3,9 +3,9 @@ property is well formed and compiles for every policy, every action has a witnes
 import pytest
 
 from model import ACTIONS, CATALOG, Model
-from properties.catalog import PROPERTIES
+from properties.index import PROPERTIES
 from properties.claims import NOT_MODELLED, load_claims
-from properties.registry import compile_properties
+from properties.property import compile_properties
 
 
 def test_every_v411_claim_is_covered_or_listed_as_not_modelled():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from properties.cli import main
-from properties.itf import dumps, read_itf, to_itf
-from properties.litmus import LIBRARY, LitmusRunner, load_litmus
+from properties.scenarios.itf import dumps, read_itf, to_itf
+from properties.scenarios.litmus import LIBRARY, LitmusRunner, load_litmus
 
 NOTEBOOK_TRACES = Path(__file__).resolve().parent.parent / "notebooks" / "traces"
 

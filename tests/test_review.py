@@ -13,11 +13,11 @@ from model.catalog import CATALOG
 from model.scope import SCOPES
 from properties.claims import NOT_MODELLED, load_claims
 from properties.cli import main
-from properties.itf import read_itf
-from properties.replay_cmd import replay_itf
+from properties.scenarios.itf import read_itf
+from properties.scenarios.replay import replay_itf
 from properties.engines.interface import GUARANTEES
-from properties.review import DEFAULT_ENGINES, ReviewConfig, TraceRef, collect, findings
-from properties.review_render import anchor, build, to_html, to_markdown, write_review
+from properties.report.review import DEFAULT_ENGINES, ReviewConfig, TraceRef, collect, findings
+from properties.report.review_render import anchor, build, to_html, to_markdown, write_review
 
 EXPORTERS = ("omapdrm", "i915", "broken-kmap-unpinned", "reference")
 
@@ -155,8 +155,8 @@ def test_explicit_engine_under_a_state_budget():
 def test_a_bounded_miss_is_beyond_the_bound_only_below_another_engines_trace():
     """Z3's `holds` to depth k is not a mismatch when another engine's shortest trace is longer
     than k; it is when that trace is within k (Z3 should have found it), or when Z3 proved it."""
-    from properties.catalog import get_property
-    from properties.review import _beyond_bound
+    from properties.index import get_property
+    from properties.report.review import _beyond_bound
     from properties.verdict import make_verdict
 
     p = get_property("P-BEGIN-COHERENT")
@@ -184,7 +184,7 @@ def portfolio_small(tmp_path_factory):
 
 
 def test_the_portfolio_is_the_default_engine_and_its_verdicts_say_what_they_cover(portfolio_small):
-    from properties.review import _main_engine
+    from properties.report.review import _main_engine
 
     assert DEFAULT_ENGINES == ("portfolio", "synthesis", "arith") and ReviewConfig().engines == DEFAULT_ENGINES
     data, out, paths = portfolio_small

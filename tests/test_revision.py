@@ -6,7 +6,7 @@ import pytest
 from model import CATALOG, Model
 from model.actions import ACTIONS
 from model.constants import ERRNO
-from properties.catalog import PROPERTIES
+from properties.index import PROPERTIES
 from properties.claims import load_claims
 from properties.engines.hypothesis_engine import run_hypothesis
 from properties.claims import CHANGES, CLAIM_REVISIONS

@@ -1,14 +1,14 @@
-"""Shards (properties.shards) and the runner (properties.runs.runner): the plan, a merge that
+"""Shards (properties.runs.shards) and the runner (properties.runs.runner): the plan, a merge that
 ignores the order in which shards finish, and a campaign report that does not depend on the number
 of workers."""
 import random
 
 from model.catalog import CATALOG
 from model.scope import SCOPES
-from properties.campaign import run_campaign
+from properties.runs.campaign import run_campaign
 from properties.engines.interface import EngineResult
 from properties.runs.runner import TaskResult
-from properties.shards import merge, plan, slot_seed
+from properties.runs.shards import merge, plan, slot_seed
 from properties.trace import Trace, TraceStep
 from properties.verdict import Verdict
 

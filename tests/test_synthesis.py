@@ -4,7 +4,7 @@ import json
 import pytest
 
 from model.machine import Model
-from properties.catalog import get_property
+from properties.index import get_property
 from properties.cli import main
 from properties.engines.synthesis import (EXCLUDED_KNOBS, KMAP_USERS, _fired, fixme_query, synthesize,
                                           synthesize_claims)

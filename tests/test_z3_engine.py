@@ -9,12 +9,12 @@ import z3
 from model.catalog import CATALOG
 from model.machine import Model
 from model.terms import not_
-from properties.catalog import PROPERTIES, get_property
+from properties.index import PROPERTIES, get_property
 from properties.cli import main
 from properties.engines import z3_engine as ze
 from properties.engines.hypothesis_engine import run_hypothesis
 from properties.monitor import Monitor
-from properties.registry import Property
+from properties.property import Property
 from properties.trace import replay
 
 CORE_ALWAYS = [p.id for p in PROPERTIES if p.party == "core" and p.kind == "always" and "v4.11" in p.revisions]

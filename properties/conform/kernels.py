@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import gzip
 import json
 import lzma
 import os
@@ -214,8 +215,6 @@ def _module_bytes(path: Path) -> bytes:
     if path.name.endswith(".zst"):
         return subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
     if path.name.endswith(".gz"):
-        import gzip
-
         return gzip.decompress(data)
     return data
 

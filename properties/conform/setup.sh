@@ -17,7 +17,7 @@ if [ -z "$need" ]; then
 fi
 
 # shellcheck disable=SC2086
-sh "$(dirname "$0")/../apt_install.sh" conform-setup $need
+sh "$(dirname "$0")/../runs/apt_install.sh" conform-setup $need
 command -v qemu-system-x86_64 >/dev/null 2>&1 || {
     echo "conform-setup: qemu-system-x86_64 still missing after install" >&2
     exit 1

@@ -60,6 +60,8 @@ from model.events import EVENT_BIT
 from model.machine import Model, format_call
 from model.scope import SCOPES
 
+from ..scenarios.litmus import LitmusError, collect, load_litmus
+
 __all__ = [
     "USERSPACE_ACTIONS",
     "POLICY_OF",
@@ -455,7 +457,7 @@ def random_traces(
 
 
 # --------------------------------------------------------------------------------------
-# litmus files (docs/interface.md, "Litmus files"; read by properties.litmus)
+# litmus files (docs/interface.md, "Litmus files"; read by properties.scenarios.litmus)
 
 
 def _is_userspace(action: str) -> bool:
@@ -477,8 +479,6 @@ def litmus_traces(
     actions, or its revision is not ``revision`` when given). A file that cannot be read, parsed
     or translated raises TranslateError naming it.
     """
-    from ..litmus import LitmusError, collect, load_litmus
-
     try:
         files = collect(paths)
     except LitmusError as e:

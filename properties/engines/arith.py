@@ -38,10 +38,12 @@ from typing import Any, Callable
 
 import z3
 
+from model.catalog import CATALOG
 from model.constants import ERRNO
 from model.machine import Model
-from model.catalog import CATALOG
 from model.scope import SCOPES, Scope
+
+from ..trace import replay
 
 __all__ = ["PAGE_SHIFT", "ArithFinding", "userspace_rejects", "dma_buf_mmap", "check_all", "model_agreement"]
 
@@ -140,8 +142,6 @@ def model_agreement(scope: Scope, revision: str = "v4.11", policy: str = "refere
     scope, run on a state with an open fd and a free mapping slot, under ``policy``), against
     the bit-precise check with ``size = pages << PAGE_SHIFT``: they agree on every input of the
     scope."""
-    from ..trace import replay
-
     model = Model(CATALOG[policy], scope, revision)
     # a state with an open fd of buffer 0 and every mapping slot free, reached through the API
     state = replay(model, [("dma_buf_export", {"buf": 0}), ("dma_buf_fd", {"buf": 0})]).states()[-1]

@@ -1,5 +1,5 @@
 """The explicit-state engine: breadth-first enumeration of every reachable state of a scope, with
-every property checked on every reachable state and transition (DESIGN.md, "three engines").
+every property checked on every reachable state and transition (docs/design.md, "three engines").
 
 The search is level by level; a level's whole frontier is expanded at once by the numpy
 interpretation of the transitions (:mod:`properties.engines.vectorize`), deduplicated by packed
@@ -9,7 +9,7 @@ its BFS parent and the instance that reached it, so a counterexample is a shorte
 initial state; it is replayed on the compiled model (:func:`properties.trace.replay`) and
 confirmed by the Python monitor before it is reported.
 
-Verdicts (DESIGN.md point 7): an ``always``/``step`` property ``holds`` when it was checked on all
+Verdicts (docs/design.md point 7): an ``always``/``step`` property ``holds`` when it was checked on all
 N reachable states (all T transitions) and never failed; an ``undefined`` target that is never
 reached ``holds`` (is unreachable) likewise; a ``witness`` that is never reached is ``violated``
 (the whole space has no such state, so the model cannot do it). A search cut short by its budget
@@ -26,20 +26,23 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from model.machine import Model
 
 from ..monitor import Monitor
-from ..registry import Property
+from ..property import Property
 from ..trace import Trace, TraceStep
 from ..verdict import Verdict, make_verdict
+from .interface import Budget as EngineBudget, EngineResult
+from .stuck import find_stuck
 from .symmetry import KeyPacker, Symmetry
 from .vectorize import VecModel, VecProperty, columns
 
-__all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "shortest_trace", "GraphTooLarge"]
+__all__ = ["Budget", "StateSpace", "Finding", "explore", "check", "verdicts", "shortest_trace", "GraphTooLarge",
+           "ExplicitEngine"]
 
 _CHUNK = 1 << 16          # enabled rows of an instance whose step checks were recorded together
 _FRONTIER_CHUNK = 1 << 18  # frontier states decoded and expanded at once
@@ -224,8 +227,6 @@ class StateSpace:
         with ``state_attrs`` one attribute per state field); edges carry ``action``, ``args``
         (``"buf=0, page=1"``), ``call`` and ``ret``. ``nodes`` restricts it to the subgraph
         those states induce. Refuses (:class:`GraphTooLarge`) above ``max_edges`` edges."""
-        import networkx as nx
-
         if nodes is not None:
             keep = np.zeros(self.n_states, bool)
             keep[np.fromiter(nodes, dtype=np.int64)] = True
@@ -237,6 +238,8 @@ class StateSpace:
         if max_edges is not None and len(sel) > max_edges:
             raise GraphTooLarge(f"the graph has {len(sel)} edges ({len(node_ids)} states), more than "
                                 f"the limit of {max_edges} for a networkx graph")
+        import networkx as nx  # heavy (0.13 s to import): the search does not need it, graph export does
+
         g = nx.DiGraph(scope=self.model.scope.name, exporter=self.model.policy.name,
                        revision=self.model.revision, symmetry=self.symmetry, complete=self.complete)
         names = self.model.schema.names
@@ -1014,3 +1017,31 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
         return space.trace_to(f.state, f.instance), "shortened"
     covered = space.complete or space.stopped.startswith("depth budget")
     return trace, "shortest" if covered else "unconfirmed"
+
+
+# --- the engine interface ------------------------------------------------------------------------
+# every reachable state of the model's scope behind properties.engines.interface, and, on a
+# complete graph, the stuck states (properties.engines.stuck)
+
+@dataclass(frozen=True)
+class ExplicitEngine:
+    """``symmetry``: merge states that differ only in interchangeable slots; ``keep_edges``:
+    keep the graph's edges (graph export, stuck states); ``stuck``: look for stuck states once the
+    graph is complete (``extras["stuck"]``). The budget's ``states``, ``seconds``, ``depth`` and
+    ``memory`` bound the search; a cut search says ``unknown`` for what it did not find."""
+
+    symmetry: bool = False
+    keep_edges: bool = True
+    stuck: bool = False
+    name: ClassVar[str] = "explicit"
+
+    def check(self, model: Model, props: Sequence[Property], budget: EngineBudget,
+              progress: Callable[[str], None] | None = None) -> EngineResult:
+        started = time.monotonic()
+        space, verdicts = check(model, props, symmetry=self.symmetry, budget=budget, progress=progress,
+                                keep_edges=self.keep_edges or self.stuck)
+        extras = {}
+        if self.stuck and space.complete and not (space.symmetry and model.scope.buffers > 1):
+            extras["stuck"] = find_stuck(space)
+        return EngineResult(self.name, model.policy.name, model.scope.name, model.revision, verdicts,
+                            time.monotonic() - started, space.summary(), extras, space)

@@ -27,10 +27,11 @@ from model.machine import Model
 
 from ..hazard import hazard_function
 from ..monitor import Monitor
-from ..registry import Property
+from ..property import Property
 from ..trace import Trace, TraceStep, shrink
 from ..verdict import Verdict, make_verdict
 from .interface import Budget, EngineResult
+from ..runs.database import database_key as key_of, database_key, open_database
 
 __all__ = ["run_hypothesis", "PropertyViolation", "make_machine", "HypothesisEngine"]
 
@@ -244,8 +245,8 @@ def _no_local_constants() -> None:
     seen here as different campaign reports for the same seed). Our draws are rule and instance
     indices, for which literals in our source mean nothing: turn that off, once per process."""
     try:
-        from hypothesis.internal.conjecture import providers
-        from hypothesis.internal.constants_ast import Constants
+        from hypothesis.internal.conjecture import providers  # optional: Hypothesis internals, not in every version
+        from hypothesis.internal.constants_ast import Constants  # optional: as above (ImportError below)
     except ImportError:  # pragma: no cover - a Hypothesis without the feature
         return
     if getattr(providers, "_dmabuf_check_pinned", False) or not hasattr(providers, "_get_local_constants"):
@@ -326,7 +327,6 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     found_after: dict[str, int] = {}     # property -> examples run when first found violated
     rounds = 0
     if database is not None and database_key is None:
-        from ..database import database_key as key_of
         database_key = key_of(model.policy, model.scope, model.revision)
 
     def record(found: list[PropertyViolation], into: dict[str, Trace]) -> None:
@@ -467,8 +467,6 @@ class HypothesisEngine:
 
     def check(self, model: Model, props: Sequence[Property], budget: Budget,
               progress: Callable[[str], None] | None = None) -> EngineResult:
-        from ..database import database_key, open_database
-
         started = time.monotonic()
         db = open_database(self.database) if self.database is not None else None
         key = database_key(model.policy, model.scope, model.revision, self.group) if db is not None else None

@@ -29,7 +29,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from model.machine import Model
 
-from ..registry import Property
+from ..property import Property
 from ..verdict import Verdict
 
 __all__ = ["Budget", "EngineResult", "Engine", "GUARANTEES", "covers"]

@@ -37,10 +37,14 @@ from model.machine import Model
 from model.scope import get_scope
 
 from ..monitor import Monitor
-from ..registry import Property
+from ..property import Property
+from ..runs.database import database_key, open_database
 from ..trace import ReplayError, Trace, replay
 from ..verdict import Verdict, make_verdict
+from .explicit import check
+from .hypothesis_engine import run_hypothesis
 from .interface import Budget, EngineResult, covers
+from .z3_engine import fresh_context, run_z3
 
 __all__ = ["PortfolioEngine", "DEFAULT_BUDGET"]
 
@@ -78,7 +82,6 @@ class PortfolioEngine:
         by_stage: dict[str, dict[str, Verdict]] = {}
 
         # 1. exhaustive, on the small scope (the campaign's own, if it is that one)
-        from .explicit import check
 
         small = get_scope(self.exhaustive_scope)
         tiny = model if small == model.scope else Model(model.policy, small, model.revision)
@@ -100,8 +103,6 @@ class PortfolioEngine:
 
         # 2. bounded (and induction), on the campaign's scope
         if open_:
-            from .z3_engine import fresh_context, run_z3
-
             fresh_context()
             vs = run_z3(model, open_, depth=budget.depth if budget.depth is not None else 8,
                         timeout=budget.timeout, induction=self.induction, seconds=self.z3_seconds)
@@ -115,9 +116,6 @@ class PortfolioEngine:
 
         # 3. sampled, on the campaign's scope
         if open_:
-            from ..database import database_key, open_database
-            from .hypothesis_engine import run_hypothesis
-
             db = open_database(self.database) if self.database is not None else None
             key = database_key(model.policy, model.scope, model.revision, "portfolio") if db is not None else None
             # a declared break an earlier stage showed is not looked for again in extra rounds

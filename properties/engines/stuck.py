@@ -22,15 +22,17 @@ fields alone); with several buffers the analysis needs a search without the redu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import numpy as np
 
 from ..goals import goals_for_scope
-from ..registry import StateView
+from ..property import StateView
 from ..trace import Trace
-from .explicit import StateSpace
 from .vectorize import columns, state_predicates
+
+if TYPE_CHECKING:  # annotations only: the explicit engine imports this module
+    from .explicit import StateSpace
 
 __all__ = ["Goal", "StuckFinding", "goals_for", "stuck_states", "stuck_states_networkx", "find_stuck",
            "can_reach"]
@@ -123,7 +125,7 @@ def stuck_states_networkx(space: StateSpace, goal: Goal, graph=None) -> np.ndarr
     """The same set as :func:`stuck_states`, by networkx: condense the graph into its strongly
     connected components; a component can reach the goal if it holds a goal state or one of its
     successors can (in reverse topological order)."""
-    import networkx as nx
+    import networkx as nx  # heavy (0.13 s to import): only this cross-check of stuck_states uses it
 
     _check_symmetry(space)
     g = graph if graph is not None else space.to_networkx()

@@ -40,16 +40,18 @@ from typing import Any, Callable, Iterable, Sequence
 import z3
 
 from model.catalog import CATALOG
+from model.events import EVENTS
 from model.machine import Model, transition_terms
-from model.policy import KNOBS, ExporterPolicy
+from model.policy import ExporterPolicy, KNOBS
 from model.scope import Scope, get_scope
-from model.terms import FALSE, TRUE, Term, and_, lift, or_, substitute
+from model.terms import FALSE, TRUE, Term, and_, lift, not_, or_, substitute, to_z3
 
-from ..catalog import PROPERTIES, by_claim, get_property
+from ..index import PROPERTIES, by_claim, get_property
 from ..monitor import Monitor
-from ..registry import Property
+from ..property import Property
 from ..trace import ReplayError, Trace, replay
-from .z3_engine import Encoding, EngineError, knob_ranges, knob_z3_vars, smt2_of
+from .z3_engine import (Encoding, EngineError, houdini, knob_ranges, knob_z3_vars, prove_step, simplify_trace,
+                        smt2_of)
 
 __all__ = [
     "EXCLUDED_KNOBS", "KMAP_USERS", "FIXME_A", "FIXME_B", "FIXME_WITNESSES", "PolicyClass",
@@ -215,7 +217,6 @@ class _Symbolic:
         t = self.enc.prop_term(p)
         mapping = dict(env)
         if evs is not None:
-            from model.events import EVENTS
             mapping.update({"ev." + e: evs.get(e, FALSE) for e, _ in EVENTS})
         (out,) = substitute([t], mapping)
         return out if not p.target_is_bad else _neg(out)
@@ -224,8 +225,6 @@ class _Symbolic:
 def _on_example(model: Model, trace: Trace, props: Sequence[Property]) -> tuple[Trace, tuple[str, ...]]:
     """The refuting trace run on one policy of its class: its shortest prefix that violates a
     property there, with plain arguments, and what it violates."""
-    from .z3_engine import simplify_trace
-
     calls = trace.calls()
     for t in range(len(calls) + 1):
         try:
@@ -248,12 +247,10 @@ def _fired(model: Model, trace: Trace, props: Sequence[Property]) -> list[str]:
     return [p.id for p in props if p.id in hit]
 
 def _neg(t: Term) -> Term:
-    from model.terms import not_
     return not_(t)
 
 
 def _z(enc: Encoding, t: Term) -> z3.BoolRef:
-    from model.terms import to_z3
     (out,) = to_z3([t], enc.free, {})
     return out
 
@@ -514,8 +511,6 @@ def _prove_classes(enc: Encoding, res: SynthesisResult, safety: Sequence[Propert
                    revision: str, ranges: list, timeout: float | None) -> list[dict[str, Any]]:
     """Induction for each satisfying class: the safety properties hold at every depth for every
     policy of the class (and of the set)."""
-    from .z3_engine import houdini, prove_step
-
     # every state invariant of the catalog is a candidate, whatever revision it judges (without
     # the kmap actions, M-NO-KMAP's "no page is kmapped" is what the kmap claims need)
     cands = [p for p in PROPERTIES if p.kind == "always" and p.fits(sc)]
@@ -649,8 +644,6 @@ def prove_for_every_policy(props: Sequence[Property], scope: Scope | str = "smal
     exporter policy at once (the excluded knobs fixed False), at every depth. State invariants
     are proved together with every state invariant of the catalog (Houdini); step properties
     from the invariants so proved. One entry per property: ``proved`` and, if not, why."""
-    from .z3_engine import houdini, prove_step
-
     sc = get_scope(scope) if isinstance(scope, str) else scope
     schema, terms = transition_terms(sc, revision)
     fixed = {"k." + k: False for k in EXCLUDED_KNOBS}

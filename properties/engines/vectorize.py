@@ -28,7 +28,7 @@ from model.events import EVENT_BIT
 from model.machine import Model
 from model.terms import FALSE, Term, fold, not_, postorder, substitute
 
-from ..registry import Property
+from ..property import Property
 
 __all__ = ["VecStep", "VecCheck", "VecModel", "VecProperty", "Columns", "columns", "state_predicates"]
 

@@ -50,7 +50,7 @@ from model.state import Schema
 from model.terms import FALSE, TRUE, Term, free_vars, substitute, to_z3
 
 from ..monitor import Monitor
-from ..registry import Property
+from ..property import Property
 from ..trace import ReplayError, Trace, replay
 from ..verdict import Verdict, make_verdict
 from .interface import Budget, EngineResult

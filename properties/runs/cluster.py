@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import hypothesis
+
 from .runner import Task, run_task
 
 __all__ = ["ClusterError", "DaskWorkers", "identity"]
@@ -34,10 +36,8 @@ def identity() -> tuple[str, str]:
     """(digest of the model and properties sources, Hypothesis version) of this process, taken
     once, when the modules a task runs are imported: a worker started before the checkout
     changed keeps the digest of the code it runs, and is refused."""
-    import hypothesis
-
-    for name in ("properties.runs.runner", "properties.shards", "properties.engines.hypothesis_engine",
-                 "properties.database"):
+    for name in ("properties.runs.runner", "properties.runs.shards", "properties.engines.hypothesis_engine",
+                 "properties.runs.database"):
         importlib.import_module(name)
     root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
@@ -56,7 +56,7 @@ class DaskWorkers:
         if parts.scheme != "tcp" or not parts.hostname or not parts.port:
             raise ClusterError(f"--cluster {address}: expected tcp://HOST:PORT of a Dask scheduler")
         try:
-            from distributed import Client
+            from distributed import Client  # optional: the cluster extra, needed only with --cluster
         except ImportError:
             raise ClusterError(f"--cluster {address}: dask.distributed is not installed "
                                f"(pip install 'dmabuf-check[cluster]')") from None

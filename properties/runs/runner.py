@@ -29,8 +29,8 @@ from model.machine import Model
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from ..catalog import get_property
 from ..engines.interface import Budget, Engine, EngineResult
+from ..index import get_property
 from ..judge import judged
 
 __all__ = ["Task", "Call", "TaskResult", "TaskFailed", "Failure", "run_task", "run", "Outcome", "plan_per_exporter",

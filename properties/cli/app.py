@@ -1,0 +1,187 @@
+"""The command line: ``dmabuf-check`` (docs/interface.md, "Command line").
+
+Exit status: 0 when every outcome is as expected, 1 when a property outcome is not, 2 for bad
+input or usage (one line on stderr naming the file, the place and the problem). Progress goes to
+stderr, results to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from model.catalog import CATALOG
+from model.machine import Model
+from model.policy import KNOBS, REVISIONS
+
+from ..report.atomic import write_report
+from ..runs import shards
+from ..runs.campaign import format_table, parse_duration, run_campaign, shorten_verdicts
+from ..runs.cluster import ClusterError
+from ..runs.database import DatabaseError, default_spec
+from ..runs.scale import run_scaled
+from ..scenarios.itf import write_verdict_traces
+from . import conform, explore, litmus, prove, replay, review
+from .common import (Parser, UsageError, memory_size, positive, progress, resolve_exporters, scope_arg,
+                     seed_arg, share_of_memory)
+
+__all__ = ["main", "build_parser"]
+
+
+def cmd_campaign(a: argparse.Namespace) -> int:
+    scope = scope_arg(a.scope)
+    exporters = resolve_exporters(a.exporter, a.revision)
+    jobs = a.jobs if a.jobs else (os.cpu_count() or 1)
+    if a.engine is None:  # a time budget, property groups and coverage are Hypothesis's
+        a.engine = "hypothesis" if (a.budget or a.property_groups != "all" or a.coverage) else "portfolio"
+    if a.coverage and (a.engine != "hypothesis" or a.budget or a.cluster or a.database):
+        raise UsageError("campaign: --coverage measures one Hypothesis run per exporter (--engine hypothesis, "
+                         "no --budget, --cluster or --database)")
+    if a.engine == "hypothesis" and not a.coverage:  # shards on every core, a cluster, a time budget, the database
+        result = _campaign_at_scale(a, exporters, scope)
+    elif a.budget or a.property_groups != "all":
+        raise UsageError("campaign: --budget and --property-groups apply to --engine hypothesis")
+    elif (a.cluster or a.database) and a.engine != "portfolio":
+        raise UsageError("campaign: --cluster and --database apply to --engine portfolio and hypothesis")
+    else:
+        memory = a.max_memory if a.max_memory is not None else share_of_memory(min(jobs, len(exporters)))
+        try:
+            result = run_campaign(exporters, scope, a.revision, examples=a.examples, seed=a.seed,
+                                  steps=a.steps, jobs=min(jobs, len(exporters)), progress=progress,
+                                  engine=a.engine, depth=a.depth, coverage=a.coverage, states=a.max_states,
+                                  memory=memory, z3_seconds=a.z3_seconds, cluster=a.cluster,
+                                  database=(default_spec() if a.database is None else a.database)
+                                  if a.engine == "portfolio" else None)
+        except (DatabaseError, ClusterError) as e:
+            raise UsageError(str(e)) from None
+    models = {p.name: Model(p, scope, a.revision) for p in exporters}
+    if a.shortest and not result.interrupted:
+        progress("shortening every trace with the explicit engine (--shortest)")
+        result.verdicts = shorten_verdicts(result.verdicts, models, a.shortest_states, progress)
+    print(format_table(result, models))
+    if a.traces:
+        progress(f"{len(write_verdict_traces(result.verdicts, models, a.traces, a.seed))} ITF traces written to {a.traces}")
+    if a.json:
+        write_report(result.to_json(), a.json)
+        progress(f"report written to {a.json}")
+    if result.interrupted:
+        return 130
+    return 1 if result.mismatches else 0
+
+
+def _campaign_at_scale(a: argparse.Namespace, exporters, scope):
+    """The campaign with the Hypothesis engine: shards on every core or a Dask cluster, a time
+    budget, the example database (properties.runs.scale)."""
+    budget = None
+    if a.budget is not None:
+        try:
+            budget = parse_duration(a.budget)
+        except ValueError as e:
+            raise UsageError(f"--budget: {e}") from None
+    try:
+        return run_scaled(exporters, scope, a.revision, examples=a.examples, seed=a.seed, steps=a.steps,
+                          jobs=a.jobs, progress=progress, database=a.database, cluster=a.cluster,
+                          duration=budget, duration_text=a.budget, grouping=a.property_groups,
+                          report=a.json)
+    except (DatabaseError, ClusterError) as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_exporters(a: argparse.Namespace) -> int:
+    pols = resolve_exporters(a.exporter, "v4.11") if a.exporter else list(CATALOG.values())
+    for p in pols:
+        print(f"{p.name}: {p.description}")
+        if p.breaks:
+            print(f"  breaks: {', '.join(p.breaks)}")
+        if p.why:
+            print(f"  source: {p.why}")
+        changed = {k: getattr(p, k) for k in KNOBS if getattr(p, k) != KNOBS[k].default}
+        print("  knobs differing from the defaults: " +
+              (", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"))
+    if a.knobs:
+        print("\nKnobs (TOML [knobs] table of a policy file):")
+        for k in KNOBS.values():
+            kind = " | ".join(repr(c) for c in k.choices) if k.choices else "true | false"
+            print(f"  {k.name} = {kind}   (default {k.default!r}): {k.doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="dmabuf-check", description="A formal model and property checker for the "
+                "Linux dma-buf CPU-access rules.")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--exporter", action="append", metavar="NAME|FILE",
+                        help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
+        sp.add_argument("--revision", choices=REVISIONS, default="v4.11")
+        sp.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
+        sp.add_argument("--seed", type=seed_arg, default=1)
+        sp.add_argument("--json", metavar="PATH", help="write the report as JSON")
+
+    c = sub.add_parser("campaign", help="run properties against exporter policies")
+    common(c)
+    c.add_argument("--examples", type=positive, default=300, help="Hypothesis examples per exporter run")
+    c.add_argument("--steps", type=positive, default=30, help="steps per example")
+    c.add_argument("--jobs", type=positive, default=None, help="worker processes (default: all cores)")
+    c.add_argument("--engine", choices=("portfolio", "hypothesis", "z3", "explicit"), default=None,
+                   help="portfolio (the default: the tiny scope searched exhaustively, then Z3's bounded checks "
+                   "and induction on --scope, then Hypothesis on --scope; each verdict says what it covers), "
+                   "or one engine alone: hypothesis (random exploration; the default with --budget, "
+                   "--property-groups or --coverage), z3 (bounded checks to --depth, then induction) or "
+                   "explicit (every reachable state of --scope)")
+    c.add_argument("--depth", type=positive, default=8, help="with --engine z3 or portfolio: steps of the "
+                   "bounded checks (default 8)")
+    c.add_argument("--max-states", type=positive, default=None, metavar="N",
+                   help="with --engine portfolio or explicit: stop the exhaustive search after N states; what "
+                   "it has not decided is unknown (default 60000000 for the portfolio's tiny scope)")
+    c.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="with --engine portfolio or explicit: stop the exhaustive search when a worker's "
+                   "resident memory passes SIZE (512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
+    c.add_argument("--z3-seconds", type=float, default=None, metavar="S",
+                   help="with --engine portfolio: time the bounded checks may take per exporter (default 60); "
+                   "the depth reached is in the report")
+    c.add_argument("--traces", metavar="DIR", help="write every trace found as an ITF file in DIR")
+    c.add_argument("--coverage", action="store_true", help="also measure the fraction of the reachable "
+                   "states and transitions each Hypothesis run visits (explicit engine; scope tiny)")
+    c.add_argument("--shortest", action="store_true", help="replace every trace by a shortest one: a "
+                   "breadth-first search (explicit engine) to one step less than the trace found")
+    c.add_argument("--shortest-states", type=positive, default=2_000_000, metavar="N",
+                   help="with --shortest: at most N states per trace searched; a trace whose search is cut "
+                   "is kept and marked unconfirmed (default 2000000)")
+    # campaigns at scale (docs/scale.md)
+    c.add_argument("--budget", metavar="DURATION",
+                   help="run slot after slot of shards until this much time is spent (90s, 30m, 8h)")
+    c.add_argument("--database", metavar="DIR|redis://HOST:PORT/N|none",
+                   help="where counterexamples are kept and replayed from (default: $DMABUF_CHECK_DATABASE, "
+                        "else .cache/hypothesis in the project or $DMABUF_CHECK_CACHE/hypothesis)")
+    c.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run the shards on this Dask scheduler")
+    c.add_argument("--property-groups", choices=sorted(shards.GROUPINGS), default="all",
+                   help="cut each exporter's properties into groups run as separate shards (default: all)")
+    c.set_defaults(func=cmd_campaign)
+
+    e = sub.add_parser("exporters", help="list the exporter policy catalog and its knobs")
+    e.add_argument("--exporter", action="append", metavar="NAME|FILE")
+    e.add_argument("--knobs", action="store_true", help="also describe every knob")
+    e.set_defaults(func=cmd_exporters)
+    for command in (replay, litmus, conform, review, prove, explore):
+        command.add_parser(sub, common)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        a = parser.parse_args(argv)
+        if not getattr(a, "command", None):
+            raise UsageError("dmabuf-check: a command is needed (campaign, prove, explore, replay, "
+                             "litmus, review, conform, exporters); see --help")
+        return a.func(a)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dmabuf-check: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,348 @@
+"""``dmabuf-check conform``: replay model traces in real kernels under QEMU and compare.
+
+docs/interface.md ("Command line"). For each kernel (``--kernel``, default ``6.12-cloud``; repeatable,
+``all`` for the whole kernel catalog) one boot runs every trace: ``--traces`` random userspace
+traces per exporter (``properties.conform.translate``) plus every userspace litmus file, each
+predicted by the exporter's catalog policy. The kernel's results are compared step by step
+(``properties.conform.compare``), known differences (``properties/conform/known.toml``) are
+reported as known, and the table gives per kernel and exporter the traces that agree, are known,
+disagree, or could not be judged (unknown).
+
+QEMU is installed when missing (``properties/conform/setup.sh``, Debian packages), the kernel
+package is fetched into the project's cache (``.cache/kernels``, or ``$DMABUF_CHECK_CACHE``),
+never installed on the host. Progress goes to stderr, the table to stdout.
+
+Exit status: 0 when every trace agrees or differs only in known ways; 1 when a trace disagrees,
+or a kernel could not be booted or its results are incomplete (unknown is not a pass); 2 for bad
+input.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..conform import GuestError, kernels, run_batch
+from ..conform.compare import KnownError, compare_result, compare_trace, load_known, summarise
+from ..conform.kernels import default_cache_dir
+from ..conform.translate import POLICY_OF, TranslateError, litmus_traces, random_traces
+from ..report.atomic import write_report
+from ..runs.campaign import SCHEMA
+from ..scenarios.litmus import LIBRARY
+from .common import UsageError, positive, progress, scope_arg
+
+__all__ = ["add_parser", "cmd_conform", "KernelRun", "build_traces", "conform_kernel", "default_timeout",
+           "format_table"]
+
+#: trace ids: random traces of the j-th exporter from j * _ID_STRIDE, litmus traces from _LITMUS_ID
+_ID_STRIDE = 1_000_000
+_LITMUS_ID = 9_000_000
+#: random traces per exporter: the ids stay apart and one batch stays within the runner's tables
+_MAX_PER_EXPORTER = 30_000
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One boot of one kernel: what was sent, what came back, and the comparison."""
+
+    kernel: str
+    uname: str
+    package: str
+    version: str
+    traces: tuple[Any, ...]  # ConformTrace
+    verdicts: tuple[Any, ...]  # TraceVerdict
+    summaries: tuple[Any, ...]  # Summary
+    seconds: float | None  # boot, QEMU start to power-off
+    error: str = ""  # why the kernel gave no (complete) results
+
+    @property
+    def steps(self) -> int:
+        return sum(len(t.steps) for t in self.traces)
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and all(s.passed for s in self.summaries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "uname": self.uname, "package": self.package, "version": self.version,
+                "traces": len(self.traces), "steps": self.steps,
+                "seconds": None if self.seconds is None else round(self.seconds, 3),
+                "error": self.error or None}
+
+
+def default_timeout(traces: Sequence[Any]) -> float:
+    """Seconds one boot may take: generous for a busy 2-core machine running TCG (measured idle:
+    ~3 s to boot, ~4000 steps/s; allowed: 180 s plus 5 ms per step and 50 ms per trace)."""
+    steps = sum(len(t.steps) for t in traces)
+    return 180.0 + steps / 200 + len(traces) / 20
+
+
+def build_traces(exporters: Sequence[str], n: int, seed: int, scope: str = "default",
+                 revision: str = "v4.11", litmus: Sequence[str | Path] = ()) -> tuple[list[Any], list[str]]:
+    """``n`` random traces per exporter, then the userspace litmus files for every exporter.
+    Returns ``(traces, skipped litmus files with the reason)``."""
+    traces: list[Any] = []
+    for j, e in enumerate(exporters):
+        traces += random_traces(e, n, seed, scope=scope, revision=revision, first_id=j * _ID_STRIDE)
+    skipped: list[str] = []
+    if litmus:
+        lt, skipped = litmus_traces(litmus, exporters, first_id=_LITMUS_ID, revision=revision)
+        traces += lt
+    return traces, skipped
+
+
+def conform_kernel(kernel: str, traces: Sequence[Any], known: Sequence[Any] = (), *,
+                   timeout: float | None = None, cache_dir: str | Path | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   command: Sequence[str] | None = None) -> KernelRun:
+    """Boot ``kernel`` once with ``traces`` and compare. A boot that fails (QEMU missing, no
+    power-off within the timeout, a guest crash) gives a KernelRun with ``error`` set and every
+    trace unknown; it does not raise. ``command`` is run_batch's test seam."""
+    kwargs: dict[str, Any] = {"strict": False}
+    if progress is not None:
+        kwargs["progress"] = progress
+    t = timeout if timeout is not None else default_timeout(traces)
+    try:
+        res = run_batch([tr.batch() for tr in traces], kernel=kernel, timeout=t, cache_dir=cache_dir,
+                        command=command, **kwargs)
+    except GuestError as e:
+        verdicts = [compare_trace(tr, None, "", known) for tr in traces]
+        saved = _save_log(kernel, e.log, cache_dir)
+        return KernelRun(kernel, "", "", "", tuple(traces), tuple(verdicts),
+                         tuple(summarise(kernel, "", verdicts)), None,
+                         f"{kernel}: {e}" + (f" (console log: {saved})" if saved else ""))
+    verdicts = compare_result(traces, res, known)
+    error = ""
+    if not res.done:
+        error = f"{kernel}: the guest stopped before the end of the batch (no done line)"
+    elif res.garbled:
+        error = f"{kernel}: {len(res.garbled)} runner lines garbled on the console"
+    if error:
+        hint = _kernel_said(res.log)
+        saved = _save_log(kernel, res.log, cache_dir)
+        error += (f"; {hint}" if hint else "") + (f" (console log: {saved})" if saved else "")
+    fk = res.kernel
+    return KernelRun(kernel, res.uname, fk.package if fk else "", fk.version if fk else "", tuple(traces),
+                     tuple(verdicts), tuple(summarise(kernel, res.uname, verdicts)), res.boot_seconds, error)
+
+
+def _kernel_said(log: str) -> str:
+    """The last line of kernel trouble (panic, oops, OOM) on the console, if any."""
+    for line in reversed(log.splitlines()):
+        if re.search(r"Kernel panic|BUG:|Oops|Out of memory|Killed process|not syncing", line):
+            return "kernel said: " + line.strip()[:160]
+    return ""
+
+
+def _save_log(kernel: str, log: str, cache_dir: str | Path | None) -> Path | None:
+    """Keep the console output of a failed boot beside the kernel cache, for debugging."""
+    if not log:
+        return None
+    folder = (Path(cache_dir) if cache_dir else default_cache_dir()).parent / "conform"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{kernel}-console.log"
+        path.write_text(log, encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# output
+
+
+def format_table(runs: Sequence[KernelRun]) -> str:
+    head = (f"{'kernel':<11} {'uname':<26} {'exporter':<12} {'traces':>6} {'steps':>6} {'loads':>6} "
+            f"{'agree':>6} {'known':>6} {'disagree':>8} {'unknown':>7} {'rate':>7}")
+    lines = [head]
+    for r in runs:
+        for s in r.summaries:
+            lines.append(f"{r.kernel:<11} {(s.uname or '-'):<26} {s.exporter:<12} {s.traces:>6} {s.steps:>6} "
+                         f"{s.loads:>6} {s.agree:>6} {s.known:>6} {s.disagree:>8} {s.unknown:>7} "
+                         f"{100 * s.rate:>6.1f}%")
+    lines.append("")
+    for r in runs:
+        if r.seconds is not None:
+            rate = r.steps / r.seconds if r.seconds else 0.0
+            lines.append(f"boot {r.kernel}: {len(r.traces)} traces, {r.steps} steps in one boot, "
+                         f"{r.seconds:.1f} s ({rate:.0f} steps/s, start to power-off)")
+        if r.error:
+            lines.append(f"boot {r.kernel}: FAILED: {r.error}")
+    return "\n".join(lines)
+
+
+def _known_lines(runs: Sequence[KernelRun], known: Sequence[Any]) -> list[str]:
+    counts: dict[str, int] = {}
+    where: dict[str, set[str]] = {}
+    for r in runs:
+        for s in r.summaries:
+            for kid, n in s.known_ids.items():
+                counts[kid] = counts.get(kid, 0) + n
+                where.setdefault(kid, set()).add(f"{r.kernel}/{s.exporter}")
+    by_id = {k.id: k for k in known}
+    out = []
+    for kid, n in sorted(counts.items()):
+        k = by_id[kid]
+        out.append(f"  {kid} ({k.kind}; {n} steps on {', '.join(sorted(where[kid]))}): {k.explanation}")
+    return out
+
+
+def _report(a: argparse.Namespace, runs: Sequence[KernelRun], known: Sequence[Any], n_litmus: int,
+            skipped: Sequence[str]) -> dict[str, Any]:
+    dis = []
+    for r in runs:
+        for v in r.verdicts:
+            if v.status != "disagree":
+                continue
+            dis.append({"kernel": r.kernel, "uname": r.uname, "exporter": v.trace.exporter, "trace": v.trace.id,
+                        "source": v.trace.source, "steps": [
+                            {"runner": s.step.runner(), "model": s.step.model, "expected": s.step.expect,
+                             "got": s.got, "status": s.status, "known": s.known} for s in v.steps]})
+    used = {kid for r in runs for s in r.summaries for kid in s.known_ids}
+    return {
+        "schema": SCHEMA, "command": "conform", "revision": a.revision, "scope": {"name": a.scope},
+        "seed": a.seed, "traces_per_exporter": a.traces, "litmus_traces": n_litmus,
+        "litmus_skipped": list(skipped),
+        "boots": [r.to_json() for r in runs],
+        "results": [s.to_json() for r in runs for s in r.summaries],
+        "known": [{"id": k.id, "kind": k.kind, "kernel": list(k.kernel), "exporter": k.exporter,
+                   "explanation": k.explanation} for k in known if k.id in used],
+        "disagreements": dis,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# the command
+
+
+def _plan(kernel_args: Sequence[str] | None, exporter_args: Sequence[str] | None) -> list[tuple[str, list[str]]]:
+    """(kernel, exporters to run on it) pairs; UsageError for names or pairs that cannot work."""
+    keys: list[str] = []
+    for k in kernel_args or [kernels.DEFAULT_KERNEL]:
+        for part in k.split(","):
+            part = part.strip()
+            if part == "all":
+                keys += [x for x in kernels.CATALOG if x not in keys]
+            elif part not in kernels.CATALOG:
+                raise UsageError(f"conform: --kernel: unknown kernel {part!r}; known: "
+                                 f"{', '.join(kernels.CATALOG)}, all")
+            elif part not in keys:
+                keys.append(part)
+    wanted: list[str] = []
+    for e in exporter_args or []:
+        if e not in POLICY_OF:
+            raise UsageError(f"conform: --exporter: {e!r} is not an exporter the runner drives "
+                             f"(it drives: {', '.join(POLICY_OF)})")
+        if e not in wanted:
+            wanted.append(e)
+    plan = []
+    for k in keys:
+        offers = kernels.CATALOG[k].exporters
+        exps = [e for e in (wanted or list(POLICY_OF)) if e in offers]
+        if exps:
+            plan.append((k, exps))
+    for e in wanted:
+        if not any(e in exps for _, exps in plan):
+            better = [k for k, s in kernels.CATALOG.items() if e in s.exporters]
+            raise UsageError(f"conform: kernel {', '.join(keys)} has no {e} exporter"
+                             + (f"; use --kernel {better[0]}" if better else ""))
+    if not plan:
+        raise UsageError(f"conform: none of the exporters is offered by kernel {', '.join(keys)}")
+    return plan
+
+
+def cmd_conform(a: argparse.Namespace) -> int:
+    scope = scope_arg(a.scope)
+    plan = _plan(a.kernel, a.exporter)
+    try:
+        known = load_known(a.known) if a.known else load_known()
+    except KnownError as e:
+        raise UsageError(str(e)) from None
+    litmus: list[str | Path] = []
+    if not a.no_litmus:
+        if a.litmus:
+            litmus = list(a.litmus)
+        else:
+            litmus = [LIBRARY] if LIBRARY.is_dir() else []
+    if a.traces > _MAX_PER_EXPORTER:
+        raise UsageError(f"conform: --traces: at most {_MAX_PER_EXPORTER} per exporter (one boot runs them all)")
+    if a.timeout is not None and a.timeout <= 0:
+        raise UsageError("conform: --timeout must be a positive number of seconds")
+    runs: list[KernelRun] = []
+    n_litmus = 0
+    skipped: list[str] = []
+    for kernel, exporters in plan:
+        t0 = time.monotonic()
+        try:
+            traces, skipped = build_traces(exporters, a.traces, a.seed, scope.name, a.revision, litmus)
+        except TranslateError as e:
+            raise UsageError(str(e)) from None
+        n_litmus = sum(1 for t in traces if t.id >= _LITMUS_ID) // max(1, len(exporters))
+        progress(f"conform: {kernel}: {len(traces)} traces ({a.traces} random per exporter for "
+                  f"{', '.join(exporters)}, {n_litmus} litmus), {sum(len(t.steps) for t in traces)} steps, "
+                  f"generated in {time.monotonic() - t0:.1f} s")
+        run = conform_kernel(kernel, traces, known, timeout=a.timeout, cache_dir=a.cache)
+        if run.error:
+            print(f"conform: {run.error}", file=sys.stderr, flush=True)
+        runs.append(run)
+    lit = f", {n_litmus} userspace litmus files" if n_litmus else ""
+    print(f"dmabuf-check conform: revision {a.revision}, scope {scope.name}, seed {a.seed}, "
+          f"{a.traces} random traces per exporter{lit}")
+    print(format_table(runs))
+    kl = _known_lines(runs, known)
+    if kl:
+        print("\nKnown differences seen (reported as known, not as failures):")
+        print("\n".join(kl))
+    shown = 0
+    for r in runs:
+        per: dict[str, int] = {}
+        for v in r.verdicts:
+            if v.status != "disagree" or per.get(v.trace.exporter, 0) >= a.show:
+                continue
+            if shown == 0:
+                print("\nDisagreements (X: the kernel differs from the model; first "
+                      f"{a.show} per kernel and exporter):")
+            per[v.trace.exporter] = per.get(v.trace.exporter, 0) + 1
+            shown += 1
+            print(f"[{r.kernel}, {r.uname}] " + v.render(upto_first_disagreement=True))
+    unknown = [(r, v) for r in runs for v in r.verdicts if v.status == "unknown" and not r.error]
+    if unknown:
+        print(f"\nUnknown: {len(unknown)} traces have incomplete kernel results, e.g. "
+              f"[{unknown[0][0].kernel}] trace {unknown[0][1].trace.id}: {unknown[0][1].reason}")
+    if a.json:
+        write_report(_report(a, runs, known, n_litmus, skipped), a.json)
+        progress(f"report written to {a.json}")
+    return 0 if all(r.passed for r in runs) else 1
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    c = sub.add_parser("conform", help="replay model traces in real kernels under QEMU and compare",
+                       description="Replay random userspace traces of the model (and the userspace "
+                       "litmus files) in real Linux kernels under QEMU, and compare every return "
+                       "and every value read with what the exporter's catalog policy predicts. "
+                       "The scope defaults to 'default' here (2 buffers of 2 pages).")
+    common(c)
+    c.set_defaults(scope="default")
+    for act in c._actions:  # the shared --scope help names the other commands' default
+        if act.dest == "scope":
+            act.help = "tiny, small or default (default here: default)"
+    c.add_argument("--kernel", action="append", metavar="KEY",
+                   help="kernel to boot: 6.12-cloud (default), 6.12, 6.1, or all (repeatable)")
+    c.add_argument("--traces", type=positive, default=200, help="random traces per exporter (default 200)")
+    c.add_argument("--litmus", action="append", metavar="PATH",
+                   help="litmus files or folders (default: the project's litmus/ library)")
+    c.add_argument("--no-litmus", action="store_true", help="random traces only")
+    c.add_argument("--known", default=None, metavar="FILE",
+                   help="known-differences file (default: properties/conform/known.toml)")
+    c.add_argument("--timeout", type=float, default=None,
+                   help="seconds one boot may take (default: from the number of steps)")
+    c.add_argument("--cache", default=None, metavar="DIR",
+                   help="kernel cache folder (default: .cache/kernels or $DMABUF_CHECK_CACHE)")
+    c.add_argument("--show", type=int, default=5, metavar="N",
+                   help="disagreeing traces to print per kernel and exporter (default 5)")
+    c.set_defaults(func=cmd_conform)

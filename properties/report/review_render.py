@@ -1,0 +1,809 @@
+"""The spec-review report as a document: Markdown, and one self-contained HTML file (inline CSS,
+no script, no external reference; every link is an anchor inside the file).
+
+The document is built once as a list of blocks (headings with anchors, paragraphs, bullet lists,
+tables, quotes, code) whose text uses a small inline markup: `code`, **bold**,
+``[[claim:ID]]`` (a link to the claim's section), ``[[trace:rev/engine/exporter/PID|label]]``
+(a link to that verdict's trace) and ``[[sec:anchor|label]]``. Both outputs are rendered from the
+same blocks, so they say the same thing. Traces are rendered with ``properties.trace.render``
+(kernel calls with their returns, the fields that changed, the events and the properties that
+fire), one section each, shared by every verdict whose trace reads the same; each is also written
+as an ITF file that ``dmabuf-check replay`` re-runs.
+
+Sections: findings; the claims one by one (quote, source, properties, verdict per exporter,
+engine and revision); the revision comparison; the exporter policies; the runs and their
+evidence; the traces; reproducibility (version, seed, budgets, commands).
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from model.policy import REVISIONS
+
+from ..claims import CHANGES, NOT_MODELLED, claim_revisions, load_claims
+from ..index import PROPERTIES, by_claim, get_property
+from ..monitor import Monitor
+from ..scenarios.itf import trace_filename, write_itf
+from ..trace import render, trace_model
+from .atomic import write_text_atomic
+from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words, exporter_kind,
+                     findings, guarantee_note, trace_note)
+
+__all__ = ["Heading", "Para", "Bullets", "Table", "Quote", "Code", "Document", "build", "to_markdown",
+           "to_html", "write_review", "anchor"]
+
+
+# --- blocks ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: tuple[tuple[str, ...], ...]       # the first row is the header
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list
+    traces: dict[str, str]                   # trace key -> anchor
+    itf: dict[str, str]                      # anchor -> ITF file, relative to the report's folder
+
+    def add(self, *blocks: Any) -> None:
+        self.blocks.extend(blocks)
+
+
+def anchor(*parts: str) -> str:
+    """An HTML id: lower case letters, digits and hyphens."""
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def _claim_anchor(cid: str) -> str:
+    return anchor("claim", cid)
+
+
+# --- inline markup ----------------------------------------------------------------------------------
+
+_INLINE = re.compile(r"`([^`]*)`|\*\*(.+?)\*\*|\[\[(claim|trace|sec):([^\]|]+)(?:\|([^\]]+))?\]\]")
+
+
+def _link_target(kind: str, ref: str, doc: Document) -> tuple[str, str] | None:
+    if kind == "claim":
+        return "#" + _claim_anchor(ref), ref
+    if kind == "trace":
+        a = doc.traces.get(ref)
+        return ("#" + a, "trace") if a else None
+    return "#" + ref, ref
+
+
+def _md_inline(text: str, doc: Document, in_table: bool = False) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(1) is not None:
+            return m.group(0)
+        if m.group(2) is not None:
+            return m.group(0)
+        target = _link_target(m.group(3), m.group(4), doc)
+        label = m.group(5)
+        if target is None:
+            return label or m.group(4)
+        return f"[{label or target[1]}]({target[0]})"
+
+    out = _INLINE.sub(sub, text)
+    if in_table:
+        out = out.replace("|", "\\|").replace("\n", " ")
+    return out
+
+
+def _html_inline(text: str, doc: Document) -> str:
+    out = []
+    pos = 0
+    for m in _INLINE.finditer(text):
+        out.append(html.escape(text[pos:m.start()]))
+        pos = m.end()
+        if m.group(1) is not None:
+            out.append(f"<code>{html.escape(m.group(1))}</code>")
+        elif m.group(2) is not None:
+            out.append(f"<strong>{_html_inline(m.group(2), doc)}</strong>")
+        else:
+            target = _link_target(m.group(3), m.group(4), doc)
+            label = m.group(5)
+            if target is None:
+                out.append(html.escape(label or m.group(4)))
+            else:
+                if not target[0].startswith("#"):  # pragma: no cover - every link is internal
+                    raise ValueError(f"external link {target[0]!r}")
+                out.append(f'<a href="{html.escape(target[0])}">{html.escape(label or target[1])}</a>')
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+def to_markdown(doc: Document) -> str:
+    out: list[str] = []
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out.append(f'{"#" * b.level} <a id="{b.anchor}"></a>{_md_inline(b.text, doc)}')
+        elif isinstance(b, Para):
+            out.append(_md_inline(b.text, doc))
+        elif isinstance(b, Bullets):
+            out.append("\n".join("- " + _md_inline(i, doc).replace("\n", "\n  ") for i in b.items))
+        elif isinstance(b, Quote):
+            out.append("\n".join("> " + line for line in _md_inline(b.text, doc).splitlines()))
+        elif isinstance(b, Code):
+            out.append("```\n" + b.text.rstrip("\n") + "\n```")
+        elif isinstance(b, Table):
+            head, *rows = b.rows
+            lines = ["| " + " | ".join(_md_inline(c, doc, True) for c in head) + " |",
+                     "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(_md_inline(c, doc, True) for c in r) + " |" for r in rows]
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;line-height:1.45;margin:0 auto;
+max-width:72rem;padding:1rem 2rem;color:#1d1d1f;background:#fff}
+h1{font-size:1.7rem;border-bottom:2px solid #ccc;padding-bottom:.3rem}
+h2{font-size:1.35rem;border-bottom:1px solid #ddd;margin-top:2.2rem}
+h3{font-size:1.12rem;margin-top:1.6rem}h4{font-size:1rem}
+code,pre{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:.86em}
+code{background:#f3f3f5;padding:0 .2em;border-radius:3px}
+pre{background:#f6f6f8;border:1px solid #e2e2e6;padding:.6rem .8rem;overflow-x:auto;line-height:1.3}
+pre code{background:none;padding:0}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9em}
+th,td{border:1px solid #d6d6da;padding:.25rem .45rem;vertical-align:top;text-align:left}
+th{background:#f0f0f3}
+blockquote{margin:.5rem 0;padding:.3rem .9rem;border-left:4px solid #9aa7c7;background:#f6f8fc}
+a{color:#1a4fa0;text-decoration:none}a:hover{text-decoration:underline}
+:target{background:#fff6d5}
+"""
+
+
+def to_html(doc: Document) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f"<title>{html.escape(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out.append(f'<h{b.level} id="{b.anchor}">{_html_inline(b.text, doc)}</h{b.level}>')
+        elif isinstance(b, Para):
+            out.append(f"<p>{_html_inline(b.text, doc)}</p>")
+        elif isinstance(b, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_html_inline(i, doc)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Quote):
+            out.append(f"<blockquote><p>{_html_inline(b.text, doc)}</p></blockquote>")
+        elif isinstance(b, Code):
+            out.append(f"<pre><code>{html.escape(b.text.rstrip())}</code></pre>")
+        elif isinstance(b, Table):
+            head, *rows = b.rows
+            out.append("<table><thead><tr>" + "".join(f"<th>{_html_inline(c, doc)}</th>" for c in head)
+                       + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{_html_inline(c, doc)}</td>" for c in r) + "</tr>"
+                                 for r in rows)
+                       + "</tbody></table>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# --- building the document ----------------------------------------------------------------------------
+
+_VERB = {"holds": "holds", "proved": "proved", "violated": "violated", "unknown": "unknown"}
+
+
+def _verdict_text(v, kind: str) -> str:
+    if v is None:
+        return "n/a"
+    if kind in ("witness",):
+        return "reached" if v.verdict == "holds" else ("unreachable" if v.verdict == "violated" else v.verdict)
+    if kind == "undefined":
+        return "reached" if v.verdict == "violated" else ("unreached" if v.verdict == "holds" else v.verdict)
+    if v.verdict == "holds" and v.engine == "z3":
+        return f"holds to depth {v.evidence.get('depth', '?')}"
+    if v.engine == "portfolio" and v.verdict in ("holds", "proved") and guarantee_note(v):
+        return f"{_VERB[v.verdict]} ({guarantee_note(v)})"
+    return _VERB[v.verdict]
+
+
+class _Builder:
+    def __init__(self, data: ReviewData, out_dir: Path | None) -> None:
+        self.data = data
+        self.out_dir = out_dir
+        self.doc = Document("dma-buf CPU access: spec-review report", [], {}, {})
+        self.trace_users: dict[str, list[TraceRef]] = {}     # anchor -> verdicts sharing the trace
+        self.trace_text: dict[str, str] = {}
+        self._monitors: dict[tuple[str, str, str], Monitor] = {}
+
+    # traces
+    def register(self, ref: TraceRef) -> str | None:
+        key = ref.key()
+        if key in self.doc.traces:
+            return self.doc.traces[key]
+        trace = self.data.trace(ref)
+        if trace is None:
+            return None
+        v = self.data.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
+        # a portfolio trace that shows only on its exhaustive scope runs on that scope's model
+        model = trace_model(self.data.model(ref.revision, ref.exporter), v.evidence)
+        mk = (ref.revision, ref.exporter, model.scope.name)
+        if mk not in self._monitors:
+            self._monitors[mk] = Monitor(model, PROPERTIES)
+        text = render(model, trace, self._monitors[mk].replayed(trace).fired)
+        where = ref.revision if model.scope == self.data.config.scope else f"{ref.revision}\n{model.scope.name}"
+        a = "t-" + hashlib.sha1(f"{where}\n{text}".encode()).hexdigest()[:10]
+        self.doc.traces[key] = a
+        if a not in self.trace_text:
+            self.trace_text[a] = text
+            self.trace_users[a] = []
+            if self.out_dir is not None:
+                rel = Path("traces") / ref.revision / ref.engine / trace_filename(ref.exporter, ref.property)
+                path = write_itf(self.out_dir / rel, model, trace, prop=ref.property, verdict=v.verdict,
+                                 engine=ref.engine, seed=self.data.config.seed, claims=tuple(v.claims))
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(path, 0o666 & ~mask)
+                self.doc.itf[a] = rel.as_posix()
+        self.trace_users[a].append(ref)
+        return a
+
+    def tlink(self, ref: TraceRef, label: str) -> str:
+        return f"[[trace:{ref.key()}|{label}]]" if self.register(ref) else label
+
+    def register_markup(self, text: str) -> None:
+        for m in _INLINE.finditer(text):
+            if m.group(3) == "trace":
+                rev, engine, exporter, pid = m.group(4).split("/", 3)
+                self.register(TraceRef(rev, engine, exporter, pid))
+
+    # sections
+    def build(self, fs: Sequence[Finding]) -> Document:
+        d = self.data
+        cfg = d.config
+        doc = self.doc
+        run = {rev: d.engines_run(rev) for rev in REVISIONS}
+        doc.add(Heading(1, doc.title, "top"))
+        doc.add(Para(
+            "Every claim of the dma-buf CPU-access documentation (`spec/claims.md`: the v4.11 kerneldoc of "
+            "`struct dma_buf_ops`, \"DOC: cpu access\", \"DOC: dma buf device access\", the code, the uapi, and "
+            "the v5.12 revision), what the model makes of it, and the evidence: per exporter policy, per engine "
+            "and per documentation revision, the verdict of every property that formalises it, with a trace for "
+            "every violation and every undefined behaviour reached. The findings come first; each links to its "
+            "evidence."))
+        doc.add(Bullets((
+            f"dmabuf-check {d.version}; scope `{cfg.scope.name}` ({cfg.scope.buffers} buffers, {cfg.scope.pages} "
+            f"pages, {cfg.scope.fds} fds, {cfg.scope.vmas} mappings, {cfg.scope.attachments} attachments); seed "
+            f"{cfg.seed}; {len(cfg.exporters)} exporter policies.",
+            "Engines run: " + "; ".join(f"{rev}: {', '.join(run[rev]) or 'none'}" for rev in REVISIONS)
+            + ". Status of every engine: " + ", ".join(f"{e} {s}" for e, s in d.engine_status.items()) + "."
+            + (f" The findings read the verdicts of the {engine_words(d, 'portfolio')}; per exporter, a "
+               "property one stage shows violated (or a witness it reaches) is not checked again by the next."
+               if any("portfolio" in run[r] for r in REVISIONS) else ""),
+            "Verdicts: `holds` (no violation within the budget), `proved` (Z3 induction: every depth), "
+            "`holds to depth N` (Z3 bounded check), `violated` (with a trace), `unknown` (budget or solver "
+            "timeout: never a pass); for undefined behaviour `reached`/`unreached`, for witnesses "
+            "`reached`/`unreachable`; `n/a`: the property does not apply to that policy or revision."
+            + (f" A portfolio verdict says what it covers: `holds (exhaustive, tiny)` (every reachable state "
+               f"and step of the tiny scope), `holds (bounded, {cfg.scope.name}, depth {cfg.portfolio_depth})` "
+               f"(every run of up to {cfg.portfolio_depth} steps), `holds (sampled, {cfg.scope.name})` (only the "
+               f"runs Hypothesis drew), `proved (<induction>, {cfg.scope.name})` (every depth); a violation says "
+               f"which stage found its trace and what that stage covers (`violated (N steps; explicit: "
+               f"exhaustive, tiny)`: found by the exhaustive search of tiny, the trace replayed on "
+               f"`{cfg.scope.name}`; `N steps on tiny`: the trace shows on tiny only)."
+               if any("portfolio" in run[r] for r in REVISIONS) else ""),
+            "[[sec:reproducibility|Reproducibility]]: the commands that regenerate each verdict.")))
+        toc = [("findings", "Findings"), ("claims", "The claims, one by one"),
+               ("revisions", "Revision comparison: v4.11 and v5.12"), ("switches", "Semantic switches by revision"),
+               ("exporters", "Exporter policies"), ("runs", "Runs and their evidence"), ("traces", "Traces"),
+               ("reproducibility", "Reproducibility")]
+        doc.add(Heading(2, "Contents", "contents"), Bullets(tuple(f"[[sec:{a}|{t}]]" for a, t in toc)))
+        self.findings(fs)
+        self.claims()
+        self.revisions()
+        self.switches()
+        self.exporters()
+        self.runs()
+        self.traces()
+        self.reproducibility()
+        return doc
+
+    def findings(self, fs: Sequence[Finding]) -> None:
+        doc = self.doc
+        doc.add(Heading(2, "Findings", "findings"))
+        doc.add(Bullets(tuple(f"[[sec:{anchor('finding', f.id)}|{f.id}. {f.title}]]" for f in fs)))
+        for f in fs:
+            doc.add(Heading(3, f"{f.id}. {f.title}", anchor("finding", f.id)))
+            doc.add(Para("Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + "."))
+            doc.add(Para(f.summary))
+            for e in f.evidence:
+                self.register_markup(e.text)
+                for r in e.refs:
+                    self.register(r)
+                doc.add(Para(e.text))
+                if e.table:
+                    for row in e.table:
+                        for c in row:
+                            self.register_markup(c)
+                    doc.add(Table(e.table))
+                if e.refs:
+                    doc.add(Para("Traces: " + ", ".join(self.tlink(r, f"{r.property} ({r.exporter}, {r.revision}, "
+                                                                          f"{r.engine})") for r in e.refs) + "."))
+        doc.add(Heading(3, "Outcomes not as expected", "mismatches"))
+        rows = _mismatch_rows(self.data)
+        if len(rows) > 1:
+            doc.add(Para(f"{len(self.data.mismatches())} outcomes differ from what the catalog declares. They are "
+                         "listed here, never counted as passes, and make `dmabuf-check review` exit 1. Most are the "
+                         "budget's (a witness not reached within the examples or the depth, an expected violation "
+                         "not found, an exhaustive search cut by its budget), and a larger budget (`--examples`, "
+                         "`--depth`, `--portfolio-depth`, `--max-states`) or the portfolio, which searches the tiny "
+                         "scope exhaustively, settles them."))
+            doc.add(Table(tuple(rows)))
+        else:
+            doc.add(Para("None: every judged verdict of every engine is the one the catalog declares."))
+        beyond = self.data.beyond_bound()
+        if beyond:
+            doc.add(Para(f"Not counted above ({len(beyond)}): a bounded check (Z3, `holds` up to its depth, not "
+                         "proved) that misses a violation another engine of this review shows with a longer "
+                         "trace. It does not contradict that engine; `--depth` at least the trace's length "
+                         "lets Z3 find it too."))
+            doc.add(Table((("run", "outcome"),) + tuple((m.split(": ", 1)[0], f"`{m.split(': ', 1)[1]}`")
+                                                       for m in beyond)))
+
+    def claims(self) -> None:
+        d, doc = self.data, self.doc
+        claims = load_claims()
+        doc.add(Heading(2, "The claims, one by one", "claims"))
+        engines = {rev: d.engines_run(rev) for rev in REVISIONS}
+        cols = [(rev, e) for rev in REVISIONS for e in engines[rev] if e in ("portfolio", "hypothesis", "z3", "explicit")]
+        doc.add(Para("For each claim: the sentence and its source, the revisions whose text has it, what v5.12 did "
+                     "to it, the properties that formalise it, and their verdicts. In the tables, exporters with "
+                     "the same verdicts share a row; every violation and every undefined behaviour reached links to "
+                     "its trace; the evidence behind each verdict (examples, distinct states, depth, proof method) "
+                     "is in [[sec:runs|Runs and their evidence]]. Engine columns: " +
+                     ", ".join(f"{rev} {e}" for rev, e in cols) + "."))
+        section = None
+        for cid, c in claims.items():
+            if c.section != section:
+                section = c.section
+                doc.add(Heading(3, section, anchor("claims", section)))
+            revs = claim_revisions(cid)
+            doc.add(Heading(4, f"{cid}", _claim_anchor(cid)))
+            doc.add(Quote(c.text))
+            doc.add(Bullets((
+                f"Source: {c.source}; carried by: {c.who}; in the documentation of: {', '.join(revs)}.",
+                f"At v5.12: {CHANGES.get(cid, 'no note')}.",
+                "Verdict: " + "; ".join(f"{rev}: {self.status_text(claim_status(d, cid, rev))}" for rev in REVISIONS)
+                + ".")))
+            props = [p for p in by_claim(cid)]
+            if cid in NOT_MODELLED:
+                doc.add(Para(f"Not modelled as a property: {NOT_MODELLED[cid]}"))
+            if not props:
+                if cid not in NOT_MODELLED:
+                    doc.add(Para("No property formalises this claim."))
+                continue
+            doc.add(Para("Formalised by: " + "; ".join(
+                f"`{p.id}` ({p.kind}, {p.party}, {'/'.join(p.revisions)}): {p.doc}" for p in props) + "."))
+            header = ("property", "exporters", *(f"{rev} {e}" for rev, e in cols))
+            rows: list[tuple[str, ...]] = [header]
+            for p in props:
+                groups: dict[tuple[str, ...], list[str]] = {}
+                for pol in d.config.exporters:
+                    cells = []
+                    for rev, e in cols:
+                        if rev not in p.revisions:
+                            cells.append("not in this revision")
+                            continue
+                        v = d.verdict(rev, e, pol.name, p.id)
+                        text = _verdict_text(v, p.kind)
+                        if v is not None and v.trace is not None and v.verdict == "violated":
+                            text = self.tlink(TraceRef(rev, e, pol.name, p.id), f"{text} ({trace_note(v)})")
+                        cells.append(text)
+                    groups.setdefault(tuple(cells), []).append(pol.name)
+                everyone = [x.name for x in d.config.exporters]
+                biggest = max(groups.values(), key=len)
+                for cells, names in sorted(groups.items(), key=lambda g: (g[1] is biggest, everyone.index(g[1][0]))):
+                    if names is biggest and len(groups) > 1 and len(names) > 3:
+                        who = f"every other exporter ({len(names)})"
+                    elif len(names) == len(everyone) and len(names) > 3:
+                        who = f"every exporter ({len(names)})"
+                    else:
+                        who = ", ".join(f"`{n}`" for n in names)
+                    rows.append((f"`{p.id}`", who, *cells))
+            doc.add(Table(tuple(rows)))
+
+    def status_text(self, st: ClaimStatus, link: bool = True) -> str:
+        if st.state == "absent":
+            return "not in this revision's text"
+        if st.state == "not-modelled":
+            return "not modelled"
+        if st.state == "none":
+            return "no verdict (formalised by witnesses only)"
+        if st.state == "holds":
+            return "holds for every exporter"
+        if st.state == "unknown":
+            return f"unknown for {', '.join(st.unknown) or 'some witness'}"
+        verb = "violated by" if st.state == "violated" else "reachable (undefined) for"
+        real = [self.tlink(r, f"`{r.exporter}`") if link else f"`{r.exporter}`"
+                for r in st.refs if exporter_kind(r.exporter) == "real"]
+        others = [r for r in st.refs if exporter_kind(r.exporter) != "real"]
+        parts = []
+        if real:
+            parts.append("real-driver policies " + ", ".join(real))
+        if others:
+            first = others[0]
+            parts.append(f"{len(others)} other {'policy' if len(others) == 1 else 'policies'} ("
+                         + (self.tlink(first, f"`{first.exporter}`") if link
+                                                             else f"`{first.exporter}`")
+                         + (", ..." if len(others) > 1 else "") + ")")
+        return f"{verb} " + " and ".join(parts)
+
+    def revisions(self) -> None:
+        d, doc = self.data, self.doc
+        doc.add(Heading(2, "Revision comparison: v4.11 and v5.12", "revisions"))
+        doc.add(Para("Each claim's verdict at the seed documentation (v4.11, commit 0959a1683d78) and at the "
+                     "later revision (v5.12: kmap removed in v5.6, the FIXME deleted by de9114ece5df, pinning "
+                     "moved to `dma_buf_pin`), what v5.12 did to the sentence, and whether that resolved what the "
+                     "model found. \"Real-driver policies\" are the catalog's policies modelled on drivers; the "
+                     "others are the reference exporter, deliberately broken exporters and core mutants (which "
+                     "break claims by design)."))
+        rows: list[tuple[str, ...]] = [("claim", "who", "v4.11", "v5.12", "what v5.12 did", "outcome")]
+        for cid, c in load_claims().items():
+            old, new = claim_status(d, cid, "v4.11"), claim_status(d, cid, "v5.12")
+            rows.append((f"[[claim:{cid}]]", c.who, self.status_text(old), self.status_text(new),
+                         CHANGES.get(cid, ""), _outcome(cid, old, new)))
+        doc.add(Table(tuple(rows)))
+
+    def switches(self) -> None:
+        doc = self.doc
+        doc.add(Heading(2, "Semantic switches by revision", "switches"))
+        doc.add(Para("Where the model itself differs between the revisions (everything else is the same "
+                     "transition at both). What begin and end do is the exporter's knobs at both revisions; "
+                     "what the documentation asks of them differs, and is judged by properties that name the "
+                     "revisions they apply to."))
+        doc.add(Table(SWITCHES))
+        props = [p for p in PROPERTIES if tuple(p.revisions) != tuple(REVISIONS)]
+        doc.add(Para("Properties that apply at one revision only: " + "; ".join(
+            f"`{p.id}` ({'/'.join(p.revisions)})" for p in props) + "."))
+
+    def exporters(self) -> None:
+        d, doc = self.data, self.doc
+        doc.add(Heading(2, "Exporter policies", "exporters"))
+        doc.add(Para("`breaks` lists the claims a policy is expected to break; a claim counts at the revisions "
+                     "whose text has it. `dmabuf-check exporters` shows every knob."))
+        rows: list[tuple[str, ...]] = [("policy", "kind", "what it models", *(f"expected broken at {r}" for r in REVISIONS))]
+        for p in d.config.exporters:
+            rows.append((f"`{p.name}`", exporter_kind(p.name), p.description, *(
+                ", ".join(f"[[claim:{c}]]" for c in p.breaks if c.startswith(("P-", "W-")) or rev in claim_revisions(c))
+                or "none" for rev in REVISIONS)))
+        doc.add(Table(tuple(rows)))
+
+    def runs(self) -> None:
+        d, doc = self.data, self.doc
+        doc.add(Heading(2, "Runs and their evidence", "runs"))
+        rows: list[tuple[str, ...]] = [("revision", "engine", "status", "verdicts", "not as expected", "seconds")]
+        for r in d.runs:
+            rows.append((r.revision, r.engine, r.status, str(len(r.verdicts)), str(len(r.mismatches)),
+                         f"{r.seconds:.1f}"))
+        for e in ("synthesis", "arith"):
+            rows.append(("v4.11 and v5.12" if e == "synthesis" else "(code)", e, d.engine_status[e],
+                         str(len(d.synthesis) if e == "synthesis" else len(d.arith)), "-", "-"))
+        doc.add(Table(tuple(rows)))
+        for rev in REVISIONS:
+            for engine in d.engines_run(rev):
+                ev_rows: list[tuple[str, ...]] = []
+                for pol in d.exporters(rev):
+                    vs = [v for v in (d.verdict(rev, engine, pol.name, p.id) for p in PROPERTIES) if v is not None]
+                    if not vs:
+                        continue
+                    counts = {k: sum(v.verdict == k for v in vs) for k in ("holds", "proved", "violated", "unknown")}
+                    if engine == "portfolio":
+                        ev = _portfolio_evidence(vs)
+                    elif engine == "hypothesis":
+                        e = vs[0].evidence
+                        ev = (f"{e.get('examples')} examples in {e.get('rounds')} rounds, {e.get('steps')} steps, "
+                              f"{e.get('states')} distinct states, depth {e.get('depth')}")
+                    elif engine == "z3":
+                        ev = f"bounded checks to depth {vs[0].evidence.get('depth')}, then induction"
+                    else:
+                        e = vs[0].evidence
+                        ev = (f"{e.get('states')} states, {e.get('transitions')} transitions, "
+                              f"{'complete' if e.get('complete') else 'cut short by the state budget'}")
+                    ev_rows.append((f"`{pol.name}`", ev, *(str(counts[k]) for k in counts)))
+                if ev_rows:
+                    doc.add(Heading(3, f"{rev}, {engine}", anchor("runs", rev, engine)))
+                    doc.add(Table((("exporter", "evidence", "holds", "proved", "violated", "unknown"), *ev_rows)))
+
+    def traces(self) -> None:
+        doc = self.doc
+        doc.add(Heading(2, "Traces", "traces"))
+        doc.add(Para("Each trace is a sequence of kernel and userspace calls with their returns, the state fields "
+                     "that changed, the events, and the properties that fire at each step. The ITF file next to "
+                     "each replays with `dmabuf-check replay FILE` (relative to the report's folder)."))
+        # in order of first reference, so the numbering follows the report
+        for n, (a, users) in enumerate(self.trace_users.items(), 1):
+            doc.add(Heading(3, f"Trace {n}", a))
+            shown = users[:6]
+            lines = [f"`{u.property}` ({', '.join(f'[[claim:{c}]]' for c in _claims_of(u.property))}) for "
+                     f"`{u.exporter}` at {u.revision}, {u.engine}{self.found_by(u)}" for u in shown]
+            if len(users) > len(shown):
+                lines.append(f"and {len(users) - len(shown)} more verdicts with the same trace")
+            if a in doc.itf:
+                lines.append(f"replay: `dmabuf-check replay {doc.itf[a]}`")
+            doc.add(Bullets(tuple(lines)))
+            doc.add(Code(self.trace_text[a]))
+
+    def found_by(self, ref: TraceRef) -> str:
+        """`` (found by explicit: exhaustive, tiny; on scope tiny)`` for a portfolio trace."""
+        v = self.data.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
+        if v is None or not v.evidence.get("found_by"):
+            return ""
+        ev = v.evidence
+        return (f" (found by {ev['found_by']}: {ev.get('guarantee', '?')}, {ev.get('scope', '?')}; the trace runs "
+                f"on scope `{ev.get('trace_scope', self.data.config.scope.name)}`)")
+
+    def reproducibility(self) -> None:
+        d, doc = self.data, self.doc
+        cfg = d.config
+        doc.add(Heading(2, "Reproducibility", "reproducibility"))
+        vers = [f"dmabuf-check {d.version}", f"Python {platform.python_version()}"]
+        for mod in ("hypothesis", "z3-solver", "networkx", "numpy"):
+            try:
+                from importlib.metadata import version
+
+                vers.append(f"{mod} {version(mod)}")
+            except Exception:  # noqa: BLE001 - a missing package is reported as such
+                vers.append(f"{mod} not installed")
+        doc.add(Bullets((
+            "Versions: " + ", ".join(vers) + ".",
+            f"Seed {cfg.seed}; scope `{cfg.scope.name}`; exporters: " + ", ".join(f"`{p.name}`" for p in cfg.exporters) + ".",
+            "Budgets: " + "; ".join(f"{e}: {_budget_text(b)}" for e, b in cfg.budget().items()) + ".",
+            "Same seed and budgets, same findings: the Hypothesis engine is seeded and each exporter's run depends "
+            "only on the seed and its budget (not on `--jobs`); Z3 and the explicit engine are deterministic; the "
+            "explicit engine's budget is a number of states, not seconds"
+            + ("; the portfolio's Z3 stage is bounded by its depth, not by time (unless `--z3-seconds` is given), "
+               "and its exhaustive search by a number of states and, per worker, by a share of the machine's memory "
+               "(a search cut by either says `unknown`, never `holds`)" if "portfolio" in cfg.engines else "")
+            + ". Timings are reported but never enter a finding.")))
+        review = (f"dmabuf-check review --out DIR --scope {cfg.scope.name} --seed {cfg.seed} --examples {cfg.examples} "
+                  f"--steps {cfg.steps} --depth {cfg.depth} --timeout {cfg.timeout:g} --states {cfg.states} "
+                  + (f"--portfolio-depth {cfg.portfolio_depth} --portfolio-examples {cfg.portfolio_examples} "
+                     f"--max-states {cfg.max_states} "
+                     + (f"--z3-seconds {cfg.z3_seconds:g} " if cfg.z3_seconds is not None else "")
+                     if "portfolio" in cfg.engines else "")
+                  + " ".join(f"--engine {e}" for e in cfg.engines)
+                  + "".join(f" --exporter {p.name}" for p in cfg.exporters if exporter_kind(p.name) == "other"
+                            and p.name != "reference"))
+        rows: list[tuple[str, ...]] = [("what", "command")]
+        rows.append(("this whole report", f"`{review}`"))
+        for rev in REVISIONS:
+            for e in d.engines_run(rev):
+                rows.append((f"{e} verdicts at {rev}, one exporter", f"`{_command(e, rev, cfg)}`"))
+        if d.synthesis:
+            rows.append(("the FIXME synthesis queries (a), (b)",
+                         f"`dmabuf-check prove --only synthesis --scope tiny --depth {cfg.depth + 2} "
+                         f"--timeout {cfg.timeout:g}`"))
+            rows.append(("the v5.12 synthesis query (c)",
+                         f"`dmabuf-check prove --only synthesis --revision v5.12 --scope tiny --depth {cfg.depth + 2} "
+                         f"--timeout {cfg.timeout:g} --pair M-PIN-NOT-USER M-BEGIN-COHERENCY-ONLY,M-NO-KMAP`"))
+        if d.arith:
+            rows.append(("the bit-precise mmap arithmetic", f"`dmabuf-check prove --only arith --timeout {cfg.timeout:g}`"))
+        rows.append(("one trace", "`dmabuf-check replay traces/<revision>/<engine>/<exporter>__<property>.itf.json` "
+                                  "(the file named under each trace)"))
+        doc.add(Table(tuple(rows)))
+
+
+def _portfolio_evidence(vs) -> str:
+    """What each stage of the portfolio covered for one exporter (the union of its verdicts'
+    ``covers``), and how many verdicts each stage decided (found the trace of, or gave the
+    guarantee of a holds)."""
+    stages: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for v in vs:
+        for c in v.evidence.get("covers", ()):
+            stages.setdefault((c["engine"], c["guarantee"], c["scope"]), c)
+    decided: dict[str, int] = {}
+    for v in vs:
+        by = v.evidence.get("found_by") or {"exhaustive": "explicit", "bounded": "z3", "sampled": "hypothesis"}.get(
+            v.evidence.get("guarantee", "") if v.verdict == "holds" else "", "")
+        if v.verdict == "proved":
+            by = "z3"
+        if by:
+            decided[by] = decided.get(by, 0) + 1
+    parts = []
+    for (engine, guarantee, scope), c in stages.items():
+        if "states" in c:
+            figures = (f"{c['states']:,} states, {c.get('transitions', 0):,} transitions, "
+                       + ("complete" if c.get("complete", True) else f"cut ({c.get('stopped', 'budget')})"))
+        elif "depth" in c:
+            figures = f"depth {c['depth']}"
+        else:
+            figures = f"{c.get('examples', 0):,} examples, {c.get('steps', 0):,} steps"
+        parts.append(f"{guarantee} on {scope} ({engine}: {figures}; decided {decided.get(engine, 0)})")
+    return "; ".join(parts) or "no stage ran"
+
+
+def _mismatch_rows(data: ReviewData) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [("run", "what", "count", "exporter: property")]
+    for r in data.runs:
+        if r.status != "ran":
+            rows.append((f"{r.revision} {r.engine}", f"the engine {r.status}", "-", "every verdict of this run"))
+            continue
+        cats: dict[str, list[str]] = {}
+        beyond = {m.split(" is ", 1)[0] for m in r.beyond_bound}
+        for v in r.verdicts:
+            if v.as_expected or f"{v.exporter}: {v.property}" in beyond:
+                continue
+            if v.kind == "witness" and v.verdict == "unknown":
+                cat = "witness not reached within the budget (unknown)"
+            elif v.expected == "violated" and v.verdict != "violated":
+                cat = f"expected violation not found ({v.verdict})"
+            elif v.verdict == "violated":
+                cat = "unexpected violation"
+            elif v.verdict == "unknown":
+                cat = "unknown (budget or solver timeout)"
+            else:
+                cat = f"{v.verdict}, expected {v.expected}"
+            cats.setdefault(cat, []).append(f"{v.exporter}: {v.property}")
+        for m in r.mismatches:
+            if ": declares " in m:
+                who, rest = m.split(": declares ", 1)
+                cats.setdefault("claim declared broken, no property citing it violated", []).append(
+                    f"{who}: {rest.split(' broken', 1)[0]}")
+            elif "interrupted" in m:
+                cats.setdefault("interrupted", []).append(m)
+        for cat, items in cats.items():
+            rows.append((f"{r.revision} {r.engine}", cat, str(len(items)), ", ".join(f"`{i}`" for i in items)))
+    return rows
+
+
+def _budget_text(b: dict[str, Any]) -> str:
+    """``examples 300, steps 30``; a nested budget (the portfolio's stages) in parentheses."""
+    return ", ".join(f"{k} ({_budget_text(v)})" if isinstance(v, dict) else f"{k} {v}" for k, v in b.items())
+
+
+def _command(engine: str, rev: str, cfg) -> str:
+    if engine == "portfolio":
+        return (f"dmabuf-check campaign --engine portfolio --revision {rev} --scope {cfg.scope.name} "
+                f"--seed {cfg.seed} --examples {cfg.portfolio_examples} --steps {cfg.steps} --depth {cfg.portfolio_depth} "
+                f"--max-states {cfg.max_states} --z3-seconds "
+                f"{'inf' if cfg.z3_seconds is None else format(cfg.z3_seconds, 'g')} --database none --exporter NAME")
+    if engine == "hypothesis":
+        return (f"dmabuf-check campaign --revision {rev} --scope {cfg.scope.name} --seed {cfg.seed} "
+                f"--examples {cfg.examples} --steps {cfg.steps} --database none --exporter NAME")
+    if engine == "z3":
+        return (f"dmabuf-check prove --only bmc --revision {rev} --scope {cfg.scope.name} --depth {cfg.depth} "
+                f"--timeout {cfg.timeout:g} --exporter NAME")
+    return (f"dmabuf-check explore --revision {rev} --scope {cfg.scope.name} --symmetry --max-states {cfg.states} "
+            f"--no-stuck --exporter NAME")
+
+
+def _claims_of(pid: str) -> tuple[str, ...]:
+    return get_property(pid).claims
+
+
+def _outcome(cid: str, old: ClaimStatus, new: ClaimStatus) -> str:
+    bad = ("violated", "reached")
+    if cid.startswith("M-"):
+        if new.state == "violated":
+            return ("new rule; broken by real-driver policies " + ", ".join(f"`{x}`" for x in new.real())
+                    if new.real() else "new rule; broken only by deliberately broken policies")
+        return {"holds": "new rule; holds", "reached": "new; reachable"}.get(new.state, f"new rule; {new.state}")
+    if new.state == "absent":
+        if old.state in bad:
+            return "**resolved by deleting the sentence**" + (
+                f" (v4.11 real-driver breakers: {', '.join(f'`{x}`' for x in old.real())})" if old.real() else "")
+        return "deleted"
+    if old.state in bad and new.state in bad:
+        if old.state == "reached":
+            return "left open: still reachable"
+        if new.real():
+            return "**left open** (real-driver policies: " + ", ".join(f"`{x}`" for x in new.real()) + ")"
+        return "holds for every real-driver policy at both revisions; broken policies still break it"
+    if old.state in bad and new.state == "holds":
+        return "**resolved**"
+    if old.state not in bad and new.state in bad:
+        return "**new break at v5.12**"
+    return {"holds": "holds at both", "not-modelled": "not modelled",
+            "none": "witnesses only", "unknown": "unknown"}.get(new.state, new.state)
+
+
+SWITCHES: tuple[tuple[str, ...], ...] = (
+    ("switch", "v4.11", "v5.12", "where"),
+    ("`dma_buf_kmap`, `dma_buf_kunmap`, `dma_buf_kmap_atomic`, `dma_buf_kunmap_atomic`",
+     "actions exist", "removed (kmap_atomic in v4.19, kmap in v5.6)", "`model/actions/kernel_access.py` (`revisions=`)"),
+    ("`dma_buf_pin`, `dma_buf_unpin`, state field `att_pins`", "no such actions; `att_pins` stays 0",
+     "actions exist (v5.7); a pin holds the storage (`derived.pinned`)", "`model/actions/pinning.py`"),
+    ("ghost `kended` (kmap after end_cpu_access is undefined)", "kept by begin/end", "not kept (no kmap)",
+     "`model/rules.py` (`m.revision`)"),
+    ("`dma_buf_vmap` without `ops->vmap`", "NULL (modelled as -ENOMEM)", "-EINVAL (int return since v5.11)",
+     "`model/actions/kernel_access.py` (`m.revision`)"),
+    ("kmap knobs `has_kmap`, `has_kmap_atomic`, `kmap_swaps_in`", "read by the kmap actions",
+     "nothing reads them", "`model/catalog.py` docstring"),
+    ("begin/end_cpu_access as allocate/swap-in/pin hooks (BEGIN-AVAILABLE, END-FLUSH-UNPIN, the FIXME)",
+     "judged: `P-BEGIN-AVAILABLE`, `P-END-UNPINS`, `P-NO-USER-PIN`", "not judged: the sentences are deleted",
+     "`properties/callbacks.py` (`revisions=`)"),
+    ("begin/end_cpu_access as coherency hooks only; pinning is `dma_buf_pin`'s",
+     "not judged", "judged: `P-BEGIN-NO-PIN`, `P-USER-NO-PIN`, `P-END-UNDO`", "`properties/later_revision.py`"),
+    ("kernel CPU access", "kmap or vmap, bracketed (`P-KERNEL-BRACKET`)", "vmap only, bracketed "
+     "(`P-NO-KMAP`, `P-VMAP-BRACKET`, `W-VMAP-IN-BRACKET`)", "`properties/later_revision.py`"),
+    ("`dma_buf_export()` requires `mmap`, `kmap`, `kmap_atomic`", "yes: `P-EXPORT-OPS-DRIFT` (drift)",
+     "no (since v4.19)", "`properties/mappings.py`"),
+)
+
+
+def build(data: ReviewData, fs: Sequence[Finding] | None = None, out_dir: Path | None = None) -> Document:
+    """The report as a document; with ``out_dir``, every trace is also written there as ITF."""
+    return _Builder(data, out_dir).build(findings(data) if fs is None else fs)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """A temporary file in the same folder, then rename; readable as a normal file would be."""
+    write_text_atomic(path, text)
+
+
+def write_review(data: ReviewData, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``review.md``, ``review.html`` (self-contained), ``findings.json`` and the traces as
+    ITF files into ``out_dir``; each file atomically. Returns the paths written."""
+    out = Path(out_dir)
+    fs = findings(data)
+    doc = build(data, fs, out)
+    paths = {"markdown": out / "review.md", "html": out / "review.html", "json": out / "findings.json"}
+    _write_atomic(paths["markdown"], to_markdown(doc))
+    _write_atomic(paths["html"], to_html(doc))
+    cfg = data.config
+    _write_atomic(paths["json"], json.dumps({
+        "schema": "dmabuf-check.review/1", "command": "review", "version": data.version,
+        "seed": cfg.seed, "scope": cfg.scope.name, "budget": cfg.budget(), "engines": data.engine_status,
+        "findings": [f.to_json() for f in fs],
+        "claims": {cid: {rev: _status_json(claim_status(data, cid, rev)) for rev in REVISIONS}
+                   for cid in load_claims()},
+        "mismatches": data.mismatches(),
+        "beyond_bound": data.beyond_bound(),
+        "traces": {a: {"users": [u.key() for u in users], "itf": doc.itf.get(a)}
+                   for a, users in _users(doc).items()},
+    }, indent=1) + "\n")
+    return paths
+
+
+def _status_json(st: ClaimStatus) -> dict[str, Any]:
+    return {"state": st.state, "violators": list(st.violators), "traces": [r.key() for r in st.refs],
+            "unknown": list(st.unknown)}
+
+
+def _users(doc: Document) -> dict[str, list[TraceRef]]:
+    out: dict[str, list[TraceRef]] = {}
+    for key, a in doc.traces.items():
+        rev, engine, exporter, pid = key.split("/", 3)
+        out.setdefault(a, []).append(TraceRef(rev, engine, exporter, pid))
+    return out
+

@@ -1,0 +1,472 @@
+"""Property campaigns: properties against exporter policies with an engine; the table, the
+traces, the report, and whether every outcome was the expected one.
+
+A campaign passes when every judged verdict is as expected and every claim a policy declares
+broken has at least one violated property citing it (``properties.judge``). The work is a plan of
+runner tasks (``properties.runs.runner``): with the Hypothesis engine, the shards of
+``properties.runs.shards`` (exporter by property group by seed slot; with a time ``duration``, slot after
+slot until it is spent); with another engine, one task per exporter. The tasks run in this
+process, in ``jobs`` local worker processes, or on a Dask cluster (``properties.runs.cluster``);
+the merge is in plan order, so the report depends on the seed and the budget, not on the number of
+workers. SIGINT and SIGTERM stop the run, and the report of what was found is still written; with a
+duration it is also written every minute (``checkpoint``). Progress goes to ``progress``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from model.machine import Model
+from model.policy import ExporterPolicy
+from model.scope import Scope
+
+from ..claims import load_claims
+from ..engines.explicit import Budget as SearchBudget, ExplicitEngine, shorten
+from ..engines.hypothesis_engine import HypothesisEngine
+from ..engines.interface import Budget, Engine
+from ..engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
+from ..engines.z3_engine import Z3Engine
+from ..index import PROPERTIES, get_property
+from ..judge import ClaimCheck, claim_checks, mismatches
+from ..trace import render, trace_model
+from ..verdict import Verdict
+from . import shards as _shards
+from .cluster import DaskWorkers
+from .coverage import CoverageEngine, format_coverage
+from .database import open_database
+from .runner import Task, TaskResult, plan_per_exporter, run
+from .shards import lanes, merge
+from .workers import InlineWorkers, LocalWorkers
+
+__all__ = ["CampaignResult", "ClaimCheck", "run_campaign", "format_table", "SCHEMA",
+           "parse_duration", "format_duration", "default_jobs", "CHECKPOINT_SECONDS"]
+
+SCHEMA = "dmabuf-check.report/1"
+CHECKPOINT_SECONDS = 60.0
+_PROGRESS_SECONDS = 5.0
+
+
+@dataclass
+class CampaignResult:
+    command: str
+    revision: str
+    scope: Scope
+    seed: int
+    engine: str
+    budget: dict[str, Any]
+    exporters: list[ExporterPolicy]
+    verdicts: list[Verdict] = field(default_factory=list)
+    claim_checks: list[ClaimCheck] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def mismatches(self) -> list[str]:
+        out = mismatches(self.verdicts, self.claim_checks)
+        if self.interrupted:
+            out.append("the campaign was interrupted before every exporter ran")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "command": self.command, "revision": self.revision,
+            "scope": {"name": self.scope.name, "buffers": self.scope.buffers, "pages": self.scope.pages,
+                      "fds": self.scope.fds, "vmas": self.scope.vmas, "attachments": self.scope.attachments},
+            "seed": self.seed, "engine": self.engine, "budget": self.budget,
+            "exporters": [{"name": p.name, "breaks": list(p.breaks)} for p in self.exporters],
+            "results": [v.to_json() for v in self.verdicts],
+            "claims_expected_broken": [
+                {"exporter": c.exporter, "claim": c.claim, "found": c.found, "by": list(c.by)}
+                for c in self.claim_checks],
+            "mismatches": self.mismatches, "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``8h``, ``1h30m``, ``90s``, ``2.5h`` or a number of seconds -> seconds."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        total = float(t)
+    elif re.fullmatch(r"(\d+(\.\d+)?[smhd])+", t):
+        total = sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([smhd])", t))
+    else:
+        raise ValueError(f"expected a duration such as 90s, 30m, 8h or 1h30m, got {text!r}")
+    if total <= 0:
+        raise ValueError(f"expected a duration above zero, got {text!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Meter:
+    """Live progress of a run with a duration: examples per second, violations and coverage."""
+
+    def __init__(self, say: Callable[[str], None], duration: float | None, started: float,
+                 sampling: bool = True, total: int | None = None) -> None:
+        self.say, self.duration, self.started = say, duration, started
+        self.sampling, self.total = sampling, total
+        self.last = started
+        self.examples = 0
+        self.violations: set[tuple[str, str]] = set()
+        self.witnesses: dict[tuple[str, str], bool] = {}
+        self.states = 0
+
+    def add(self, r: TaskResult) -> None:
+        self.examples += r.result.summary.get("examples", 0)
+        for v in r.verdicts:
+            if v.kind in ("always", "step") and v.verdict == "violated":
+                self.violations.add((v.exporter, v.property))
+            elif v.kind == "witness":
+                key = (v.exporter, v.property)
+                self.witnesses[key] = self.witnesses.get(key, False) or v.verdict == "holds"
+            self.states = max(self.states, v.evidence.get("states", 0))
+
+    def line(self, done: int, running: int, live_examples: int | None) -> str:
+        elapsed = time.monotonic() - self.started
+        ex = max(self.examples, live_examples or 0)
+        clock = format_duration(elapsed) + (f" of {format_duration(self.duration)}" if self.duration else "")
+        reached = sum(self.witnesses.values())
+        cover = (f", witnesses reached {reached}/{len(self.witnesses)}" if self.witnesses else "")
+        exporters = len({e for e, _ in self.violations})
+        if not self.sampling:   # one task per exporter, no examples to count
+            return (f"campaign [{clock}] {done}{f' of {self.total}' if self.total else ''} exporters done, "
+                    f"{running} running; {len(self.violations)} violations in {exporters} exporters")
+        return (f"campaign [{clock}] {done} shards done, {running} running; {ex} examples "
+                f"({ex / max(elapsed, 1e-9):.0f}/s); {len(self.violations)} violations in {exporters} "
+                f"exporters{cover}; up to {self.states} states in a shard")
+
+    def maybe(self, done: int, running: int, live: int | None, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= _PROGRESS_SECONDS:
+            self.last = now
+            self.say(self.line(done, running, live))
+
+
+def _engine_for(name: str, seed: int, coverage: bool, database: str | None) -> Engine:
+    if name == "z3":
+        return Z3Engine()
+    if name == "portfolio":
+        return PortfolioEngine(seed=seed, database=database)
+    if name == "explicit":
+        return ExplicitEngine(keep_edges=False)
+    if coverage:  # also the fraction of the reachable state graph the campaign visited
+        return CoverageEngine(seed=seed)
+    return HypothesisEngine(seed=seed, database=database)
+
+
+def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: str = "v4.11",
+                 examples: int = 150, seed: int = 1, steps: int = 30, jobs: int = 1,
+                 progress: Callable[[str], None] | None = None, engine: str = "hypothesis",
+                 depth: int = 8, coverage: bool = False, *, database: str | None = None,
+                 cluster: str | None = None, duration: float | None = None, duration_text: str | None = None,
+                 grouping: str = "all", checkpoint: Callable[[CampaignResult], None] | None = None,
+                 states: int | None = None, memory: int | None = None, z3_seconds: float | None = None,
+                 ) -> CampaignResult:
+    """Run a campaign and judge it.
+
+    ``engine``: ``"portfolio"`` (``properties.engines.portfolio``: the ``tiny`` scope searched
+    exhaustively within ``states`` states and ``memory`` bytes, Z3 to ``depth`` on the campaign's
+    scope within ``z3_seconds``, then Hypothesis), ``"hypothesis"`` (random exploration with
+    shrinking; ``examples`` x ``steps`` per round, up to six rounds while a declared break or a
+    witness is missing), ``"z3"`` (bounded checks to ``depth``, then induction) or ``"explicit"``
+    (every reachable state of the campaign's scope, within ``states`` and ``memory``).
+    ``coverage``: measure each Hypothesis run against the
+    explicit engine's reachable graph (``properties.runs.coverage``; the evidence and the table carry the
+    figures). With the Hypothesis engine: ``database`` is a ``properties.runs.database`` spec (``None``:
+    none), ``cluster`` a Dask scheduler address, ``duration`` seconds of wall-clock time (slot after
+    slot of shards until it is spent; ``None``: one slot), ``grouping`` how each exporter's
+    properties are cut into shards, and ``checkpoint`` is called with the result so far every minute
+    of a run with a duration."""
+    say = progress or (lambda msg: None)
+    started = time.monotonic()
+    hyp = engine == "hypothesis"
+    if hyp:
+        budget_info: dict[str, Any] = {"examples": examples, "steps": steps}
+        if grouping != "all":
+            budget_info["property_groups"] = grouping
+        if duration is not None:
+            budget_info["duration"] = duration_text or format_duration(duration)
+    elif engine == "portfolio":
+        states = states or DEFAULT_BUDGET.states
+        z3_seconds = z3_seconds if z3_seconds is not None else PortfolioEngine.z3_seconds
+        budget_info = {"exhaustive": {"scope": PortfolioEngine.exhaustive_scope, "states": states,
+                                      "symmetry": PortfolioEngine.symmetry},
+                       "z3": {"depth": depth, "seconds": z3_seconds, "timeout": DEFAULT_BUDGET.timeout},
+                       "examples": examples, "steps": steps}
+    elif engine == "explicit":
+        budget_info = {"states": states}
+    else:
+        budget_info = {"depth": depth}
+    if database is not None:
+        open_database(database)  # a bad spec fails here, with one line, not in a worker
+    if hyp and not coverage:
+        tasks = _shards.plan(exporters, seed, examples, steps, scope=scope, revision=revision,
+                             slots=None if duration is not None else 1, grouping=grouping,
+                             max_rounds=1 if duration is not None else 6, database=database)
+        n_lanes = len(_shards.lanes(exporters, grouping))
+    else:
+        eng = _engine_for(engine, seed, coverage, database)
+        if engine == "portfolio":
+            eng = dataclasses.replace(eng, z3_seconds=z3_seconds)
+            budget = dataclasses.replace(DEFAULT_BUDGET, states=states, memory=memory, depth=depth,
+                                         examples=examples, steps=steps)
+        else:
+            budget = Budget(examples=examples, steps=steps, depth=depth, states=states, memory=memory)
+        tasks = iter(plan_per_exporter(exporters, scope, revision, eng, [p.id for p in PROPERTIES], budget))
+        n_lanes = len(exporters)
+    total = None if duration is not None else n_lanes
+    workers, where = _workers(jobs, cluster, duration is not None, total)
+    if hyp and not coverage:
+        say(f"campaign: {n_lanes} lanes (exporter x property group)"
+            + (f", slots of {examples} examples until {format_duration(duration)} is spent" if duration else "")
+            + f", on {where}")
+    meter = _Meter(say, duration, started, sampling=hyp, total=total)
+    results: list[TaskResult] = []
+    last_checkpoint = [time.monotonic()]
+
+    def snapshot(interrupted: bool) -> CampaignResult:
+        r = CampaignResult("campaign", revision, scope, seed, engine, dict(budget_info), list(exporters))
+        _fill(r, exporters, scope, revision, results, duration is not None, grouping if hyp and not coverage else "all")
+        r.interrupted = r.interrupted or interrupted
+        r.seconds = time.monotonic() - started
+        return r
+
+    def on_result(r: TaskResult, running: int) -> None:
+        results.append(r)
+        meter.add(r)
+        if duration is None:
+            name = r.lane[0] + ("" if r.lane[1] == "all" else f"/{r.lane[1]}")
+            say(f"[{len(results)}/{total}] {name}: {_summary(r)}")
+        else:
+            meter.maybe(len(results), running, workers.examples())
+            if checkpoint is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
+                last_checkpoint[0] = time.monotonic()
+                checkpoint(snapshot(True))
+
+    deadline = None if duration is None else started + duration
+    out = run(tasks, workers, deadline=deadline, on_result=on_result,
+              tick=lambda running: meter.maybe(len(results), running, workers.examples()))
+    if out.stopped:
+        say("interrupted: stopping the workers, writing what was found" if out.stopped == "signal"
+            else f"budget of {format_duration(duration)} spent: stopping the workers")
+    if duration is not None:
+        meter.maybe(len(results), 0, workers.examples(), force=True)
+    return snapshot(out.stopped == "signal")
+
+
+def _workers(jobs: int, cluster: str | None, budgeted: bool, total: int | None):
+    if cluster is not None:
+        w = DaskWorkers(cluster)
+        return w, f"{w.capacity} Dask worker threads at {cluster}"
+    if jobs > 1 or budgeted:
+        w = LocalWorkers(max(1, min(jobs, total or jobs)))
+        return w, f"{w.capacity} worker processes"
+    return InlineWorkers(), "this process"
+
+
+def _fill(result: CampaignResult, exporters: Sequence[ExporterPolicy], scope: Scope, revision: str,
+          results: list[TaskResult], budgeted: bool, grouping: str) -> None:
+    verdicts = merge(exporters, results)
+    result.verdicts = verdicts
+    done = {r.lane for r in results}
+    ran = {p.name for p in exporters if all(lane in done for lane in lanes([p], grouping))}
+    for p in exporters:
+        if p.name in ran:
+            result.claim_checks += claim_checks(p, [v for v in verdicts if v.exporter == p.name], scope, revision)
+    if budgeted:
+        result.budget["shards"] = len(results)
+    if len(ran) < len(exporters):
+        result.interrupted = True   # some exporter has not had all its properties judged once
+
+
+def _summary(r: TaskResult) -> str:
+    vs = r.verdicts
+    bad = sum(1 for v in vs if v.verdict == "violated" and v.kind in ("always", "step"))
+    if "covers" in r.result.summary:  # the portfolio
+        return (f"{'; '.join(_describe_cover(c) for c in r.result.summary['covers'])}; "
+                f"{sum(v.verdict == 'proved' for v in vs)} proved, {bad} violated, {r.seconds:.1f} s")
+    ev = vs[0].evidence if vs else {}
+    if "examples" not in ev:  # the z3 engine
+        return (f"depth {ev.get('depth', 0)}, {sum(v.verdict == 'proved' for v in vs)} proved, "
+                f"{bad} violated")
+    return (f"{ev.get('examples', 0)} examples, {ev.get('states', 0)} states, {bad} violated, "
+            f"{ev.get('seconds', 0):.1f} s")
+
+
+_CELL = {"holds": ".", "proved": "P", "violated": "V", "unknown": "?"}
+_HOLDS = {"exhaustive": "e", "bounded": "b", "sampled": "s"}
+
+
+def _cell(v: Verdict) -> str:
+    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``)."""
+    if v.verdict == "holds" and v.kind != "witness":
+        return _HOLDS.get(v.evidence.get("guarantee", ""), ".")
+    return _CELL[v.verdict]
+
+
+def _legend(result: CampaignResult) -> str:
+    shown = {_cell(v) for v in result.verdicts}
+    parts = [("P", "proved (every depth)"), ("e", "holds on every reachable state of the scope searched "
+              "exhaustively"), ("b", "holds on every run up to the depth"), ("s", "holds on the runs sampled"),
+             (".", "witness reached")]
+    return ("cells: " + "  ".join(f"{c} {what}" for c, what in parts if c in shown)
+            + ("  " if shown & set("Pebs.") else "") + "V violated (for undefined behaviour: reached; for a witness: unreachable)  ? unknown  "
+            "! not as expected  (blank: does not apply)")
+
+
+def _covers_lines(result: CampaignResult) -> list[str]:
+    """What each exporter's verdicts cover, from their evidence (one line per exporter)."""
+    lines = []
+    for p in result.exporters:
+        seen: dict[tuple, dict[str, Any]] = {}
+        for v in result.verdicts:
+            if v.exporter != p.name:
+                continue
+            for c in v.evidence.get("covers", ()):
+                seen.setdefault((c["engine"], c["guarantee"], c["scope"]), c)
+        if seen:
+            lines.append(f"- {p.name}: " + "; ".join(_describe_cover(c) for c in seen.values()))
+    if lines:
+        lines.insert(0, "What the verdicts cover:")
+        lines.append("")
+    return lines
+
+
+def _describe_cover(c: dict[str, Any]) -> str:
+    figures = []
+    if "states" in c:
+        figures.append(f"{c['states']:,} states" + ("" if c.get("complete", True) else
+                                                     f", cut: {c.get('stopped', 'budget')}"))
+    if "depth" in c:
+        figures.append(f"depth {c['depth']}")
+    if "examples" in c:
+        figures.append(f"{c['examples']:,} examples, {c.get('steps', 0):,} steps")
+    return f"{c['guarantee']}, {c['scope']} ({c['engine']}{': ' + ', '.join(figures) if figures else ''})"
+
+
+def format_table(result: CampaignResult, models: dict[str, Model] | None = None) -> str:
+    """Property by exporter, then the shortest trace of each violation, then what differed."""
+    names = [p.name for p in result.exporters]
+    by = {(v.property, v.exporter): v for v in result.verdicts}
+    pids = [p.id for p in PROPERTIES if any((p.id, n) in by for n in names)]
+    width = max(len(p) for p in pids) if pids else 10
+    out = [f"dmabuf-check campaign: revision {result.revision}, scope {result.scope.name}, seed "
+           f"{result.seed}, engine {result.engine}, " + _budget_text(result.budget), ""]
+    out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
+    out.append(_legend(result))
+    out.append("")
+    out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
+    for pid in pids:
+        row = []
+        for n in names:
+            v = by.get((pid, n))
+            if v is None:
+                row.append("   ")
+            else:
+                row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
+        out.append(pid.ljust(width) + " " + "".join(row))
+    out.append("")
+    claims = load_claims()
+    viol = [v for v in result.verdicts if v.verdict == "violated" and v.kind in ("always", "step")]
+    if viol:
+        out.append("Violations (shortest trace found):")
+        for v in viol:
+            tag = "expected" if v.expected == "violated" or any(c in _breaks(result, v.exporter) for c in v.claims) \
+                else "NOT EXPECTED"
+            out.append(f"- {v.exporter}: {v.property} [{', '.join(v.claims)}] ({tag})")
+            out.append(f"  {_claim_text(claims, v.claims[0])}")
+            if v.trace is not None and models is not None and v.exporter in models:
+                out.append(_indent(render(trace_model(models[v.exporter], v.evidence), v.trace), "  "))
+        out.append("")
+    und = [v for v in result.verdicts if v.kind == "undefined" and v.verdict == "violated"]
+    if und:
+        out.append("Undefined behaviour and callers' broken obligations reachable through the API:")
+        seen: dict[str, list[Verdict]] = {}
+        for v in und:
+            seen.setdefault(v.property, []).append(v)
+        for pid, vs in seen.items():
+            best = min(vs, key=lambda v: len(v.trace) if v.trace is not None else 0)
+            out.append(f"- {pid} [{', '.join(best.claims)}] for {', '.join(v.exporter for v in vs)}; "
+                       f"shortest ({best.exporter}):")
+            if best.trace is not None and models is not None and best.exporter in models:
+                out.append(_indent(render(trace_model(models[best.exporter], best.evidence), best.trace), "  "))
+        out.append("")
+    out += format_coverage(result.verdicts)
+    out += _covers_lines(result)
+    mism = result.mismatches
+    judged = sum(1 for v in result.verdicts if v.expected is not None) + len(result.claim_checks)
+    if mism:
+        out.append("Not as expected:")
+        out += ["- " + m for m in mism]
+        out.append("")
+    out.append(f"{len(result.verdicts)} verdicts, {judged} judged, {len(mism)} not as expected "
+               f"({result.seconds:.1f} s)")
+    return "\n".join(out)
+
+
+def _budget_text(budget: dict[str, Any]) -> str:
+    if "exhaustive" in budget:    # the portfolio
+        ex, z3 = budget["exhaustive"], budget["z3"]
+        return (f"{ex['scope']} searched exhaustively (up to {ex['states']:,} states), Z3 to depth {z3['depth']}, "
+                f"{budget['examples']} examples x {budget['steps']} steps per exporter")
+    if "examples" in budget:
+        return f"{budget['examples']} examples x {budget['steps']} steps per exporter"
+    return f"depth {budget.get('depth')}"
+
+
+def _breaks(result: CampaignResult, exporter: str) -> tuple[str, ...]:
+    for p in result.exporters:
+        if p.name == exporter:
+            return p.breaks
+    return ()
+
+
+def _claim_text(claims, cid: str) -> str:
+    c = claims.get(cid)
+    return f"{cid}: {c.text}" if c else cid
+
+
+def _indent(text: str, pre: str) -> str:
+    return "\n".join(pre + line for line in text.splitlines())
+
+
+def shorten_verdicts(verdicts: Sequence[Verdict], models: dict[str, Any], states: int | None,
+                     progress: Callable[[str], None] | None = None) -> list[Verdict]:
+    """``campaign --shortest``: every trace of a violation or a reached target replaced by a
+    shortest one, found by the explicit engine's breadth-first search to one step less than the
+    trace (``properties.engines.explicit.shorten``; at most ``states`` states per trace). The
+    evidence records the length before (``shrunk_length``) and ``shortest``: true (the trace is a
+    shortest) or false (the search was cut by its budget: the trace is kept, unconfirmed)."""
+    out = []
+    for v in verdicts:
+        if v.trace is None:
+            out.append(v)
+            continue
+        tr, status = shorten(models[v.exporter], get_property(v.property), v.trace, SearchBudget(states=states))
+        ev = {**v.evidence, "shrunk_length": len(v.trace), "shortest": status != "unconfirmed"}
+        if "trace_length" in ev:
+            ev["trace_length"] = len(tr)
+        if progress and status == "shortened":
+            progress(f"{v.exporter}: {v.property}: {len(v.trace)} -> {len(tr)} steps (shortest)")
+        out.append(dataclasses.replace(v, trace=tr, evidence=ev))
+    return out
