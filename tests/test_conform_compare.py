@@ -13,7 +13,7 @@ import pytest
 from model.catalog import CATALOG
 from model.machine import Model
 from properties.cli import main
-from properties.cli.conform import conform_kernel, format_table
+from properties.conform.run import conform_kernel, format_table
 from properties.conform.compare import (KNOWN_FILE, SEMANTICS, Known, KnownError, compare_result,
                                         compare_trace, load_known, summarise)
 from properties.conform.protocol import format_line, parse_output

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from properties.cli.conform import build_traces, conform_kernel, format_table
+from properties.conform.run import build_traces, conform_kernel, format_table
 from properties.conform import GuestError, guest
 from properties.conform.compare import load_known
 from properties.scenarios.litmus import LIBRARY

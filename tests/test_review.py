@@ -115,7 +115,7 @@ def test_same_seed_same_findings(tmp_path):
 
 
 def test_an_engine_not_present_is_reported(monkeypatch, tmp_path):
-    from properties import review
+    from properties.report import review
 
     monkeypatch.setitem(review._MODULES, "z3", "properties.engines.no_such_engine")
     data = collect(config(("reference",), engines=("hypothesis", "z3")))
@@ -249,12 +249,12 @@ def test_cli_review_portfolio_exit_status(tmp_path, capsys, monkeypatch):
                  "--jobs", "1"]) == 0
     assert "portfolio" in json.loads((out / "findings.json").read_text(encoding="utf-8"))["budget"]
     # an engine that fails is an outcome not as expected: exit 1, never a pass
-    from properties import campaign
+    from properties.report import review
 
     def fail(*a, **k):
         raise MemoryError("no room")
 
-    monkeypatch.setattr(campaign, "run_campaign", fail)
+    monkeypatch.setattr(review, "run_campaign", fail)
     capsys.readouterr()
     assert main(["review", "--out", str(tmp_path / "failed"), "--scope", "tiny", "--engine", "portfolio",
                  "--exporter", "vgem", "--jobs", "1"]) == 1

@@ -38,10 +38,6 @@ def _number(kind: type, least: float, what: str) -> Callable[[str], Any]:
     return parse
 
 
-def _memory(text: str) -> int:
-    return memory_size(text)
-
-
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
     """Register ``review`` on the CLI's subparsers (``common`` is unused: the review covers both
     revisions, so it takes no ``--revision``)."""
@@ -65,7 +61,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
     p.add_argument("--max-states", type=_number(int, 1, "a number of states"), default=60_000_000,
                    help="the portfolio's exhaustive search of the tiny scope: at most N states per exporter; "
                    "what it has not decided is unknown (default 60000000, as for campaign)")
-    p.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
                    help="the portfolio's exhaustive search: stop when a worker's resident memory passes SIZE "
                    "(512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
     p.add_argument("--z3-seconds", type=_number(float, 1, "a number of seconds"), default=None, metavar="S",

@@ -25,7 +25,7 @@ from model.scope import Scope
 from ..index import PROPERTIES, get_property
 from ..monitor import Monitor, Replayed
 from ..trace import ReplayError, Trace, render, replay
-from .itf import ItfError, ItfTrace, policy_from_meta, read_itf, revision_from_meta, scope_from_meta
+from .itf import ItfError, ItfTrace, policy_from_meta, revision_from_meta, scope_from_meta
 from .litmus import display_fires
 
 __all__ = ["ReplayOutcome", "replay_itf", "format_outcome", "to_json"]
