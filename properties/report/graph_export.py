@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Callable
 
 from model.constants import errno_name
 
 from ..engines.explicit import GraphTooLarge, StateSpace
 from .atomic import write_atomic
+
+if TYPE_CHECKING:  # annotations only; imported where a graph is written
+    import networkx as nx
 
 __all__ = ["FORMATS", "LIMITS", "format_for", "write_graph", "write_networkx", "GraphTooLarge"]
 
@@ -71,6 +72,8 @@ def _too_large(fmt: str, states: int, edges: int, limit: int) -> str:
 
 def write_networkx(g: nx.DiGraph, path: str | os.PathLike, fmt: str) -> None:
     """Write a networkx graph whose attributes are scalars, atomically."""
+    import networkx as nx  # heavy (0.13 s to import): only writing a graph needs it, not every command's start-up
+
     writers: dict[str, Callable[[nx.DiGraph, Any], None]] = {
         "graphml": lambda g, f: nx.write_graphml(g, f),
         "json": lambda g, f: f.write(json.dumps(nx.node_link_data(g, edges="edges"), indent=None).encode()),
