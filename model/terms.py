@@ -600,7 +600,7 @@ _Z3: dict[str, Callable[..., Any]] = {}   # filled when first needed: only this 
 
 def _z3_table() -> dict[str, Callable[..., Any]]:
     if not _Z3:
-        import z3
+        import z3  # heavy, and only this interpretation needs it (see _Z3)
 
         _Z3.update({
             "not": z3.Not,

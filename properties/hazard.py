@@ -35,7 +35,7 @@ from typing import Callable
 from model.state import CACHE_INVALID, W_HANDED_OFF
 from model.terms import Term, and_, compile_function, const, eq, ite, ne, not_, or_, substitute
 
-from .registry import StateView
+from .property import StateView
 
 __all__ = ["CLAIMS", "NEAR", "LATENT", "hazard", "hazard_function"]
 
