@@ -28,10 +28,10 @@ from model.machine import Model
 from ..hazard import hazard_function
 from ..monitor import Monitor
 from ..property import Property
+from ..runs.database import database_key as key_of, database_key, open_database
 from ..trace import Trace, TraceStep, shrink
 from ..verdict import Verdict, make_verdict
 from .interface import Budget, EngineResult
-from ..runs.database import database_key as key_of, database_key, open_database
 
 __all__ = ["run_hypothesis", "PropertyViolation", "make_machine", "HypothesisEngine"]
 
@@ -294,7 +294,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     ``hypothesis_shrink=True`` lets Hypothesis's own shrinker run first (it also simplifies
     arguments, at many times the cost).
 
-    With a ``database`` (properties.database), every failing example found is saved in it under
+    With a ``database`` (properties.runs.database), every failing example found is saved in it under
     ``database_key`` (default: one key per policy, scope and revision) and, with ``reuse``, the
     examples stored there are replayed first, by Hypothesis's ``Phase.reuse``, before any new one is
     generated. Generation itself runs without the database, so that what it finds is the same
@@ -354,7 +354,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
     if database is not None and reuse:
         # Replay what earlier runs stored, until a replay finds nothing more: each pass switches
         # off the properties found so far, so that an example stored for a property that another
-        # one masks in a full pass is still replayed (properties.database keeps it stored).
+        # one masks in a full pass is still replayed (properties.runs.database keeps it stored).
         replay_cfg = settings(cfg, max_examples=10_000, database=database, phases=[Phase.reuse])
         active = set(invariants) if any(True for _ in database.fetch(database_key)) else set()
         while active:
@@ -445,7 +445,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
             if p.id in replayed:
                 ev["replayed"] = True               # a stored example showed it
         out.append(make_verdict(p, model.policy.name, "hypothesis", verdict, expected, ev, tr))
-    if on_run is not None:  # e.g. properties.coverage: the states and transitions the run visited
+    if on_run is not None:  # e.g. properties.runs.coverage: the states and transitions the run visited
         on_run(run)
     return out
 
@@ -454,7 +454,7 @@ def run_hypothesis(model: Model, props: Iterable[Property], examples: int = 200,
 class HypothesisEngine:
     """The Hypothesis engine behind the engine interface (``properties.engines.interface``).
 
-    ``database`` is a ``properties.database`` spec (``None``: no database); ``group`` names the
+    ``database`` is a ``properties.runs.database`` spec (``None``: no database); ``group`` names the
     property group, which with the policy, scope and revision keys the stored examples; ``reuse``
     replays them first. The budget's ``examples``, ``steps`` and ``rounds`` are one round's
     examples, the steps per example and the rounds at most."""

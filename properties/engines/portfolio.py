@@ -28,7 +28,6 @@ what every stage covered (``covers``).
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence

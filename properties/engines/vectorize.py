@@ -1,6 +1,6 @@
 """A third interpretation of the term vocabulary: numpy over a whole batch of states.
 
-DESIGN.md point 3 ("numpy arrays over a whole batch of states, ``ite`` as ``where``"). The
+``docs/design.md``, point 3 (numpy over a batch of states, ``ite`` as ``where``). The
 explicit engine expands a breadth-first frontier of tens of thousands of states at once: each
 action instance's guard, next state, return value, event mask and subject buffer, and each
 property's predicate, are generated once as straight-line numpy code over the columns of the

@@ -38,7 +38,7 @@ from . import shards as _shards
 from .cluster import DaskWorkers
 from .coverage import CoverageEngine, format_coverage
 from .database import open_database
-from .runner import Task, TaskResult, plan_per_exporter, run
+from .runner import TaskResult, plan_per_exporter, run
 from .shards import lanes, merge
 from .workers import InlineWorkers, LocalWorkers
 

@@ -29,7 +29,7 @@ from model.machine import Model
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from ..engines.interface import Budget, Engine, EngineResult
+from ..engines.interface import Budget, Engine
 from ..index import get_property
 from ..judge import judged
 

@@ -13,7 +13,6 @@ model does not have (with the step number).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from model.constants import errno_name
@@ -24,7 +23,7 @@ from model.scope import Scope
 
 from ..index import PROPERTIES, get_property
 from ..monitor import Monitor, Replayed
-from ..trace import ReplayError, Trace, render, replay
+from ..trace import ReplayError, render, replay
 from .itf import ItfError, ItfTrace, policy_from_meta, revision_from_meta, scope_from_meta
 from .litmus import display_fires
 
