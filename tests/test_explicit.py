@@ -317,8 +317,9 @@ def test_roots_and_depth_give_a_neighbourhood():
 
 # --- whole scopes ------------------------------------------------------------------------------
 
-# whole-scope counts: (states, transitions) without and with symmetry reduction; i915 and omapdrm
-# take 5 and 30 s here, reference 100 s (opt in with DMABUF_SLOW_TESTS=1)
+# whole-scope counts: (states, transitions) without and with symmetry reduction; i915 takes under
+# a second, reference about 7 s without edges on a quiet machine (2026-12-03); the slow ones are
+# opt in with DMABUF_SLOW_TESTS=1
 PINNED_TINY = {
     "i915": ((289261, 21916669), (216946, 16415710)),
     "omapdrm": ((1026865, 77834518), (770149, 58349884)),
