@@ -159,6 +159,11 @@ def policy_from_mapping(data: dict[str, Any], where: str, base: ExporterPolicy |
         why=str(data.get("why", "")), breaks=tuple(breaks), revisions=tuple(revisions), **knobs)
 
 
+def _refused_byte(e: UnicodeDecodeError) -> int:
+    """The first byte a UTF-8 decoder refused."""
+    return e.object[e.start]
+
+
 def load_policy_file(path: str | Path, catalog: dict[str, ExporterPolicy] | None = None) -> ExporterPolicy:
     """Load a user's policy from a TOML file; errors are ``PolicyError`` naming the file."""
     p = Path(path)
@@ -166,6 +171,8 @@ def load_policy_file(path: str | Path, catalog: dict[str, ExporterPolicy] | None
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise PolicyError(f"{p}: cannot read policy file: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"{p}: not UTF-8 text: byte 0x{_refused_byte(e):02x} at offset {e.start}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -13,17 +13,19 @@ what they found and never judge it. This module is the one place that compares t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
-from .index import by_claim
+from .claims import load_claims
+from .index import PROPERTIES, by_claim
 from .property import Property
 from .verdict import Verdict
 
-__all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches"]
+__all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches", "breaks_problem"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,22 @@ def mismatches(verdicts: Iterable[Verdict], checks: Iterable[ClaimCheck]) -> lis
     out += [f"{c.exporter}: declares {c.claim} broken, but no property citing it was violated"
             for c in checks if not c.found]
     return out
+
+
+def breaks_problem(policy: ExporterPolicy) -> str | None:
+    """What is wrong with a policy's ``breaks`` (``None``: nothing): an ID that is neither a claim
+    of ``spec/claims.md`` nor a property, or a claim that no property formalises. Either would
+    make the expectation silently unjudgeable (a typo of a claim would be expected to hold)."""
+    claims = load_claims()
+    props = {p.id for p in PROPERTIES}
+    for c in policy.breaks:
+        if c in props:
+            continue
+        if c not in claims:
+            close = difflib.get_close_matches(c, list(claims) + sorted(props), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"breaks: unknown claim {c!r}{hint}; spec/claims.md lists the claims"
+        if not by_claim(c):
+            return (f"breaks: no property formalises claim {c!r}, so no run can show it broken; "
+                    f"spec/claims.md and properties/claims.py list the claims not modelled")
+    return None

@@ -39,6 +39,32 @@ def test_malformed_policy_file_exits_2_naming_the_file(tmp_path):
     assert str(f) in r.stderr and "begin_pins" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("content,needle", [
+    (b'name = "x"\nbreaks = ["DEV-COHERENT-HANDOF"]\n', "unknown claim 'DEV-COHERENT-HANDOF' (did you mean DEV-COHERENT-HANDOFF?)"),
+    (b'name = "x"\nbreaks = ["NO-SUCH-CLAIM"]\n', "unknown claim 'NO-SUCH-CLAIM'"),
+    (b'name = "x"\nbreaks = ["MMAP-REDIRECT-ONLY"]\n', "no property formalises claim 'MMAP-REDIRECT-ONLY'"),
+    (b'name = "x\xff"\n', "not UTF-8 text: byte 0xff at offset 9"),
+])
+def test_policy_file_with_a_bad_break_or_bad_bytes_exits_2(tmp_path, content, needle):
+    """A typo in ``breaks`` would otherwise be a claim expected to hold, and pass silently."""
+    f = tmp_path / "p.toml"
+    f.write_bytes(content)
+    r = run_cli("campaign", "--exporter", str(f), "--engine", "z3", "--depth", "1")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(f) in lines[0] and needle in lines[0], r.stderr
+
+
+def test_policy_breaks_may_name_claims_and_properties(tmp_path):
+    from model.policy import load_policy_file
+    from properties.judge import breaks_problem
+    f = tmp_path / "p.toml"
+    f.write_text('name = "x"\nbreaks = ["DEV-COHERENT-HANDOFF", "P-DEVICE-HANDOFF"]\n')
+    assert breaks_problem(load_policy_file(f)) is None
+    from model.catalog import CATALOG
+    assert {n: breaks_problem(p) for n, p in CATALOG.items() if breaks_problem(p)} == {}
+
+
 def test_small_campaign_writes_the_report(tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["campaign", "--exporter", "omapdrm", "--exporter", "coherent", "--scope", "tiny",

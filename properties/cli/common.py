@@ -13,6 +13,7 @@ from model.policy import PolicyError, load_policy_file
 from model.scope import SCOPES
 
 from ..engines.explicit import physical_memory
+from ..judge import breaks_problem
 
 __all__ = ["UsageError", "Parser", "positive", "seed_arg", "memory_size", "resolve_exporters", "scope_arg",
            "progress", "share_of_memory"]
@@ -70,9 +71,13 @@ def resolve_exporters(names: Sequence[str] | None, revision: str):
             out.append(CATALOG[n])
         elif n.endswith(".toml") or os.sep in n or Path(n).exists():
             try:
-                out.append(load_policy_file(n, CATALOG))
+                pol = load_policy_file(n, CATALOG)
             except PolicyError as e:
                 raise UsageError(str(e)) from None
+            problem = breaks_problem(pol)
+            if problem:
+                raise UsageError(f"{n}: {problem}")
+            out.append(pol)
         else:
             raise UsageError(f"--exporter: unknown exporter {n!r} (not in the catalog, not a .toml "
                              f"file); 'dmabuf-check exporters' lists the catalog")

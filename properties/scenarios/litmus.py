@@ -37,6 +37,7 @@ from model.scope import SCOPES, Scope
 
 from ..claims import NOT_MODELLED, load_claims
 from ..index import PROPERTIES, get_property
+from ..judge import breaks_problem
 from ..monitor import Monitor, Replayed
 from ..trace import ReplayError, Trace, render, replay
 
@@ -269,6 +270,9 @@ def _resolve_exporter(name: str, path: Path, revision: str) -> ExporterPolicy:
             pol = load_policy_file(pfile, CATALOG)
         except PolicyError as e:
             raise _err(path, f"exporter: {e}") from None
+        problem = breaks_problem(pol)
+        if problem:
+            raise _err(path, f"exporter: {pfile}: {problem}")
     if revision not in pol.revisions:
         raise _err(path, f"exporter {pol.name} does not apply at revision {revision}")
     return pol
