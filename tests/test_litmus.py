@@ -166,6 +166,24 @@ def test_invalid_files_exit_2_naming_file_and_step(tmp_path, capsys, old, new, m
     assert len(err) == 1 and err[0].startswith(f"{p}: ") and msg in err[0], err
 
 
+_EXPECT = '[expect]\nreturns = [0, 0, 0, "*"]\nfires = ["KCPU-KMAP-AFTER-END"]\nquiet = ["LIFE-RELEASE"]\n'
+_STEPS = BASE[BASE.index("steps = ["):BASE.index("\n]\n") + 3]
+
+
+@pytest.mark.parametrize("old, new, msg", [
+    (_STEPS, 'steps = []\n', "'steps' is empty"),
+    (_EXPECT, "", "[expect] checks nothing"),
+    (_EXPECT, '[expect]\nreturns = ["*", "*", "*", "*"]\n', "[expect] checks nothing"),
+])
+def test_a_file_that_could_not_fail_is_invalid(tmp_path, capsys, old, new, msg):
+    """No step, or nothing expected: it would print Ok whatever the model does."""
+    assert old in BASE
+    p = _file(tmp_path, BASE.replace(old, new))
+    assert main(["litmus", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{p}: ") and msg in err[0], err
+
+
 def test_a_step_the_model_cannot_take_is_invalid(tmp_path, capsys):
     text = BASE.replace('  "dma_buf_export(buf=0)",\n', '  "dma_buf_export(buf=0)",\n  "dma_buf_fd(buf=0)",\n') \
         .replace('returns = [0, 0, 0, "*"]', 'returns = [0, 0, 0, 0, "*"]')

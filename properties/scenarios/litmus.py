@@ -317,6 +317,8 @@ def load_litmus(path: str | Path) -> LitmusTest:
     steps_raw = data.get("steps")
     if not isinstance(steps_raw, list) or not all(isinstance(s, str) for s in steps_raw):
         raise _err(path, "'steps' must be a list of calls such as \"dma_buf_export(buf=0)\"")
+    if not steps_raw:
+        raise _err(path, "'steps' is empty: a litmus test is at least one call")
     after = max(raw.find("steps"), 0)
     steps: list[LitmusStep] = []
     for n, text in enumerate(steps_raw, 1):
@@ -342,6 +344,8 @@ def load_litmus(path: str | Path) -> LitmusTest:
         returns, returns_text = _returns(expect["returns"], len(steps), path)
     fires = _str_list(expect, "fires", path, "expect.")
     quiet = _str_list(expect, "quiet", path, "expect.")
+    if not fires and not quiet and (returns is None or all(r is None for r in returns)):
+        raise _err(path, "[expect] checks nothing (no returns, fires or quiet): the test could not fail")
     for key, ids in (("claims", claims), ("expect.fires", fires), ("expect.quiet", quiet)):
         for c in ids:
             if c not in known_claims:
