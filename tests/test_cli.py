@@ -65,6 +65,28 @@ def test_policy_breaks_may_name_claims_and_properties(tmp_path):
     assert {n: breaks_problem(p) for n, p in CATALOG.items() if breaks_problem(p)} == {}
 
 
+def test_an_internal_error_exits_3_with_one_line_naming_the_traceback_file(monkeypatch, capsys):
+    """Exit 1 means "not as expected"; a crash of ours must be told apart from it."""
+    import argparse
+
+    import properties.cli.app as app
+
+    def boom(a):
+        raise RuntimeError("a bug")
+
+    class P:
+        def parse_args(self, argv):
+            return argparse.Namespace(command="campaign", func=boom)
+
+    monkeypatch.setattr(app, "build_parser", lambda: P())
+    assert app.main(["campaign"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error (RuntimeError: a bug)" in err[0], err
+    path = err[0].rsplit(" ", 1)[1]
+    text = open(path, encoding="utf-8").read()
+    assert "Traceback" in text and "in boom" in text
+
+
 def test_small_campaign_writes_the_report(tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["campaign", "--exporter", "omapdrm", "--exporter", "coherent", "--scope", "tiny",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import traceback
 from typing import Sequence
 
 from model.catalog import CATALOG
@@ -184,4 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dmabuf-check: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug of ours: exit 3, not 1 (which means a finding)
+        return _internal_error(e)
+
+
+def _internal_error(e: Exception) -> int:
+    """An internal error: one line naming a file that keeps the traceback, exit status 3, so that
+    a script can tell a crash (3) from an outcome not as expected (1) and from bad input (2)."""
+    fd, path = tempfile.mkstemp(prefix="dmabuf-check-crash-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(traceback.format_exception(e)))
+    print(f"dmabuf-check: internal error ({type(e).__name__}: {e}); the traceback is in {path}",
+          file=sys.stderr)
+    return 3
 
