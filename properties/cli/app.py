@@ -17,7 +17,7 @@ from model.catalog import CATALOG
 from model.machine import Model
 from model.policy import KNOBS, REVISIONS
 
-from ..report.atomic import write_report
+from ..report.atomic import output_problem, write_report
 from ..runs import shards
 from ..runs.campaign import format_table, parse_duration, run_campaign, shorten_verdicts
 from ..runs.cluster import ClusterError
@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(a, "command", None):
             raise UsageError("dmabuf-check: a command is needed (campaign, prove, explore, replay, "
                              "litmus, review, conform, exporters); see --help")
+        _check_outputs(a)
         return a.func(a)
     except UsageError as e:
         print(str(e), file=sys.stderr)
@@ -188,6 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - a bug of ours: exit 3, not 1 (which means a finding)
         return _internal_error(e)
+
+
+# the options that name an output, and whether it is a folder
+_OUTPUTS = {"json": False, "graph": False, "traces": True, "smt2": True, "out": True}
+
+
+def _check_outputs(a: argparse.Namespace) -> None:
+    """Every output path is checked before any work starts: a typo must not cost a long run."""
+    for name, folder in _OUTPUTS.items():
+        path = getattr(a, name, None)
+        if isinstance(path, str) and path:   # (conform's --traces is a count)
+            problem = output_problem(path, folder=folder)
+            if problem:
+                raise UsageError(f"{a.command}: --{name} {path}: {problem}")
 
 
 def _internal_error(e: Exception) -> int:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, IO
 
-__all__ = ["write_atomic", "write_text_atomic", "write_report"]
+__all__ = ["write_atomic", "write_text_atomic", "write_report", "output_problem"]
 
 
 def _umask() -> int:
@@ -22,9 +22,42 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``."""
+def output_problem(path: str | os.PathLike, folder: bool = False) -> str | None:
+    """Why ``path`` cannot take an output (``None``: it can), checked before any work starts: a
+    file output must be a regular file (or a symbolic link to one, written through) or not exist
+    yet; a folder output must be a folder or not exist yet. The folder that will hold it is
+    created now (the run would create it anyway) and a probe file is written in it and removed,
+    which is the only check that holds for every file system and user."""
     p = Path(path)
+    if p.exists() or p.is_symlink():
+        if folder and not p.is_dir():
+            return "exists and is not a folder"
+        if not folder and not p.resolve().is_file():
+            return "exists and is not a regular file" + (" (a folder)" if p.is_dir() else "")
+    where = p if folder else p.resolve().parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".dmabuf-check-probe.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"cannot write in {where}: {e.strerror or e}"
+    return None
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A symbolic link is written through (its target is replaced, the link stays); anything else
+    that is not a regular file (a folder, a device such as ``/dev/stdout``) is refused with
+    ``IsADirectoryError`` or ``ValueError`` rather than replaced."""
+    p = Path(path)
+    if p.is_symlink() or p.exists():
+        p = p.resolve()
+        if p.is_dir():
+            raise IsADirectoryError(f"{path}: is a folder")
+        if p.exists() and not p.is_file():
+            raise ValueError(f"{path}: not a regular file; refusing to replace it")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
     try:
