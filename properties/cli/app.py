@@ -17,6 +17,7 @@ from model.catalog import CATALOG
 from model.machine import Model
 from model.policy import KNOBS, REVISIONS
 
+from .. import interrupt
 from ..report.atomic import output_problem, write_report
 from ..runs import shards
 from ..runs.campaign import format_table, parse_duration, run_campaign, shorten_verdicts
@@ -68,7 +69,7 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         write_report(result.to_json(), a.json)
         progress(f"report written to {a.json}")
     if result.interrupted:
-        return 130
+        return interrupt.exit_status()
     return 1 if result.mismatches else 0
 
 
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("dmabuf-check: interrupted", file=sys.stderr)
-        return 130
+        return interrupt.exit_status()
     except Exception as e:  # noqa: BLE001 - a bug of ours: exit 3, not 1 (which means a finding)
         return _internal_error(e)
 

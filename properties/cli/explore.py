@@ -20,6 +20,7 @@ from typing import Any
 
 from model.machine import Model
 
+from .. import interrupt
 from ..engines.explicit import Budget as SearchBudget, ExplicitEngine, GraphTooLarge, explore, physical_memory
 from ..engines.interface import Budget
 from ..index import PROPERTIES
@@ -180,7 +181,7 @@ def _explore(a: argparse.Namespace) -> int:
             raise UsageError(f"explore: --graph {a.graph}: {e}") from None
         progress(f"graph written to {a.graph} ({n} states, {m} edges)")
     if result.interrupted:
-        return 130
+        return interrupt.exit_status()
     return 1 if result.mismatches else 0
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from model.machine import Model
 
+from .. import interrupt
 from ..claims import load_claims
 from ..engines.arith import check_all
 from ..engines.interface import Budget
@@ -210,7 +211,7 @@ def cmd_prove(a: argparse.Namespace) -> int:
         write_report(data, a.json)
         progress(f"report written to {a.json}")
     if result.interrupted:
-        return 130
+        return interrupt.exit_status()
     return 1 if (result.mismatches or arith_bad) else 0
 
 

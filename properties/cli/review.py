@@ -19,6 +19,7 @@ from typing import Any, Callable
 from model.catalog import CATALOG
 from model.policy import REVISIONS
 
+from .. import interrupt
 from ..report.review import DEFAULT_ENGINES, ENGINES, ReviewConfig, collect, findings
 from ..report.review_render import write_review
 from .common import UsageError, memory_size, progress, resolve_exporters, scope_arg, share_of_memory
@@ -112,5 +113,5 @@ def cmd_review(a: argparse.Namespace) -> int:
     if mism:
         print(f"{len(mism)} outcomes not as expected (listed in the report)", file=sys.stderr)
     if data.interrupted:
-        return 130
+        return interrupt.exit_status()
     return 1 if mism else 0

@@ -32,6 +32,7 @@ import numpy as np
 
 from model.machine import Model
 
+from .. import interrupt
 from ..monitor import Monitor
 from ..property import Property
 from ..trace import Trace, TraceStep
@@ -426,6 +427,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             dedup.clear()
 
         for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
+            interrupt.check()   # a signal whose exception was lost stops the search here
             if next_block is not None:
                 frontier, next_block = next_block, None
             else:

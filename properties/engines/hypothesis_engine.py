@@ -25,6 +25,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, get_state_machine_test, 
 from model.events import EVENT_BIT
 from model.machine import Model
 
+from .. import interrupt
 from ..hazard import hazard_function
 from ..monitor import Monitor
 from ..property import Property
@@ -156,6 +157,7 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
             self.seen_events = 0
             self.best_hazard = 0
             self.novel = 0
+            interrupt.check()   # a signal whose exception Python dropped in a GC callback
             run.examples += 1
             run.calls += 1
             if run.cap is not None and run.calls > run.cap:

@@ -49,6 +49,7 @@ from model.policy import KNOBS
 from model.state import Schema
 from model.terms import FALSE, TRUE, Term, free_vars, substitute, to_z3
 
+from .. import interrupt
 from ..monitor import Monitor
 from ..property import Property
 from ..trace import ReplayError, Trace, replay
@@ -448,6 +449,7 @@ def bmc(model: Model, props: Sequence[Property], depth: int, timeout: float | No
     steps: list[z3.BoolRef] = []
     complete = -1
     for d in range(depth + 1):
+        interrupt.check()   # a signal whose exception was lost stops the checks here
         if budget is not None and time.monotonic() - started > budget:
             break
         if d > 0:

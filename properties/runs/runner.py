@@ -29,6 +29,7 @@ from model.machine import Model
 from model.policy import ExporterPolicy
 from model.scope import Scope
 
+from .. import interrupt
 from ..engines.interface import Budget, Engine
 from ..index import get_property
 from ..judge import judged
@@ -130,10 +131,6 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run(tasks: Iterable[Task], workers, *, deadline: float | None = None,
         on_result: Callable[[TaskResult, int], None] | None = None,
         tick: Callable[[int], None] | None = None) -> Outcome:
@@ -145,9 +142,11 @@ def run(tasks: Iterable[Task], workers, *, deadline: float | None = None,
     out = Outcome()
     main = threading.current_thread() is threading.main_thread()
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    interrupt.reset()
     try:
         if main:
-            signal.signal(signal.SIGTERM, _raise_interrupt)
+            for sig in old:
+                signal.signal(sig, interrupt.handler)
         try:
             out.stopped = _dispatch(iter(tasks), workers, deadline, out.results,
                                     on_result or (lambda r, n: None), tick or (lambda n: None))
@@ -179,6 +178,8 @@ def _dispatch(tasks: Iterator[Task], workers, deadline: float | None, results: l
     exhausted = False
     try:
         while True:
+            if interrupt.requested():   # its exception may have been lost (properties.interrupt)
+                return "signal"
             while not exhausted and len(pending) < workers.capacity + len(lanes_seen) + 1:
                 try:
                     t = next(tasks)
