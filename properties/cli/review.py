@@ -6,7 +6,7 @@ explicit engines alone where requested), with a budget, then
 writes ``review.md``, ``review.html`` (one self-contained file), ``findings.json`` and every
 trace as an ITF file under ``--out``. Progress goes to stderr; stdout gets the paths written and
 one line per finding. Exit status: 0 when every outcome is as expected, 1 when one is not (the
-report lists them), 2 for bad input, 130 when interrupted (what was found is still written).
+report lists them), 2 for bad input, 130 or 143 when stopped by SIGINT or SIGTERM (what was found is still written).
 """
 from __future__ import annotations
 
