@@ -60,6 +60,12 @@ def test_budget_run_stops_on_time_with_its_report(tmp_path):
     assert any((tmp_path / "cache" / "hypothesis").rglob("*"))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -101,8 +107,12 @@ def test_sigterm_always_stops_a_one_process_run(tmp_path, engine, delays):
     for delay in delays:
         report = tmp_path / f"r{delay}.json"
         p = subprocess.Popen([sys.executable, "-m", "properties.cli", "campaign", "--exporter", "reference",
-                              "--engine", engine, "--jobs", "1", "--database", "none", "--json", str(report)],
+                              "--engine", engine, "--jobs", "1", "--database", "none", "--json", str(report),
+                              "--examples", "3000"],   # a run of a minute or more: the signal comes first
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # the run has started: start-up (imports, about 1 s of CPU) takes seconds under load
+        while _cpu_seconds(p.pid) < 2.0 and p.poll() is None:
+            time.sleep(0.1)
         time.sleep(delay)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=120)

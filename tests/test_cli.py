@@ -87,6 +87,22 @@ def test_an_internal_error_exits_3_with_one_line_naming_the_traceback_file(monke
     assert "Traceback" in text and "in boom" in text
 
 
+def test_policy_names_are_told_apart(tmp_path):
+    """A file named like a catalog exporter, or two files of one name, would mix in the report."""
+    same = tmp_path / "r.toml"
+    same.write_text('name = "reference"\n')
+    a1, a2 = tmp_path / "a1.toml", tmp_path / "a2.toml"
+    a1.write_text('name = "a"\n')
+    a2.write_text('name = "a"\n')
+    for args, needle in ((["--exporter", str(same)], "name 'reference' is a catalog exporter's"),
+                         (["--exporter", str(a1), "--exporter", str(a2)],
+                          f"two policies named 'a', from {a1} and from {a2}"),
+                         (["--exporter", "vgem", "--exporter", "vgem"], "'vgem' given twice")):
+        r = run_cli("campaign", *args)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+        assert needle in r.stderr, r.stderr
+
+
 def test_small_campaign_writes_the_report(tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["campaign", "--exporter", "omapdrm", "--exporter", "coherent", "--scope", "tiny",

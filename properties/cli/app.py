@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from typing import Sequence
 
@@ -174,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt.handler)   # a SIGTERM before the run starts: exit 143 too
     try:
         parser = build_parser()
         a = parser.parse_args(argv)

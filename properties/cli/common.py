@@ -66,9 +66,11 @@ def resolve_exporters(names: Sequence[str] | None, revision: str):
     if not names:
         return [p for p in CATALOG.values() if revision in p.revisions]
     out = []
+    source: dict[str, str] = {}     # policy name -> where it came from (for a duplicate's message)
     for n in names:
         if n in CATALOG:
             out.append(CATALOG[n])
+            where = "the catalog"
         elif n.endswith(".toml") or os.sep in n or Path(n).exists():
             try:
                 pol = load_policy_file(n, CATALOG)
@@ -77,14 +79,19 @@ def resolve_exporters(names: Sequence[str] | None, revision: str):
             problem = breaks_problem(pol)
             if problem:
                 raise UsageError(f"{n}: {problem}")
+            if pol.name in CATALOG:
+                raise UsageError(f"{n}: name {pol.name!r} is a catalog exporter's; give the policy its own name "
+                                 f"(based_on = {pol.name!r} starts from that exporter)")
             out.append(pol)
+            where = n
         else:
             raise UsageError(f"--exporter: unknown exporter {n!r} (not in the catalog, not a .toml "
                              f"file); 'dmabuf-check exporters' lists the catalog")
-    names_seen = [p.name for p in out]
-    dup = {n for n in names_seen if names_seen.count(n) > 1}
-    if dup:
-        raise UsageError(f"--exporter: {sorted(dup)[0]!r} given twice")
+        name = out[-1].name
+        if name in source:
+            raise UsageError(f"--exporter: {name!r} given twice" if source[name] == where else
+                             f"--exporter: two policies named {name!r}, from {source[name]} and from {where}")
+        source[name] = where
     return out
 
 
