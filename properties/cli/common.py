@@ -15,7 +15,7 @@ from model.scope import SCOPES
 from ..engines.explicit import physical_memory
 from ..judge import breaks_problem
 
-__all__ = ["UsageError", "Parser", "positive", "seed_arg", "memory_size", "resolve_exporters", "scope_arg",
+__all__ = ["UsageError", "Parser", "positive", "whole_number", "seed_arg", "memory_size", "resolve_exporters", "scope_arg",
            "progress", "share_of_memory"]
 
 
@@ -28,14 +28,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {v}")
-    return v
+def whole_number(least: int, noun: str = "a number"):
+    """An argument type: a whole number of at least ``least`` (``noun`` names it in the error)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < least:
+            raise argparse.ArgumentTypeError(f"expected {noun} of at least {least}, got {v}")
+        return v
+    return parse
+
+
+positive = whole_number(1)
 
 
 def seed_arg(text: str) -> int:

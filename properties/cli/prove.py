@@ -39,21 +39,11 @@ from ..runs.campaign import CampaignResult, format_table
 from ..runs.runner import plan_per_exporter, run
 from ..runs.workers import InlineWorkers
 from ..trace import render
-from .common import UsageError, progress, resolve_exporters, scope_arg
+from .common import UsageError, progress, resolve_exporters, scope_arg, whole_number
 
 __all__ = ["add_parser", "cmd_prove", "format_synthesis", "format_arith", "SmtWriter"]
 
 PARTS = ("bmc", "synthesis", "arith")
-
-
-def _depth(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a depth of at least 0, got {v}")
-    return v
 
 
 def _seconds(text: str) -> float:
@@ -71,7 +61,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> a
     p = sub.add_parser("prove", help="the Z3 engine: bounded checks, induction proofs, the FIXME "
                        "synthesis query, bit-precise mmap checks")
     common(p)
-    p.add_argument("--depth", type=_depth, default=8, help="bound of the bounded checks and of the "
+    p.add_argument("--depth", type=whole_number(0, "a depth"), default=8, help="bound of the bounded checks and of the "
                    "synthesis query, in steps (default 8)")
     p.add_argument("--timeout", type=_seconds, default=60.0,
                    help="seconds per solver query; a query that runs out is 'unknown' (default 60)")
