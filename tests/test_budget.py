@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from properties.report.atomic import write_report
 from properties.runs.scale import format_duration, parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,10 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigterm_stops_the_workers_and_writes_the_report(tmp_path):
+    """... beside a complete report of an earlier run, which it does not replace with less."""
     report = tmp_path / "report.json"
+    earlier = '{"command": "campaign", "interrupted": false, "verdicts": []}\n'
+    report.write_text(earlier)
     p = campaign(tmp_path, "--exporter", "broken-end-keeps-pin", "--exporter", "coherent",
                  "--budget", "10m", "--jobs", "2", "--json", str(report))
     # wait for the first progress line: the workers are running
@@ -90,10 +94,13 @@ def test_sigterm_stops_the_workers_and_writes_the_report(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 143, err   # 128 + SIGTERM
     assert "interrupted: stopping the workers" in err and "Traceback" not in err
-    data = json.loads(report.read_text())   # complete JSON
+    assert report.read_text() == earlier
+    data = json.loads((tmp_path / "report.interrupted.json").read_text())   # complete JSON
     assert data["interrupted"] is True and data["budget"]["duration"] == "10m"
     assert data["seconds"] < 60
-    assert [f.name for f in tmp_path.iterdir() if f.name.startswith("report")] == ["report.json"]
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith("report")) == [
+        "report.interrupted.json", "report.json"]
+    assert f"report written to {tmp_path / 'report.interrupted.json'}" in err
     for w in workers:
         assert not Path(f"/proc/{w}").exists(), f"worker {w} still running"
 
@@ -151,3 +158,17 @@ def test_a_signal_lost_in_a_finaliser_still_stops_the_run_and_prints_nothing():
     assert r.stdout.strip() == "stopped 143", r
     assert "KeyboardInterrupt" not in r.stderr, r.stderr
     assert "ValueError: a real fault in a finaliser" in r.stderr, r.stderr
+
+
+def test_an_interrupted_report_goes_beside_a_complete_one(tmp_path):
+    """Only a complete report is kept from being replaced: an interrupted one, a file that is not a
+    report, or no file at all is replaced as usual."""
+    path = tmp_path / "r.json"
+    assert write_report({"interrupted": True, "n": 1}, path) == path          # nothing there
+    assert write_report({"interrupted": True, "n": 2}, path) == path          # an interrupted one
+    assert write_report({"interrupted": False, "n": 3}, path) == path         # a complete run
+    aside = write_report({"interrupted": True, "n": 4}, path)
+    assert aside == tmp_path / "r.interrupted.json"
+    assert json.loads(path.read_text())["n"] == 3 and json.loads(aside.read_text())["n"] == 4
+    path.write_text("not JSON")
+    assert write_report({"interrupted": True, "n": 5}, path) == path

@@ -68,8 +68,7 @@ def cmd_campaign(a: argparse.Namespace) -> int:
     if a.traces:
         progress(f"{len(write_verdict_traces(result.verdicts, models, a.traces, a.seed))} ITF traces written to {a.traces}")
     if a.json:
-        write_report(result.to_json(), a.json)
-        progress(f"report written to {a.json}")
+        progress(f"report written to {write_report(result.to_json(), a.json)}")
     if result.interrupted:
         return interrupt.exit_status()
     return 1 if result.mismatches else 0

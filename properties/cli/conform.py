@@ -174,8 +174,7 @@ def cmd_conform(a: argparse.Namespace) -> int:
         print(f"\nUnknown: {len(unknown)} traces have incomplete kernel results, e.g. "
               f"[{unknown[0][0].kernel}] trace {unknown[0][1].trace.id}: {unknown[0][1].reason}")
     if a.json:
-        write_report(_report(a, runs, known, n_litmus, skipped), a.json)
-        progress(f"report written to {a.json}")
+        progress(f"report written to {write_report(_report(a, runs, known, n_litmus, skipped), a.json)}")
     return 0 if all(r.passed for r in runs) else 1
 
 

@@ -172,8 +172,7 @@ def _explore(a: argparse.Namespace) -> int:
         data = result.to_json()
         data["state_spaces"] = spaces
         data["stuck"] = stuck_json
-        write_report(data, a.json)
-        progress(f"report written to {a.json}")
+        progress(f"report written to {write_report(data, a.json)}")
     if graph_space is not None:
         try:
             n, m = write_graph(graph_space, a.graph, a.format)

@@ -198,8 +198,7 @@ def cmd_prove(a: argparse.Namespace) -> int:
         if "arith" in report_extra:
             data["arith"] = [f.to_json() for f in report_extra["arith"]]
         data["mismatches"] = result.mismatches + [f"arith: {x} refuted" for x in arith_bad]
-        write_report(data, a.json)
-        progress(f"report written to {a.json}")
+        progress(f"report written to {write_report(data, a.json)}")
     if result.interrupted:
         return interrupt.exit_status()
     return 1 if (result.mismatches or arith_bad) else 0

@@ -32,8 +32,7 @@ def cmd_replay(a: argparse.Namespace) -> int:
         progress(f"note: {n}")
     print(format_outcome(out))
     if a.json:
-        write_report(to_json(out), a.json)
-        progress(f"report written to {a.json}")
+        progress(f"report written to {write_report(to_json(out), a.json)}")
     if a.litmus:
         text = litmus_from_trace(out.model, out.trace, title=out.itf.meta.get("description") or "replayed trace",
                                  prop=out.prop, source=out.itf.path)

@@ -75,6 +75,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda f: f.write(text))
 
 
-def write_report(data: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename."""
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+def write_report(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write JSON atomically: a temporary file in the same folder, then rename. Returns the path
+    written: an interrupted run's report (``"interrupted": true``) does not replace a complete
+    report already at ``path`` (one with ``"interrupted": false``); it goes beside it, to
+    ``NAME.interrupted.json``."""
+    if data.get("interrupted") is True and _complete_report(path):
+        p = Path(path)
+        path = p.with_name(f"{p.stem}.interrupted{p.suffix or '.json'}")
+    return write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def _complete_report(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a JSON report of a run that was not interrupted."""
+    try:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(old, dict) and old.get("interrupted") is False
