@@ -333,7 +333,12 @@ def load_litmus(path: str | Path, as_test: bool = True) -> LitmusTest:
             raise _err(path, f"{at}: {text!r}: {e}") from None
         if name not in ACTIONS:
             close = difflib.get_close_matches(name, list(ACTIONS), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = ""
+            if close and revision in ACTIONS[close[0]].revisions:
+                hint = f" (did you mean {close[0]}?)"
+            elif close:   # the nearest name is an action of another revision: say so
+                hint = (f" ({close[0]} exists at revision {', '.join(ACTIONS[close[0]].revisions)}, "
+                        f"not at {revision})")
             raise _err(path, f"{at}: unknown action {name!r}{hint}")
         steps.append(LitmusStep(n, text, line, name, args))
     expect = data.get("expect", {})
