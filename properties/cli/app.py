@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
         sp.add_argument("--revision", choices=REVISIONS, default="v4.11")
         sp.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
-        sp.add_argument("--seed", type=seed_arg, default=1, help="-2**63 to 2**64-1 (default 1)")
+        sp.add_argument("--seed", type=seed_arg, default=1, help="(-2**63 to 2**64-1; default 1)")
         sp.add_argument("--json", metavar="PATH", help="write the report as JSON")
 
     c = sub.add_parser("campaign", help="run properties against exporter policies")
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "is kept and marked unconfirmed (1 to 10**12; default 2000000)")
     # campaigns at scale (docs/scale.md)
     c.add_argument("--budget", metavar="DURATION",
-                   help="run slot after slot of shards until this much time is spent (90s, 30m, 8h)")
+                   help="run slot after slot of shards until this much time is spent (90s, 30m, 8h; at most 1000d)")
     c.add_argument("--database", metavar="DIR|redis://HOST:PORT/N|none",
                    help="where counterexamples are kept and replayed from (default: $DMABUF_CHECK_DATABASE, "
                         "else .cache/hypothesis in the project or $DMABUF_CHECK_CACHE/hypothesis)")

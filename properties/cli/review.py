@@ -37,7 +37,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
     p.add_argument("--exporter", action="append", metavar="NAME|FILE",
                    help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
     p.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
-    p.add_argument("--seed", type=seed_arg, default=1, help="-2**63 to 2**64-1 (default 1)")
+    p.add_argument("--seed", type=seed_arg, default=1, help="(-2**63 to 2**64-1; default 1)")
     p.add_argument("--examples", type=EXAMPLES, default=300,
                    help="--engine hypothesis: examples per exporter and round (1 to 1,000,000; default 300)")
     p.add_argument("--portfolio-examples", type=EXAMPLES, default=50,

@@ -64,6 +64,7 @@ EVENTS = "dmabuf::events"
 _STEP_VARS = (ACTION_TAKEN, NONDET_PICKS, RET, BUF, EVENTS)
 _PARAMS = tuple(sorted(DOMAINS))
 _BIGINT = re.compile(r"-?[0-9]+\Z")
+_MAX_DIGITS = 40      # 2**64 has 20
 
 
 class ItfError(ValueError):
@@ -125,6 +126,9 @@ def decode(value: Any, where: str) -> Any:
             text = value["#bigint"]
             if not isinstance(text, str) or not _BIGINT.match(text):
                 raise ItfError(f"{where}: #bigint must be a string of decimal digits, got {text!r}")
+            if len(text) > _MAX_DIGITS:
+                raise ItfError(f"{where}: #bigint of {len(text)} digits; a value of this model has at most "
+                               f"{_MAX_DIGITS}")
             return int(text)
         if keys == {"#tup"}:
             return tuple(decode(x, f"{where}.#tup[{i}]") for i, x in enumerate(_list(value["#tup"], where)))
@@ -321,6 +325,9 @@ def loads(text: str, path: str = "<string>") -> ItfTrace:
     meta = doc.get("#meta", {})
     if not isinstance(meta, dict):
         raise ItfError(f"{path}: #meta must be an object")
+    for key in ("description", "verdict", "engine"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ItfError(f"{path}: #meta.{key} must be a string, got {type(meta[key]).__name__}")
     vars_ = doc.get("vars")
     if not isinstance(vars_, list) or not all(isinstance(v, str) for v in vars_):
         raise ItfError(f"{path}: 'vars' must be a list of variable names")
