@@ -236,7 +236,7 @@ def fuzzed(draw, kind: str):
 # --- the readers ---------------------------------------------------------------------------------
 
 def test_policy_files(corpus, scratch):
-    @settings(max_examples=150 * SCALE, **SETTINGS)
+    @settings(max_examples=300 * SCALE, **SETTINGS)
     @given(fuzzed("policy"))
     def one(data):
         p = scratch / "p.toml"
@@ -247,7 +247,7 @@ def test_policy_files(corpus, scratch):
 
 
 def test_litmus_files(corpus, scratch):
-    @settings(max_examples=120 * SCALE, **SETTINGS)
+    @settings(max_examples=300 * SCALE, **SETTINGS)
     @given(fuzzed("litmus"))
     def one(data):
         p = scratch / "t.litmus.toml"
@@ -258,7 +258,7 @@ def test_litmus_files(corpus, scratch):
 
 
 def test_itf_traces(corpus, scratch):
-    @settings(max_examples=120 * SCALE, **SETTINGS)
+    @settings(max_examples=300 * SCALE, **SETTINGS)
     @given(fuzzed("itf"), st.sampled_from(["plain", "plain", "outputs"]))
     def one(data, how):
         p = scratch / "t.itf.json"
@@ -404,7 +404,7 @@ VALUES = st.one_of(
 
 
 @given(st.sampled_from(NUMERIC), VALUES)
-@settings(max_examples=400 * SCALE, **SETTINGS)
+@settings(max_examples=600 * SCALE, **SETTINGS)
 def test_numeric_options_take_their_documented_range_only(parse_only, option, value):
     cmd, opt, (least, most, open_low), kind = option
     rc, out, err = run([cmd, f"{opt}={value}"])
