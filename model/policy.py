@@ -12,15 +12,16 @@ exist so that a property about the core can be shown to fail against a deliberat
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .files import FileProblem, parse_toml, read_text
 from .terms import Term, var
 
 __all__ = ["ExporterPolicy", "Knob", "KNOBS", "PolicyError", "load_policy_file", "knob_vars",
-           "policy_from_mapping", "REVISIONS"]
+           "policy_from_mapping", "check_knob", "REVISIONS"]
 
 REVISIONS = ("v4.11", "v5.12")
 
@@ -97,7 +98,7 @@ class ExporterPolicy:
 
     def with_knobs(self, **changes: Any) -> "ExporterPolicy":
         for k, v in changes.items():
-            _check_knob(k, v, "with_knobs")
+            check_knob(k, v, "with_knobs")
         return dataclasses.replace(self, **changes)
 
 
@@ -122,9 +123,12 @@ def knob_vars() -> dict[str, Term]:
     return {k.name: var("k." + k.name, k.sort) for k in KNOBS.values()}
 
 
-def _check_knob(name: str, value: Any, where: str) -> None:
+def check_knob(name: str, value: Any, where: str) -> None:
+    """``PolicyError`` starting with ``where`` unless ``name`` is a knob and ``value`` one of its values."""
     if name not in KNOBS:
-        raise PolicyError(f"{where}: unknown knob {name!r} (see 'dmabuf-check exporters' for the knobs)")
+        close = difflib.get_close_matches(name, list(KNOBS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PolicyError(f"{where}: unknown knob {name!r} ({hint}'dmabuf-check exporters --knobs' lists the knobs)")
     k = KNOBS[name]
     if k.choices:
         if value not in k.choices:
@@ -146,10 +150,13 @@ def policy_from_mapping(data: dict[str, Any], where: str, base: ExporterPolicy |
     if not isinstance(knobs, dict):
         raise PolicyError(f"{where}: [knobs] must be a table")
     for k, v in knobs.items():
-        _check_knob(k, v, f"{where}: [knobs]")
+        check_knob(k, v, f"{where}: [knobs]")
     breaks = data.get("breaks", [])
     if not isinstance(breaks, list) or not all(isinstance(b, str) for b in breaks):
         raise PolicyError(f"{where}: 'breaks' must be a list of claim IDs")
+    for key in ("description", "why"):
+        if not isinstance(data.get(key, ""), str):
+            raise PolicyError(f"{where}: {key!r} must be a string")
     revisions = data.get("revisions", list(REVISIONS))
     if not isinstance(revisions, list) or any(r not in REVISIONS for r in revisions):
         raise PolicyError(f"{where}: 'revisions' must be a list drawn from {', '.join(REVISIONS)}")
@@ -159,27 +166,19 @@ def policy_from_mapping(data: dict[str, Any], where: str, base: ExporterPolicy |
         why=str(data.get("why", "")), breaks=tuple(breaks), revisions=tuple(revisions), **knobs)
 
 
-def _refused_byte(e: UnicodeDecodeError) -> int:
-    """The first byte a UTF-8 decoder refused."""
-    return e.object[e.start]
-
-
 def load_policy_file(path: str | Path, catalog: dict[str, ExporterPolicy] | None = None) -> ExporterPolicy:
     """Load a user's policy from a TOML file; errors are ``PolicyError`` naming the file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise PolicyError(f"{p}: cannot read policy file: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise PolicyError(f"{p}: not UTF-8 text: byte 0x{_refused_byte(e):02x} at offset {e.start}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PolicyError(f"{p}: not valid TOML: {e}") from None
+        data = parse_toml(read_text(p))
+    except FileProblem as e:
+        raise PolicyError(f"{p}: " + str(e).replace("cannot read:", "cannot read policy file:", 1)) from None
     base = None
     if "based_on" in data:
-        if catalog is None or data["based_on"] not in catalog:
-            raise PolicyError(f"{p}: based_on names no catalog exporter: {data['based_on']!r}")
-        base = catalog[data["based_on"]]
+        based_on = data["based_on"]
+        if not isinstance(based_on, str) or catalog is None or based_on not in catalog:
+            close = difflib.get_close_matches(based_on, list(catalog or ()), n=1) if isinstance(based_on, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else "; 'dmabuf-check exporters' lists the catalog"
+            raise PolicyError(f"{p}: based_on names no catalog exporter: {based_on!r}{hint}")
+        base = catalog[based_on]
     return policy_from_mapping(data, str(p), base)

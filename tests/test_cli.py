@@ -17,8 +17,10 @@ def run_cli(*args):
 @pytest.mark.parametrize("args,needle", [
     (["campaign", "--exporter", "no-such-driver"], "unknown exporter 'no-such-driver'"),
     (["campaign", "--scope", "huge"], "unknown scope 'huge'"),
-    (["campaign", "--examples", "many"], "expected a whole number"),
-    (["campaign", "--examples", "0"], "at least 1"),
+    (["campaign", "--examples", "many"], "a whole number from 1 to 1,000,000, got 'many'"),
+    (["campaign", "--examples", "0"], "argument --examples: expected a number of examples: a whole number from 1 to 1,000,000"),
+    (["campaign", "--steps", str(10**23)], "argument --steps: expected a number of steps: a whole number from 1 to 10,000"),
+    (["prove", "--depth", "0"], "argument --depth: expected a depth: a whole number from 1 to 64"),
     (["campaign", "--frobnicate"], "unrecognized arguments"),
     (["campaign", "--revision", "v9"], "invalid choice"),
     ([], "a command is needed"),

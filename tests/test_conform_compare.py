@@ -216,10 +216,12 @@ def test_bad_known_files(tmp_path, text, msg):
     (["--exporter", "i915"], "'i915' is not an exporter the runner drives"),
     (["--kernel", "6.12-cloud", "--exporter", "vgem"], "kernel 6.12-cloud has no vgem exporter; use --kernel 6.12"),
     (["--kernel", "5.4"], "unknown kernel '5.4'"),
-    (["--traces", "0"], "expected a number of at least 1"),
-    (["--traces", "30001"], "--traces: at most 30000 per exporter"),
+    (["--traces", "0"], "argument --traces: expected a number of traces: a whole number from 1 to 30,000, got '0'"),
+    (["--traces", "30001"], "argument --traces: expected a number of traces: a whole number from 1 to 30,000, got '30001'"),
     (["--scope", "huge"], "unknown scope 'huge'"),
-    (["--timeout", "-3"], "--timeout must be a positive number"),
+    (["--timeout", "-3"], "argument --timeout: expected a number of seconds above 0"),
+    (["--timeout", "nan"], "argument --timeout: expected a number of seconds above 0"),
+    (["--show", "-1"], "argument --show: expected a number of traces: a whole number from 0 to 10,000"),
 ])
 def test_cli_bad_input(capsys, argv, msg):
     assert main(["conform", *argv]) == 2

@@ -28,8 +28,8 @@ from ..runs.database import DatabaseError, default_spec
 from ..runs.scale import run_scaled
 from ..scenarios.itf import write_verdict_traces
 from . import conform, explore, litmus, prove, replay, review
-from .common import (Parser, UsageError, memory_size, positive, progress, resolve_exporters, scope_arg,
-                     seed_arg, share_of_memory)
+from .common import (DEPTH, EXAMPLES, JOBS, STATES, STEPS, TIMEOUT, Parser, UsageError, memory_size, progress,
+                     resolve_exporters, scope_arg, seed_arg, share_of_memory)
 
 __all__ = ["main", "build_parser"]
 
@@ -121,42 +121,44 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
         sp.add_argument("--revision", choices=REVISIONS, default="v4.11")
         sp.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
-        sp.add_argument("--seed", type=seed_arg, default=1)
+        sp.add_argument("--seed", type=seed_arg, default=1, help="(-2**63 to 2**64-1; default 1)")
         sp.add_argument("--json", metavar="PATH", help="write the report as JSON")
 
     c = sub.add_parser("campaign", help="run properties against exporter policies")
     common(c)
-    c.add_argument("--examples", type=positive, default=300, help="Hypothesis examples per exporter run")
-    c.add_argument("--steps", type=positive, default=30, help="steps per example")
-    c.add_argument("--jobs", type=positive, default=None, help="worker processes (default: all cores)")
+    c.add_argument("--examples", type=EXAMPLES, default=300, help="Hypothesis examples per exporter run "
+                   "(1 to 1,000,000; default 300)")
+    c.add_argument("--steps", type=STEPS, default=30, help="steps per example (1 to 10,000; default 30)")
+    c.add_argument("--jobs", type=JOBS, default=None, help="worker processes (1 to 1024; default: all cores)")
     c.add_argument("--engine", choices=("portfolio", "hypothesis", "z3", "explicit"), default=None,
                    help="portfolio (the default: the tiny scope searched exhaustively, then Z3's bounded checks "
                    "and induction on --scope, then Hypothesis on --scope; each verdict says what it covers), "
                    "or one engine alone: hypothesis (random exploration; the default with --budget, "
                    "--property-groups or --coverage), z3 (bounded checks to --depth, then induction) or "
                    "explicit (every reachable state of --scope)")
-    c.add_argument("--depth", type=positive, default=8, help="with --engine z3 or portfolio: steps of the "
-                   "bounded checks (default 8)")
-    c.add_argument("--max-states", type=positive, default=None, metavar="N",
+    c.add_argument("--depth", type=DEPTH, default=8, help="with --engine z3 or portfolio: steps of the "
+                   "bounded checks (1 to 64; default 8)")
+    c.add_argument("--max-states", type=STATES, default=None, metavar="N",
                    help="with --engine portfolio or explicit: stop the exhaustive search after N states; what "
-                   "it has not decided is unknown (default 60000000 for the portfolio's tiny scope)")
+                   "it has not decided is unknown (1 to 10**12; default 60000000 for the portfolio's tiny scope)")
     c.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
                    help="with --engine portfolio or explicit: stop the exhaustive search when a worker's "
-                   "resident memory passes SIZE (512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
-    c.add_argument("--z3-seconds", type=float, default=None, metavar="S",
-                   help="with --engine portfolio: time the bounded checks may take per exporter (default 60); "
+                   "resident memory passes SIZE (512M, 8G; 1M to 1024T; default: 3/4 of the machine's memory, shared by the jobs)")
+    c.add_argument("--z3-seconds", type=TIMEOUT, default=None, metavar="S",
+                   help="with --engine portfolio: time the bounded checks may take per exporter (above 0, at "
+                   "most 1,000,000; default 60); "
                    "the depth reached is in the report")
     c.add_argument("--traces", metavar="DIR", help="write every trace found as an ITF file in DIR")
     c.add_argument("--coverage", action="store_true", help="also measure the fraction of the reachable "
                    "states and transitions each Hypothesis run visits (explicit engine; scope tiny)")
     c.add_argument("--shortest", action="store_true", help="replace every trace by a shortest one: a "
                    "breadth-first search (explicit engine) to one step less than the trace found")
-    c.add_argument("--shortest-states", type=positive, default=2_000_000, metavar="N",
+    c.add_argument("--shortest-states", type=STATES, default=2_000_000, metavar="N",
                    help="with --shortest: at most N states per trace searched; a trace whose search is cut "
-                   "is kept and marked unconfirmed (default 2000000)")
+                   "is kept and marked unconfirmed (1 to 10**12; default 2000000)")
     # campaigns at scale (docs/scale.md)
     c.add_argument("--budget", metavar="DURATION",
-                   help="run slot after slot of shards until this much time is spent (90s, 30m, 8h)")
+                   help="run slot after slot of shards until this much time is spent (90s, 30m, 8h; at most 1000d)")
     c.add_argument("--database", metavar="DIR|redis://HOST:PORT/N|none",
                    help="where counterexamples are kept and replayed from (default: $DMABUF_CHECK_DATABASE, "
                         "else .cache/hypothesis in the project or $DMABUF_CHECK_CACHE/hypothesis)")
@@ -195,16 +197,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(e)
 
 
-# the options that name an output, and whether it is a folder
-_OUTPUTS = {"json": False, "graph": False, "traces": True, "smt2": True, "out": True}
+# per command, the options that name an output and whether it is a folder (conform's --cache and
+# campaign's --database are stores read as well as written, which may be shared and read-only)
+_OUTPUTS: dict[str, dict[str, bool]] = {
+    "campaign": {"json": False, "traces": True},
+    "explore": {"json": False, "graph": False, "traces": True},
+    "prove": {"json": False, "smt2": True},
+    "replay": {"json": False, "litmus": False},
+    "litmus": {"json": False},
+    "review": {"out": True},
+    "conform": {"json": False},
+    "exporters": {},
+}
 
 
 def _check_outputs(a: argparse.Namespace) -> None:
     """Every output path is checked before any work starts: a typo must not cost a long run."""
-    for name, folder in _OUTPUTS.items():
+    for name, folder in _OUTPUTS[a.command].items():
         path = getattr(a, name, None)
-        if isinstance(path, str) and path:   # (conform's --traces is a count)
-            problem = output_problem(path, folder=folder)
+        if path is not None:
+            problem = output_problem(path, folder=folder) if path else "an empty path"
             if problem:
                 raise UsageError(f"{a.command}: --{name} {path}: {problem}")
 

@@ -31,7 +31,7 @@ from ..conform.translate import POLICY_OF, TranslateError
 from ..report.atomic import write_report
 from ..runs.campaign import SCHEMA
 from ..scenarios.litmus import LIBRARY
-from .common import UsageError, positive, progress, scope_arg
+from .common import SHOWN, TIMEOUT, UsageError, progress, scope_arg, whole_number
 
 __all__ = ["add_parser", "cmd_conform"]
 
@@ -128,10 +128,6 @@ def cmd_conform(a: argparse.Namespace) -> int:
             litmus = list(a.litmus)
         else:
             litmus = [LIBRARY] if LIBRARY.is_dir() else []
-    if a.traces > MAX_PER_EXPORTER:
-        raise UsageError(f"conform: --traces: at most {MAX_PER_EXPORTER} per exporter (one boot runs them all)")
-    if a.timeout is not None and a.timeout <= 0:
-        raise UsageError("conform: --timeout must be a positive number of seconds")
     runs: list[KernelRun] = []
     n_litmus = 0
     skipped: list[str] = []
@@ -191,16 +187,17 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
             act.help = "tiny, small or default (default here: default)"
     c.add_argument("--kernel", action="append", metavar="KEY",
                    help="kernel to boot: 6.12-cloud (default), 6.12, 6.1, or all (repeatable)")
-    c.add_argument("--traces", type=positive, default=200, help="random traces per exporter (default 200)")
+    c.add_argument("--traces", type=whole_number(1, MAX_PER_EXPORTER, "a number of traces"), default=200,
+                   help=f"random traces per exporter (1 to {MAX_PER_EXPORTER:,}: one boot runs them all; default 200)")
     c.add_argument("--litmus", action="append", metavar="PATH",
                    help="litmus files or folders (default: the project's litmus/ library)")
     c.add_argument("--no-litmus", action="store_true", help="random traces only")
     c.add_argument("--known", default=None, metavar="FILE",
                    help="known-differences file (default: properties/conform/known.toml)")
-    c.add_argument("--timeout", type=float, default=None,
-                   help="seconds one boot may take (default: from the number of steps)")
+    c.add_argument("--timeout", type=TIMEOUT, default=None,
+                   help="seconds one boot may take (above 0, at most 1,000,000; default: from the number of steps)")
     c.add_argument("--cache", default=None, metavar="DIR",
                    help="kernel cache folder (default: .cache/kernels or $DMABUF_CHECK_CACHE)")
-    c.add_argument("--show", type=int, default=5, metavar="N",
-                   help="disagreeing traces to print per kernel and exporter (default 5)")
+    c.add_argument("--show", type=SHOWN, default=5, metavar="N",
+                   help="disagreeing traces to print per kernel and exporter (0 to 10,000; default 5)")
     c.set_defaults(func=cmd_conform)

@@ -34,7 +34,8 @@ from ..runs.workers import InlineWorkers
 from ..scenarios.itf import ItfError, read_itf, trace_filename, write_itf, write_verdict_traces
 from ..scenarios.replay import replay_itf
 from ..trace import render
-from .common import UsageError, memory_size, positive, progress, resolve_exporters, scope_arg
+from .common import (EXAMPLES, RADIUS, SECONDS, STATES, STEPS, UsageError, memory_size, progress, resolve_exporters,
+                     scope_arg)
 
 __all__ = ["add_parser", "cmd_explore"]
 
@@ -48,24 +49,26 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.set_defaults(scope=None)
     e.add_argument("--symmetry", action="store_true",
                    help="merge states that differ only in interchangeable slots and buffers")
-    e.add_argument("--max-states", type=positive, default=_DEFAULT_MAX_STATES,
-                   help=f"stop after this many states: what is not found is unknown (default {_DEFAULT_MAX_STATES})")
-    e.add_argument("--max-seconds", type=positive, default=None, help="stop after this many seconds")
+    e.add_argument("--max-states", type=STATES, default=_DEFAULT_MAX_STATES,
+                   help=f"stop after this many states: what is not found is unknown (1 to 10**12; default "
+                   f"{_DEFAULT_MAX_STATES})")
+    e.add_argument("--max-seconds", type=SECONDS, default=None, help="stop after this many seconds (1 to 1,000,000)")
     e.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
-                   help="stop when the process's resident memory passes SIZE (512M, 8G; default: 3/4 of "
+                   help="stop when the process's resident memory passes SIZE (512M, 8G; 1M to 1024T; default: 3/4 of "
                         "the machine's memory): what is not found is unknown")
     e.add_argument("--no-stuck", action="store_true", help="skip the stuck-state analysis")
     e.add_argument("--graph", metavar="PATH", help="write the state graph (.graphml, .json or .dot)")
     e.add_argument("--format", choices=("graphml", "json", "dot"), help="the graph format (default: by suffix)")
     e.add_argument("--around", metavar="TRACE", help="with --graph: write only the neighbourhood of this "
                    "ITF trace")
-    e.add_argument("--radius", type=positive, default=2, help="with --around: steps from the trace (default 2)")
+    e.add_argument("--radius", type=RADIUS, default=2, help="with --around: steps from the trace (1 to 100; default 2)")
     e.add_argument("--traces", metavar="DIR", help="write every trace found (shortest counterexamples, "
                    "targets reached, stuck states) as an ITF file in DIR")
     e.add_argument("--coverage", action="store_true", help="also run a Hypothesis campaign (--examples, "
                    "--steps, --seed) and report the fraction of the graph it visited")
-    e.add_argument("--examples", type=positive, default=300, help="with --coverage: Hypothesis examples")
-    e.add_argument("--steps", type=positive, default=30, help="with --coverage: steps per example")
+    e.add_argument("--examples", type=EXAMPLES, default=300, help="with --coverage: Hypothesis examples "
+                   "(1 to 1,000,000; default 300)")
+    e.add_argument("--steps", type=STEPS, default=30, help="with --coverage: steps per example (1 to 10,000; default 30)")
     e.set_defaults(func=cmd_explore)
     return e
 

@@ -39,21 +39,11 @@ from ..runs.campaign import CampaignResult, format_table
 from ..runs.runner import plan_per_exporter, run
 from ..runs.workers import InlineWorkers
 from ..trace import render
-from .common import UsageError, progress, resolve_exporters, scope_arg, whole_number
+from .common import DEPTH, TIMEOUT, UsageError, progress, resolve_exporters, scope_arg
 
 __all__ = ["add_parser", "cmd_prove", "format_synthesis", "format_arith", "SmtWriter"]
 
 PARTS = ("bmc", "synthesis", "arith")
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
@@ -61,10 +51,11 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> a
     p = sub.add_parser("prove", help="the Z3 engine: bounded checks, induction proofs, the FIXME "
                        "synthesis query, bit-precise mmap checks")
     common(p)
-    p.add_argument("--depth", type=whole_number(0, "a depth"), default=8, help="bound of the bounded checks and of the "
-                   "synthesis query, in steps (default 8)")
-    p.add_argument("--timeout", type=_seconds, default=60.0,
-                   help="seconds per solver query; a query that runs out is 'unknown' (default 60)")
+    p.add_argument("--depth", type=DEPTH, default=8, help="bound of the bounded checks and of the "
+                   "synthesis query, in steps (1 to 64; default 8)")
+    p.add_argument("--timeout", type=TIMEOUT, default=60.0,
+                   help="seconds per solver query; a query that runs out is 'unknown' (above 0, at most 1,000,000; "
+                   "default 60)")
     p.add_argument("--smt2", metavar="DIR", help="write every solver query as an SMT-LIB 2 file in DIR")
     p.add_argument("--only", action="append", choices=PARTS,
                    help="run only this part (repeatable; default: all)")

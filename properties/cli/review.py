@@ -22,21 +22,10 @@ from model.policy import REVISIONS
 from .. import interrupt
 from ..report.review import DEFAULT_ENGINES, ENGINES, ReviewConfig, collect, findings
 from ..report.review_render import write_review
-from .common import UsageError, memory_size, progress, resolve_exporters, scope_arg, share_of_memory
+from .common import (DEPTH, EXAMPLES, JOBS, STATES, STEPS, TIMEOUT, UsageError, memory_size, progress,
+                     resolve_exporters, scope_arg, seed_arg, share_of_memory)
 
 __all__ = ["add_parser", "cmd_review"]
-
-
-def _number(kind: type, least: float, what: str) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if v < least:
-            raise argparse.ArgumentTypeError(f"expected {what} of at least {least:g}, got {text}")
-        return v
-    return parse
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
@@ -48,35 +37,37 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
     p.add_argument("--exporter", action="append", metavar="NAME|FILE",
                    help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
     p.add_argument("--scope", default="small", help="tiny, small or default (default: small)")
-    p.add_argument("--seed", type=_number(int, -2**63, "an integer seed"), default=1)
-    p.add_argument("--examples", type=_number(int, 1, "a whole number"), default=300,
-                   help="--engine hypothesis: examples per exporter and round (default 300)")
-    p.add_argument("--portfolio-examples", type=_number(int, 1, "a whole number"), default=50,
-                   help="the portfolio's sampled stage: Hypothesis examples per exporter and round (default 50)")
-    p.add_argument("--steps", type=_number(int, 1, "a whole number"), default=30,
-                   help="Hypothesis steps per example, for both (default 30)")
-    p.add_argument("--depth", type=_number(int, 0, "a depth"), default=6,
-                   help="--engine z3: bounded-check depth; the synthesis queries use depth + 2 (default 6)")
-    p.add_argument("--portfolio-depth", type=_number(int, 1, "a depth"), default=8,
-                   help="the portfolio's Z3 stage: bounded-check depth on --scope (default 8, as for campaign)")
-    p.add_argument("--max-states", type=_number(int, 1, "a number of states"), default=60_000_000,
+    p.add_argument("--seed", type=seed_arg, default=1, help="(-2**63 to 2**64-1; default 1)")
+    p.add_argument("--examples", type=EXAMPLES, default=300,
+                   help="--engine hypothesis: examples per exporter and round (1 to 1,000,000; default 300)")
+    p.add_argument("--portfolio-examples", type=EXAMPLES, default=50,
+                   help="the portfolio's sampled stage: Hypothesis examples per exporter and round "
+                   "(1 to 1,000,000; default 50)")
+    p.add_argument("--steps", type=STEPS, default=30,
+                   help="Hypothesis steps per example, for both (1 to 10,000; default 30)")
+    p.add_argument("--depth", type=DEPTH, default=6,
+                   help="--engine z3: bounded-check depth; the synthesis queries use depth + 2 (1 to 64; default 6)")
+    p.add_argument("--portfolio-depth", type=DEPTH, default=8,
+                   help="the portfolio's Z3 stage: bounded-check depth on --scope (1 to 64; default 8, as for campaign)")
+    p.add_argument("--max-states", type=STATES, default=60_000_000,
                    help="the portfolio's exhaustive search of the tiny scope: at most N states per exporter; "
-                   "what it has not decided is unknown (default 60000000, as for campaign)")
+                   "what it has not decided is unknown (1 to 10**12; default 60000000, as for campaign)")
     p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
                    help="the portfolio's exhaustive search: stop when a worker's resident memory passes SIZE "
-                   "(512M, 8G; default: 3/4 of the machine's memory, shared by the jobs)")
-    p.add_argument("--z3-seconds", type=_number(float, 1, "a number of seconds"), default=None, metavar="S",
-                   help="the portfolio's Z3 stage: at most S seconds per exporter (default: no time bound, so "
+                   "(512M, 8G; 1M to 1024T; default: 3/4 of the machine's memory, shared by the jobs)")
+    p.add_argument("--z3-seconds", type=TIMEOUT, default=None, metavar="S",
+                   help="the portfolio's Z3 stage: at most S seconds per exporter (above 0, at most 1,000,000; "
+                   "default: no time bound, so "
                    "that the depth reached depends on --portfolio-depth only)")
-    p.add_argument("--timeout", type=_number(float, 1, "a number of seconds"), default=60.0,
+    p.add_argument("--timeout", type=TIMEOUT, default=60.0,
                    help="--engine z3 and the synthesis and arithmetic queries: seconds per Z3 query; one that runs "
-                   "out is 'unknown' (default 60; the portfolio's Z3 stage has the campaign's 20)")
-    p.add_argument("--states", type=_number(int, 1, "a number of states"), default=200_000,
-                   help="--engine explicit: states per exporter run (default 200000)")
+                   "out is 'unknown' (above 0, at most 1,000,000; default 60; the portfolio's Z3 stage has the campaign's 20)")
+    p.add_argument("--states", type=STATES, default=200_000,
+                   help="--engine explicit: states per exporter run (1 to 10**12; default 200000)")
     p.add_argument("--engine", action="append", choices=ENGINES,
                    help=f"engines to run (repeatable; default: {', '.join(DEFAULT_ENGINES)})")
-    p.add_argument("--jobs", type=_number(int, 1, "a whole number"), default=None,
-                   help="worker processes (default: all cores); the report does not depend on it")
+    p.add_argument("--jobs", type=JOBS, default=None,
+                   help="worker processes (1 to 1024; default: all cores); the report does not depend on it")
     p.set_defaults(func=cmd_review)
     return p
 

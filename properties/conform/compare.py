@@ -27,11 +27,12 @@ Patterns use ``fnmatch`` syntax, so ``val=*`` in ``expected``/``got`` matches an
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from model.files import FileProblem, parse_toml, read_text
 
 from .protocol import GuestResult, StepResult, TraceResult
 from .translate import ConformTrace, Step, access_predictions, buffer_page, outcome_matches
@@ -105,11 +106,9 @@ def load_known(path: str | Path = KNOWN_FILE) -> tuple[Known, ...]:
     """Read the known-differences file; KnownError names the file and the entry on bad input."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise KnownError(f"{p}: cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise KnownError(f"{p}: not valid TOML: {e}") from None
+        data = parse_toml(read_text(p))
+    except FileProblem as e:
+        raise KnownError(f"{p}: {e}") from None
     extra = set(data) - {"known"}
     if extra:
         raise KnownError(f"{p}: unknown top-level key {sorted(extra)[0]!r} (only [[known]] tables)")
@@ -142,10 +141,10 @@ def load_known(path: str | Path = KNOWN_FILE) -> tuple[Known, ...]:
             raise KnownError(f"{where}: id {e['id']!r} used twice")
         seen.add(e["id"])
         kind = e.get("kind", "kernel")
-        if kind not in ("kernel", "model"):
+        if not isinstance(kind, str) or kind not in ("kernel", "model"):
             raise KnownError(f"{where}: 'kind' must be \"kernel\" or \"model\", got {kind!r}")
         sem = e.get("semantics")
-        if sem is not None and sem not in SEMANTICS:
+        if sem is not None and (not isinstance(sem, str) or sem not in SEMANTICS):
             raise KnownError(f"{where}: unknown semantics {sem!r} (known: {', '.join(SEMANTICS)})")
         out.append(Known(id=e["id"], kernel=tuple(kern), exporter=e["exporter"], op=e["op"],
                          expected=e["expected"], got=e["got"], explanation=" ".join(e["explanation"].split()),

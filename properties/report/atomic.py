@@ -29,12 +29,15 @@ def output_problem(path: str | os.PathLike, folder: bool = False) -> str | None:
     created now (the run would create it anyway) and a probe file is written in it and removed,
     which is the only check that holds for every file system and user."""
     p = Path(path)
-    if p.exists() or p.is_symlink():
-        if folder and not p.is_dir():
-            return "exists and is not a folder"
-        if not folder and not p.resolve().is_file():
-            return "exists and is not a regular file" + (" (a folder)" if p.is_dir() else "")
-    where = p if folder else p.resolve().parent
+    try:
+        if p.exists() or p.is_symlink():
+            if folder and not p.is_dir():
+                return "exists and is not a folder"
+            if not folder and not p.resolve().is_file():
+                return "exists and is not a regular file" + (" (a folder)" if p.is_dir() else "")
+        where = p if folder else p.resolve().parent
+    except (OSError, RuntimeError) as e:   # a name too long, a loop of symbolic links
+        return f"cannot be used: {getattr(e, 'strerror', None) or e}"
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".dmabuf-check-probe.", dir=where)

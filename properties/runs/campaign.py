@@ -90,6 +90,9 @@ class CampaignResult:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_DURATION = 1000 * 86400.0
+
+
 def parse_duration(text: str) -> float:
     """``30m``, ``8h``, ``1h30m``, ``90s``, ``2.5h`` or a number of seconds -> seconds."""
     t = text.strip().lower()
@@ -99,8 +102,8 @@ def parse_duration(text: str) -> float:
         total = sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([smhd])", t))
     else:
         raise ValueError(f"expected a duration such as 90s, 30m, 8h or 1h30m, got {text!r}")
-    if total <= 0:
-        raise ValueError(f"expected a duration above zero, got {text!r}")
+    if not 0 < total <= MAX_DURATION:   # (a number of 400 digits is infinite)
+        raise ValueError(f"expected a duration above zero and at most 1000d, got {text if len(text) <= 40 else text[:37] + '...'!r}")
     return total
 
 

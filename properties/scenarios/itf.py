@@ -26,6 +26,7 @@ order; one variable per line, so two traces diff well).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -36,8 +37,9 @@ from typing import Any, Iterable, Mapping, Sequence
 from model.actions import DOMAINS
 from model.catalog import CATALOG
 from model.events import EVENT_BIT, event_names
+from model.files import FileProblem, parse_json, read_text
 from model.machine import Model
-from model.policy import ExporterPolicy, KNOBS, PolicyError, REVISIONS
+from model.policy import ExporterPolicy, KNOBS, PolicyError, REVISIONS, check_knob
 from model.scope import SCOPES, Scope
 from model.state import FIELDS
 
@@ -62,6 +64,7 @@ EVENTS = "dmabuf::events"
 _STEP_VARS = (ACTION_TAKEN, NONDET_PICKS, RET, BUF, EVENTS)
 _PARAMS = tuple(sorted(DOMAINS))
 _BIGINT = re.compile(r"-?[0-9]+\Z")
+_MAX_DIGITS = 40      # 2**64 has 20
 
 
 class ItfError(ValueError):
@@ -123,6 +126,9 @@ def decode(value: Any, where: str) -> Any:
             text = value["#bigint"]
             if not isinstance(text, str) or not _BIGINT.match(text):
                 raise ItfError(f"{where}: #bigint must be a string of decimal digits, got {text!r}")
+            if len(text) > _MAX_DIGITS:
+                raise ItfError(f"{where}: #bigint of {len(text)} digits; a value of this model has at most "
+                               f"{_MAX_DIGITS}")
             return int(text)
         if keys == {"#tup"}:
             return tuple(decode(x, f"{where}.#tup[{i}]") for i, x in enumerate(_list(value["#tup"], where)))
@@ -311,14 +317,17 @@ class ItfTrace:
 def loads(text: str, path: str = "<string>") -> ItfTrace:
     """Parse an ITF document; ``ItfError`` names the file and the place of the first problem."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ItfError(f"{path}: line {e.lineno} column {e.colno}: not JSON: {e.msg}") from None
+        doc = parse_json(text)
+    except FileProblem as e:
+        raise ItfError(f"{path}: {e}") from None
     if not isinstance(doc, dict):
         raise ItfError(f"{path}: an ITF trace is a JSON object with #meta, vars and states")
     meta = doc.get("#meta", {})
     if not isinstance(meta, dict):
         raise ItfError(f"{path}: #meta must be an object")
+    for key in ("description", "verdict", "engine"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ItfError(f"{path}: #meta.{key} must be a string, got {type(meta[key]).__name__}")
     vars_ = doc.get("vars")
     if not isinstance(vars_, list) or not all(isinstance(v, str) for v in vars_):
         raise ItfError(f"{path}: 'vars' must be a list of variable names")
@@ -401,11 +410,9 @@ def read_itf(path: str | os.PathLike) -> ItfTrace:
     """Read an ITF file; ``ItfError`` names the file and the place of the first problem."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ItfError(f"{p}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ItfError(f"{p}: not UTF-8 text") from None
+        text = read_text(p)
+    except FileProblem as e:
+        raise ItfError(f"{p}: {e}") from None
     return loads(text, str(p))
 
 
@@ -429,11 +436,11 @@ def policy_from_meta(meta: Mapping[str, Any], where: str) -> tuple[ExporterPolic
         raise ItfError(f"{where}: #meta.knobs must be an object of knob values")
     start = base if base is not None else ExporterPolicy(name=name)
     try:
-        pol = start.with_knobs(**knobs)
+        for k, v in knobs.items():
+            check_knob(k, v, f"{where}: #meta.knobs")
     except PolicyError as e:
-        raise ItfError(f"{where}: #meta.{e}") from None
-    except TypeError as e:  # pragma: no cover - with_knobs checks names first
-        raise ItfError(f"{where}: #meta.knobs: {e}") from None
+        raise ItfError(str(e)) from None
+    pol = start.with_knobs(**knobs)
     notes = []
     if base is not None:
         diff = [k for k in KNOBS if getattr(pol, k) != getattr(base, k)]
@@ -443,28 +450,57 @@ def policy_from_meta(meta: Mapping[str, Any], where: str) -> tuple[ExporterPolic
     return pol, notes
 
 
+_DIMENSIONS = ("buffers", "pages", "fds", "vmas", "attachments", "refs")
+MAX_DIMENSION = 4     # a model of 4 of everything takes seconds to build; the largest catalog scope has 3
+
+
 def scope_from_meta(meta: Mapping[str, Any], where: str) -> Scope:
-    """The scope a trace names: a catalog scope, or the recorded dimensions."""
+    """The scope a trace names: a catalog scope, or the recorded dimensions (those not recorded
+    are the named catalog scope's)."""
     raw = meta.get("scope", "small")
+    known = ", ".join(SCOPES)
     if isinstance(raw, str):
         if raw not in SCOPES:
-            raise ItfError(f"{where}: #meta.scope: unknown scope {raw!r}; known scopes: {', '.join(SCOPES)}")
+            close = difflib.get_close_matches(raw, list(SCOPES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ItfError(f"{where}: #meta.scope: unknown scope {raw!r}{hint}; known scopes: {known}")
         return SCOPES[raw]
     if not isinstance(raw, dict):
-        raise ItfError(f"{where}: #meta.scope must be a scope name or an object of its dimensions")
-    dims = {k: raw[k] for k in ("buffers", "pages", "fds", "vmas", "attachments", "refs") if k in raw}
+        raise ItfError(f"{where}: #meta.scope must be a scope name ({known}) or an object with its name "
+                       f"and dimensions ({', '.join(_DIMENSIONS)})")
+    for k in raw:
+        if k != "name" and k not in _DIMENSIONS:
+            close = difflib.get_close_matches(k, _DIMENSIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ItfError(f"{where}: #meta.scope: unknown key {k!r}{hint}; a scope has name and "
+                           f"{', '.join(_DIMENSIONS)}")
     name = raw.get("name", "recorded")
-    if name in SCOPES and all(getattr(SCOPES[name], k) == v for k, v in dims.items()):
-        return SCOPES[name]
-    try:
-        return Scope(str(name), **dims)
-    except (TypeError, ValueError) as e:
-        raise ItfError(f"{where}: #meta.scope: {e}") from None
+    if not isinstance(name, str):
+        raise ItfError(f"{where}: #meta.scope.name must be a string, got {name!r}")
+    dims = {}
+    for k in _DIMENSIONS:
+        if k in raw:
+            v = raw[k]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIMENSION:
+                raise ItfError(f"{where}: #meta.scope.{k} must be a whole number from 1 to {MAX_DIMENSION}, "
+                               f"got {v!r}")
+            dims[k] = v
+    if name in SCOPES:
+        base = SCOPES[name]
+        if all(getattr(base, k) == v for k, v in dims.items()):
+            return base
+        dims = {k: dims.get(k, getattr(base, k)) for k in _DIMENSIONS}
+        name = f"{name}-recorded"
+    missing = [k for k in _DIMENSIONS[:-1] if k not in dims]
+    if missing:
+        raise ItfError(f"{where}: #meta.scope: {', '.join(missing)} not recorded, and the name {name!r} is not a "
+                       f"scope of the catalog ({known}) to take them from")
+    return Scope(name, **dims)
 
 
 def revision_from_meta(meta: Mapping[str, Any], where: str) -> str:
     rev = meta.get("revision", "v4.11")
-    if rev not in REVISIONS:
+    if not isinstance(rev, str) or rev not in REVISIONS:
         raise ItfError(f"{where}: #meta.revision: unknown revision {rev!r}; known: {', '.join(REVISIONS)}")
     return rev
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -31,6 +30,7 @@ from typing import Any, Iterable, Sequence
 from model.actions import ACTIONS
 from model.catalog import CATALOG
 from model.constants import ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV, NAMED_CONSTANTS, errno_name
+from model.files import FileProblem, exists, parse_toml, read_text
 from model.machine import Model
 from model.policy import ExporterPolicy, KNOBS, PolicyError, REVISIONS, load_policy_file
 from model.scope import SCOPES, Scope
@@ -261,7 +261,7 @@ def _resolve_exporter(name: str, path: Path, revision: str) -> ExporterPolicy:
         pol = CATALOG[name]
     else:
         pfile = (path.parent / name)
-        if not (name.endswith(".toml") or pfile.exists()):
+        if not (name.endswith(".toml") or exists(pfile)):
             close = difflib.get_close_matches(name, list(CATALOG), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _err(path, f"exporter {name!r} is neither a catalog exporter{hint} nor a policy file "
@@ -285,15 +285,10 @@ def load_litmus(path: str | Path, as_test: bool = True) -> LitmusTest:
     not fail; the conformance check, which only takes its steps to a real kernel, passes False."""
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise _err(path, f"cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise _err(path, "not UTF-8 text") from None
-    try:
-        data = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as e:
-        raise _err(path, f"not valid TOML: {e}") from None
+        raw = read_text(path)
+        data = parse_toml(raw)
+    except FileProblem as e:
+        raise _err(path, str(e)) from None
     for k in data:
         if k not in _TOP_KEYS:
             close = difflib.get_close_matches(k, _TOP_KEYS, n=1)
@@ -308,10 +303,10 @@ def load_litmus(path: str | Path, as_test: bool = True) -> LitmusTest:
     known_claims = load_claims()
     claims = _str_list(data, "claims", path)
     revision = data.get("revision", "v4.11")
-    if revision not in REVISIONS:
+    if not isinstance(revision, str) or revision not in REVISIONS:
         raise _err(path, f"revision {revision!r} is unknown; known: {', '.join(REVISIONS)}")
     scope_name = data.get("scope", "small")
-    if scope_name not in SCOPES:
+    if not isinstance(scope_name, str) or scope_name not in SCOPES:
         raise _err(path, f"scope {scope_name!r} is unknown; known scopes: {', '.join(SCOPES)}")
     exporter = data.get("exporter")
     if not isinstance(exporter, str) or not exporter:
@@ -531,8 +526,13 @@ def format_details(out: LitmusOutcome) -> str:
 
 # --- from a trace ------------------------------------------------------------------------------
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
+
+
 def _toml_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A TOML basic string: backslash, quote and every control character escaped."""
+    return '"' + re.sub(r'["\\\x00-\x1f\x7f]', lambda m: _TOML_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"),
+                        s) + '"'
 
 
 def _toml_list(items: Sequence[Any]) -> str:
