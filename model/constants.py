@@ -13,6 +13,7 @@ __all__ = [
     "DMA_BUF_SYNC_END", "DMA_BUF_SYNC_VALID_FLAGS_MASK", "DMA_BUF_IOCTL_SYNC", "ERRNO",
     "ERRNO_NAMES", "NAMED_CONSTANTS", "SIGBUS", "SIGSEGV", "FAULT_SIGBUS", "FAULT_SIGSEGV",
     "errno_name", "reads", "writes", "decode_sync_flags", "sync_flags_name",
+    "PAGE_SHIFT", "U64_MAX", "ULONG_MAX", "PGOFF_MAX", "TASK_SIZE",
 ]
 
 # enum dma_data_direction
@@ -31,6 +32,16 @@ DMA_BUF_SYNC_START = 0 << 2
 DMA_BUF_SYNC_END = 1 << 2
 DMA_BUF_SYNC_VALID_FLAGS_MASK = DMA_BUF_SYNC_RW | DMA_BUF_SYNC_END
 DMA_BUF_IOCTL_SYNC = 0x40086200
+
+# x86-64 (the model's errno values are x86-64's too): PAGE_SHIFT, unsigned long and __u64 are
+# 64 bits wide; TASK_SIZE is the user address space with 4-level page tables (TASK_SIZE_MAX,
+# 2^47 - PAGE_SIZE). With 5-level tables (v4.14+) an mmap without an address hint still searches
+# below 2^47 - PAGE_SIZE (DEFAULT_MAP_WINDOW), so no longer mapping can be placed either.
+PAGE_SHIFT = 12
+U64_MAX = (1 << 64) - 1
+ULONG_MAX = (1 << 64) - 1
+PGOFF_MAX = ULONG_MAX >> PAGE_SHIFT        # the largest page offset of a byte offset or length
+TASK_SIZE = (1 << 47) - (1 << PAGE_SHIFT)
 
 ERRNO = {
     "EPERM": 1, "ENOENT": 2, "EINTR": 4, "EBADF": 9, "EAGAIN": 11, "ENOMEM": 12,

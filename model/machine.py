@@ -15,6 +15,7 @@ from itertools import product
 from typing import Any, Iterable, Sequence
 
 from .actions import ACTIONS, ActionSpec
+from .actions.registry import VALUE_RANGES
 from .constants import DIRECTIONS, errno_name, sync_flags_name
 from .events import EVENTS, EVENT_BIT
 from .policy import ExporterPolicy, REVISIONS, knob_vars
@@ -28,7 +29,8 @@ __all__ = ["Instance", "TransitionTerms", "Model", "transition_terms", "instance
 
 
 def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
-    """``dma_buf_kmap(buf=0, page=1)``, with kernel constant names for directions and flags."""
+    """``dma_buf_kmap(buf=0, page=1)``, with kernel constant names for directions and flags (and
+    large page offsets and counts in hex)."""
     dirs = {v: k for k, v in DIRECTIONS.items()}
     parts = []
     for k, v in args:
@@ -38,6 +40,8 @@ def format_call(name: str, args: Sequence[tuple[str, Any]]) -> str:
             v = sync_flags_name(v)
         elif k == "interrupted" and v is False:
             continue
+        elif k in ("pgoff", "npages") and isinstance(v, int) and v > 0xffff:
+            v = hex(v)
         parts.append(f"{k}={v}")
     return f"{name}({', '.join(parts)})"
 
@@ -86,22 +90,23 @@ def instances_for(scope: Scope, revision: str) -> list[Instance]:
     return out
 
 
+def _trace(schema: Schema, scope: Scope, revision: str, inst: Instance) -> TransitionTerms:
+    """One instance's transition definition, traced into terms (knobs left free)."""
+    m = Step(scope, schema.sym(), Knobs(knob_vars()), revision)
+    ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
+    if ret.sort != "int":
+        raise TypeError(f"{inst}: a transition must return an int term")
+    return TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events),
+                           tuple(m.requires))
+
+
 @lru_cache(maxsize=16)
 def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tuple[TransitionTerms, ...]]:
     """Trace every action instance of the scope into terms (knobs left free)."""
     if revision not in REVISIONS:
         raise ValueError(f"unknown revision {revision!r}; known: {', '.join(REVISIONS)}")
     schema = Schema(scope)
-    knobs = Knobs(knob_vars())
-    out = []
-    for inst in instances_for(scope, revision):
-        m = Step(scope, schema.sym(), knobs, revision)
-        ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
-        if ret.sort != "int":
-            raise TypeError(f"{inst}: a transition must return an int term")
-        out.append(TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events),
-                                   tuple(m.requires)))
-    return schema, tuple(out)
+    return schema, tuple(_trace(schema, scope, revision, inst) for inst in instances_for(scope, revision))
 
 
 def _event_mask(events: dict[str, Term]) -> Term:
@@ -133,19 +138,25 @@ class Model:
         self._guards = []
         self.sources: list[str] = []
         for t in self.terms:
-            guard, ret, subject, mask, *nxt = substitute(
-                [t.guard, t.ret, t.subject, _event_mask(t.events), *t.next], self.knob_env)
-            fn, src = compile_function(
-                f"step_{t.instance.index}", ["s"], self.var_expr, [*nxt, ret, mask, subject], guard=guard,
-                result=lambda outs: "((" + "".join(o + ", " for o in outs[:-3]) + ")," + ", ".join(outs[-3:]) + ")")
-            g, _ = compile_function(f"guard_{t.instance.index}", ["s"], self.var_expr, [guard],
-                                    result=lambda outs: outs[0])
-            self._steps.append(fn)
-            self._guards.append(g)
-            self.sources.append(src)
+            self._compile(t)
         self.by_name: dict[str, list[int]] = {}
         for inst in self.instances:
             self.by_name.setdefault(inst.name, []).append(inst.index)
+        # instances whose value arguments lie outside the scope's representative values, made on
+        # demand by find() for a litmus step or a replayed call; never enumerated by engines
+        self.extra: dict[tuple, TransitionTerms] = {}
+
+    def _compile(self, t: TransitionTerms) -> None:
+        guard, ret, subject, mask, *nxt = substitute(
+            [t.guard, t.ret, t.subject, _event_mask(t.events), *t.next], self.knob_env)
+        fn, src = compile_function(
+            f"step_{t.instance.index}", ["s"], self.var_expr, [*nxt, ret, mask, subject], guard=guard,
+            result=lambda outs: "((" + "".join(o + ", " for o in outs[:-3]) + ")," + ", ".join(outs[-3:]) + ")")
+        g, _ = compile_function(f"guard_{t.instance.index}", ["s"], self.var_expr, [guard],
+                                result=lambda outs: outs[0])
+        self._steps.append(fn)
+        self._guards.append(g)
+        self.sources.append(src)
 
     def digest(self) -> str:
         """A digest of what this model does, for caches keyed by behaviour: every instance's
@@ -173,17 +184,24 @@ class Model:
 
     def enabled_instances(self, state: tuple, indices: Iterable[int] | None = None) -> list[int]:
         g = self._guards
-        return [i for i in (range(len(g)) if indices is None else indices) if g[i](state)]
+        return [i for i in (range(len(self.instances)) if indices is None else indices) if g[i](state)]
 
     def successors(self, state: tuple):
-        """``(instance index, next state, ret, events, buf)`` for every enabled instance."""
-        for i, fn in enumerate(self._steps):
+        """``(instance index, next state, ret, events, buf)`` for every enabled instance of the
+        scope (not the instances ``find`` made for values outside it)."""
+        for i, fn in zip(range(len(self.instances)), self._steps):
             r = fn(state)
             if r is not None:
                 yield (i, *r)
 
     def find(self, name: str, **args: Any) -> Instance:
-        """The instance of ``name`` with these arguments (missing optional ones default False)."""
+        """The instance of ``name`` with these arguments (missing optional ones default False).
+
+        Handles of model objects (``buf``, ``fd``, ``vma``, ``att``, ``page``) and the other
+        enumerated arguments must lie in the scope. A value argument (``VALUE_RANGES``: SYNC
+        ``flags``, ``mmap``'s ``pgoff`` and ``npages``) may be any value of its C type: outside
+        the scope's representative values, the instance is traced and compiled here, once, with
+        an index after the scope's instances (engines never enumerate it)."""
         if name not in ACTIONS:
             raise KeyError(f"unknown action {name!r}")
         spec: ActionSpec = ACTIONS[name]
@@ -196,14 +214,47 @@ class Model:
         missing = [p for p, v in full.items() if v is None]
         if missing:
             raise KeyError(f"{name} needs the parameter {missing[0]!r}")
+        outside = False
         for p, v in full.items():
-            if v not in spec.domain(p, self.scope):
+            if p in VALUE_RANGES and not isinstance(v, bool) and isinstance(v, int):
+                lo, hi, ctype = VALUE_RANGES[p]
+                if not lo <= v <= hi:
+                    raise KeyError(f"{name}: {p}={v!r} is outside the range of {ctype}: "
+                                   f"{lo} .. {hi:#x}")
+                outside = outside or v not in spec.domain(p, self.scope)
+            elif v not in spec.domain(p, self.scope):
                 raise KeyError(f"{name}: {p}={v!r} is outside the scope {self.scope.name}")
         key = tuple(full.items())
+        if outside:
+            return self._extra_instance(name, key)
         for i in self.by_name.get(name, ()):
             if self.instances[i].args == key:
                 return self.instances[i]
         raise KeyError(f"no instance {format_call(name, key)}")  # pragma: no cover
+
+    def _extra_instance(self, name: str, key: tuple[tuple[str, Any], ...]) -> Instance:
+        t = self.extra.get((name, key))
+        if t is None:
+            inst = Instance(len(self._steps), name, key, ACTIONS[name].actor)
+            t = _trace(self.schema, self.scope, self.revision, inst)
+            self._compile(t)
+            self.extra[(name, key)] = t
+        return t.instance
+
+    def transition(self, index: int) -> TransitionTerms:
+        """The terms of instance ``index``: one of the scope's, or one ``find`` made."""
+        if index < len(self.terms):
+            return self.terms[index]
+        return next(t for t in self.extra.values() if t.instance.index == index)
+
+    def outside_bounds(self, state: tuple) -> str | None:
+        """The first field of ``state`` outside the bounds the scope gives it (``vma_npages[0]=100``),
+        or None: an instance ``find`` made can store a value no state of the scope holds (a
+        mutant core's mmap of 100 pages)."""
+        for name, (lo, hi), value in zip(self.schema.names, self.schema.bounds, state):
+            if not lo <= int(value) <= hi:
+                return f"{name}={int(value)}"
+        return None
 
     def describe_ret(self, ret: int) -> str:
         return errno_name(ret)
@@ -211,7 +262,7 @@ class Model:
     def why_disabled(self, state: tuple, index: int) -> str:
         """Why instance ``index`` cannot be taken in ``state``: the reason the model gives for the
         first conjunct of its guard that is false there (``Step.require``)."""
-        t = self.terms[index]
+        t = self.transition(index)
         env = {**dict(zip(self.schema.names, state)), **self.knob_env}
         for cond, reasons in t.requires:
             if not evaluate([cond], env)[0]:

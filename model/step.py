@@ -19,6 +19,7 @@ kmap, kunmap, kmap_atomic, kunmap_atomic       actions exist                   r
 dma_buf_pin, dma_buf_unpin                     no such actions                 actions exist (v5.7)
 ghost ``kended`` (kmap after end is undefined) kept by begin/end (rules.py)    not kept: no kmap
 dma_buf_vmap without ``ops->vmap``             NULL (modelled as -ENOMEM)      -EINVAL (v5.11)
+mmap of a byte range past ULONG_MAX            size check (-EINVAL)            -EOVERFLOW (v4.17)
 =============================================  ==============================  ====================
 
 (The action sets are switched by the ``revisions`` of each action's registration; the others

@@ -67,6 +67,7 @@ class Monitor:
         # step predicates restricted to one action are only evaluated on that action's steps
         self._inv_step_by_inst = [[c for c in self.inv_step if c.prop.action in (None, n)] for n in names]
         self._tgt_step_by_inst = [[c for c in self.tgt_step if c.prop.action in (None, n)] for n in names]
+        self._n = len(names)
         self._compile_fast()
 
     def _compile_fast(self) -> None:
@@ -108,7 +109,8 @@ class Monitor:
 
     def bad_step(self, inst: int, s: tuple, t: tuple, r: int, e: int, b: int,
                  only: set[str] | None = None) -> list[str]:
-        return [c.prop.id for c in self._inv_step_by_inst[inst]
+        props = self._inv_step_by_inst[inst] if inst < self._n else self._of_action(self.inv_step, inst)
+        return [c.prop.id for c in props
                 if (only is None or c.prop.id in only) and not c.fn(s, t, r, e, b)]
 
     def hit_state(self, s: tuple, only: set[str] | None = None) -> list[str]:
@@ -116,8 +118,15 @@ class Monitor:
 
     def hit_step(self, inst: int, s: tuple, t: tuple, r: int, e: int, b: int,
                  only: set[str] | None = None) -> list[str]:
-        return [c.prop.id for c in self._tgt_step_by_inst[inst]
+        props = self._tgt_step_by_inst[inst] if inst < self._n else self._of_action(self.tgt_step, inst)
+        return [c.prop.id for c in props
                 if (only is None or c.prop.id in only) and c.fn(s, t, r, e, b)]
+
+    def _of_action(self, compiled, inst: int):
+        """The step properties of ``compiled`` that apply to instance ``inst``, one that
+        ``Model.find`` made for a value outside the scope."""
+        name = self.model.transition(inst).instance.name
+        return [c for c in compiled if c.prop.action in (None, name)]
 
     def fires(self, trace, pid: str) -> bool:
         """Does property ``pid`` fire anywhere along the trace (violated, or its target reached)?"""
@@ -136,7 +145,9 @@ def fired_along(mon: Monitor, trace, only: set[str] | None = None) -> list[list[
     prev = trace.init
     idx = {(i.name, i.args): i.index for i in mon.model.instances}
     for st in trace.steps:
-        inst = idx[(st.action, st.args)]
+        inst = idx.get((st.action, st.args))
+        if inst is None:    # a value argument outside the scope's representative ones
+            inst = mon.model.find(st.action, **dict(st.args)).index
         f = mon.bad_step(inst, prev, st.state, st.ret, st.events, st.buf, only)
         f += mon.hit_step(inst, prev, st.state, st.ret, st.events, st.buf, only)
         f += mon.bad_state(st.state, only) + mon.hit_state(st.state, only)

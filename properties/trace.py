@@ -72,6 +72,12 @@ def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tupl
                 raise ReplayError(f"{at}: {inst} cannot be taken here: {why(state, inst)}")
             raise ReplayError(f"{at}: {inst} is not enabled in this state")
         state, ret, ev, buf = r
+        if inst.index >= len(model.instances):
+            # a value outside the scope's representative ones: refused if the state would keep it
+            kept = model.outside_bounds(state)
+            if kept is not None:
+                raise ReplayError(f"{at}: {inst} would keep {kept} in the state, outside the scope "
+                                  f"{model.scope.name}")
         steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
     return Trace(model.init if init is None else init, tuple(steps))
 

@@ -195,3 +195,22 @@ def test_litmus_interrupted_and_bad_files(tmp_path):
         litmus_traces([bad], ["udmabuf"])
     with pytest.raises(TranslateError, match="no such file"):
         litmus_traces([tmp_path / "missing.litmus.toml"], ["udmabuf"])
+
+
+def test_litmus_values_outside_the_scope_reach_the_runner():
+    """mmap offsets and lengths and SYNC flags outside the scope pass through to the runner with
+    the model's prediction; an offset the runner cannot pass (its byte offset does not fit an
+    off_t) is predicted as the runner's refusal; a kernel -ENOMEM does not cut the trace."""
+    files = [LIBRARY / f"{n}.litmus.toml" for n in ("mmap-length-any-value", "mmap-pgoff-wraps",
+                                                     "sync-flags-any-u64")]
+    traces, skipped = litmus_traces(files, ["udmabuf"])
+    assert skipped == [] and all(t.notes == () for t in traces)
+    got = {t.source.rsplit("/", 1)[-1]: [(s.runner(), s.expect) for s in t.steps[1:]] for t in traces}
+    assert got["mmap-length-any-value.litmus.toml"] == [
+        ("mmap 0 0 100", "EINVAL"), ("mmap 0 0 0", "EINVAL"), ("mmap 0 0 34359738368", "ENOMEM"),
+        ("mmap 0 1 1", "ok=0")]
+    assert got["mmap-pgoff-wraps.litmus.toml"][0] == ("mmap 0 18446744073709551615 1", "err:overflow")
+    assert got["sync-flags-any-u64.litmus.toml"][:3] == [
+        ("sync 0 9", "EINVAL"), ("sync 0 9223372036854775808", "EINVAL"), ("sync 0 9223372036854775809", "EINVAL")]
+    batch = write_batch([t.batch() for t in traces])
+    assert "S mmap 0 18446744073709551615 1" in batch and "S sync 0 9223372036854775808" in batch

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from model.catalog import CATALOG
-from model.constants import DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_FROM_DEVICE
+from model.constants import DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_FROM_DEVICE, errno_name
 from model.machine import Model
 from properties.claims import NOT_MODELLED, load_claims
 from properties.cli import main
@@ -246,3 +246,36 @@ def test_missing_path_and_empty_folder_exit_2(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["litmus", str(tmp_path)]) == 2
     assert "no *.litmus.toml files" in capsys.readouterr().err
+
+
+# --- values outside the scope ------------------------------------------------------------------
+
+def test_values_outside_the_scope_get_the_kernels_answer(library):
+    """mmap's pgoff and npages and the SYNC flags are taken at any value of their C type; the
+    step returns what the kernel returns (the mm core's checks, then the dma-buf core's)."""
+    want = {
+        "mmap-length-any-value": [0, 0, "-EINVAL", "-EINVAL", "-ENOMEM", "0"],
+        "mmap-pgoff-wraps": [0, 0, "-EOVERFLOW", "-EOVERFLOW", "-EINVAL"],
+        "mmap-byte-range-past-ulong-max": [0, 0, "-EINVAL"],
+        "mmap-pgoff-wraps-v5.12": [0, 0, "-EOVERFLOW", "-EOVERFLOW", "-EOVERFLOW", "-EOVERFLOW", "-EINVAL"],
+        "sync-flags-any-u64": [0, 0, "-EINVAL", "-EINVAL", "-EINVAL", "0", "0"],
+        "sync-flags-any-u64-v5.12": [0, 0, "-EINVAL", "-EINVAL"],
+    }
+    for name, rets in want.items():
+        out = library[name + ".litmus.toml"]
+        assert out.ok and [errno_name(s.ret) for s in out.trace.steps] == [str(r) for r in rets], name
+    assert library["mmap-pgoff-wraps-v5.12.litmus.toml"].test.revision == "v5.12"
+
+
+@pytest.mark.parametrize("step, msg", [
+    ("ioctl_sync(fd=0, flags=-1)", "step 3 (line 3): ioctl_sync: flags=-1 is outside the range of __u64"),
+    ("mmap(fd=0, pgoff=0x10000000000000000, npages=1)", "pgoff=18446744073709551616 is outside the range of "
+                                                        "unsigned long (vma->vm_pgoff): 0 .. 0xffffffffffffffff"),
+    ("mmap(fd=3, pgoff=0, npages=100)", "step 3 (line 3): mmap: fd=3 is outside the scope small"),
+])
+def test_a_value_outside_its_c_type_or_a_handle_outside_the_scope_is_invalid(tmp_path, capsys, step, msg):
+    p = _file(tmp_path, f'title = "t"\nexporter = "i915"\nsteps = ["dma_buf_export(buf=0)", "dma_buf_fd(buf=0)", '
+                        f'"{step}"]\n[expect]\nreturns = [0, 0, "*"]\nquiet = ["SYNC-FLAGS"]\n')
+    assert main(["litmus", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{p}: ") and msg in err[0], err

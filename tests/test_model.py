@@ -6,6 +6,8 @@ from model import CATALOG, Model, SCOPES, Schema
 from model.actions import ACTIONS, SYNC_FLAG_VALUES
 from model.constants import ERRNO, FAULT_SIGSEGV
 from model.events import event_names
+from properties.index import PROPERTIES
+from properties.monitor import Monitor
 from properties.trace import ReplayError, replay
 
 
@@ -155,3 +157,102 @@ def test_every_disabled_step_says_why_from_the_model():
     m = Model(CATALOG["omapdrm"], "small")
     assert m.why_disabled(m.init, m.find("dma_buf_kmap", buf=0, page=0).index) == \
         "buffer 0 is not exported yet (dma_buf_export first)"
+
+
+# --- value arguments outside the scope: any value of the C type, the kernel's answer -----------
+
+U64 = (1 << 64) - 1
+
+
+def _kernel_mmap(pgoff, npages, pages, revision):
+    """What userspace mmap returns, restated from the C code in 64-bit unsigned arithmetic:
+    mm/mmap.c do_mmap (and get_unmapped_area, file_mmap_ok from v4.17), then
+    dma_buf_mmap_internal (corpus §3.2)."""
+    length = npages << 12
+    if length == 0:
+        return -ERRNO["EINVAL"]                          # if (!len)
+    if (pgoff + (length >> 12)) & U64 < pgoff:
+        return -ERRNO["EOVERFLOW"]                       # offset overflow?
+    if length > (1 << 47) - 4096:
+        return -ERRNO["ENOMEM"]                          # len > TASK_SIZE
+    if revision != "v4.11" and pgoff > ((U64 - length) & U64) >> 12:
+        return -ERRNO["EOVERFLOW"]                       # !file_mmap_ok(), maxsize = ULONG_MAX
+    if (pgoff + npages) & U64 > pages:
+        return -ERRNO["EINVAL"]                          # vm_pgoff + vma_pages > size >> PAGE_SHIFT
+    return 0
+
+
+BIG = (0, 1, 2, 3, 100, (1 << 35) - 1, 1 << 35, (1 << 51) - 1, (1 << 52) - 2, (1 << 52) - 1,
+       1 << 63, U64 - 3, U64 - 1, U64)
+
+
+@pytest.mark.parametrize("revision", ["v4.11", "v5.12"])
+def test_mmap_answers_every_value_as_the_kernel_does(revision):
+    model = Model(CATALOG["i915"], "small", revision)
+    state = run(model, *exported(model)).states()[-1]
+    differ = []
+    for pgoff in BIG:
+        for npages in [n for n in BIG if n <= (1 << 52) - 1]:
+            r = model.step(state, model.find("mmap", fd=0, pgoff=pgoff, npages=npages).index)
+            if r[1] != _kernel_mmap(pgoff, npages, 2, revision):
+                differ.append((pgoff, npages, r[1]))
+    assert not differ
+    # the revisions differ on a byte range past ULONG_MAX whose page count does not wrap
+    assert model.step(state, model.find("mmap", fd=0, pgoff=(1 << 52) - 1, npages=2).index)[1] == \
+        (-ERRNO["EINVAL"] if revision == "v4.11" else -ERRNO["EOVERFLOW"])
+
+
+def test_sync_flags_outside_the_scope_are_decoded_too(ref):
+    state = run(ref, *exported(ref)).states()[-1]
+    for flags in (9, 0x10, 1 << 63, (1 << 63) | 1, (1 << 63) | 7, U64 - 7):
+        r = ref.step(state, ref.find("ioctl_sync", fd=0, flags=flags).index)
+        assert r[1] == -ERRNO["EINVAL"] and event_names(r[2]) == ["from_user", "sync_bad_flags"], flags
+
+
+def test_instances_outside_the_scope_are_made_once_and_never_enumerated():
+    model = Model(CATALOG["reference"], "small")
+    n = len(model.instances)
+    a = model.find("ioctl_sync", fd=0, flags=9)
+    assert a.index >= n and model.find("ioctl_sync", fd=0, flags=9) is a
+    assert str(a) == "ioctl_sync(fd=0, flags=9)"
+    b = model.find("mmap", fd=1, pgoff=1 << 40, npages=1)
+    assert b.index == a.index + 1 and str(b) == "mmap(fd=1, pgoff=0x10000000000, npages=1)"
+    assert len(model.instances) == n
+    state = model.init
+    assert all(i < n for i, *_ in model.successors(state))
+    assert all(i < n for i in model.enabled_instances(state))
+    # in-scope values still give the scope's instance
+    assert model.find("ioctl_sync", fd=0, flags=1).index < n
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("ioctl_sync", dict(fd=0, flags=-1)), "flags=-1 is outside the range of __u64"),
+    (("ioctl_sync", dict(fd=0, flags=1 << 64)), "is outside the range of __u64"),
+    (("mmap", dict(fd=0, pgoff=-1, npages=1)), "pgoff=-1 is outside the range of unsigned long"),
+    (("mmap", dict(fd=0, pgoff=0, npages=1 << 52)), "npages=4503599627370496 is outside the range"),
+    (("mmap", dict(fd=2, pgoff=0, npages=100)), "mmap: fd=2 is outside the scope small"),
+])
+def test_find_bounds_values_by_their_c_type_and_handles_by_the_scope(ref, args, msg):
+    with pytest.raises(KeyError, match=msg):
+        ref.find(args[0], **args[1])
+
+
+def test_a_value_the_state_would_keep_outside_the_scope_is_refused(ref):
+    mutant = Model(CATALOG["mutant-no-size-check"], "small")
+    with pytest.raises(ReplayError, match=r"step 3: mmap\(fd=0, pgoff=0, npages=100\) would keep "
+                                          r"vma_npages\[0\]=100 in the state, outside the scope small"):
+        run(mutant, *exported(mutant), ("mmap", dict(fd=0, pgoff=0, npages=100)))
+    # the same call on a core with the size check fails before anything is kept
+    assert run(ref, *exported(ref), ("mmap", dict(fd=0, pgoff=0, npages=100))).steps[-1].ret == -ERRNO["EINVAL"]
+
+
+def test_the_monitor_checks_steps_outside_the_scope(ref):
+    mon = Monitor(ref, PROPERTIES)
+    state = run(ref, *exported(ref)).states()[-1]
+    inst = ref.find("ioctl_sync", fd=0, flags=9)
+    nxt, ret, ev, buf = ref.step(state, inst.index)
+    assert mon.bad_step(inst.index, state, nxt, ret, ev, buf) == []
+    # a SYNC with bad flags that returned 0 would break P-SYNC-FLAGS, as on a scope instance
+    assert "P-SYNC-FLAGS" in mon.bad_step(inst.index, state, nxt, 0, ev, buf)
+    scoped = ref.find("ioctl_sync", fd=0, flags=8)
+    assert mon.bad_step(scoped.index, state, nxt, 0, ev, buf) == mon.bad_step(inst.index, state, nxt, 0, ev, buf)

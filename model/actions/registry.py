@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..constants import DIRECTIONS
+from ..constants import DIRECTIONS, PGOFF_MAX, U64_MAX, ULONG_MAX
 from ..scope import Scope
 
-__all__ = ["ActionSpec", "ACTIONS", "action", "DOMAINS", "SYNC_FLAG_VALUES"]
+__all__ = ["ActionSpec", "ACTIONS", "action", "DOMAINS", "VALUE_RANGES", "SYNC_FLAG_VALUES"]
 
 # DMA_BUF_IOCTL_SYNC flags the scope draws from: every value 0..8 and the IGT's all-ones (-1).
 SYNC_FLAG_VALUES: tuple[int, ...] = tuple(range(9)) + ((1 << 64) - 1,)
@@ -23,6 +23,17 @@ DOMAINS: dict[str, Callable[[Scope], Sequence[Any]]] = {
     "flags": lambda sc: SYNC_FLAG_VALUES,
     "pgoff": lambda sc: range(sc.pages + 1),
     "npages": lambda sc: range(1, sc.pages + 2),
+}
+
+
+# Arguments that are plain values a caller passes, not handles of model objects: the engines
+# enumerate the DOMAINS above (the scope's representative values), but a litmus step or a
+# replayed call may pass any value of the C type, and the action's rule gives the kernel's
+# answer for it. (lowest, highest, the C type as the kernel declares it.)
+VALUE_RANGES: dict[str, tuple[int, int, str]] = {
+    "flags": (0, U64_MAX, "__u64 (struct dma_buf_sync.flags)"),
+    "pgoff": (0, ULONG_MAX, "unsigned long (vma->vm_pgoff)"),
+    "npages": (0, PGOFF_MAX, "vma_pages(vma) of an unsigned long length"),
 }
 
 

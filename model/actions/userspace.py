@@ -3,11 +3,14 @@
 Documentation: "DOC: cpu access" (the mmap bullet: SYNC_START, access, SYNC_END, munmap) and the
 ``@mmap`` kerneldoc (incoherent mapping, the core's size check, PTE zapping needs the exporter's
 own ``vm_file``); code: corpus §3.2 (dma_buf_mmap_internal), §3.4 (dma_buf_ioctl), §5.1, §5.3.
-The userspace API is total: a bad call returns the errno the kernel returns.
+The userspace API is total: a bad call returns the errno the kernel returns, for every value of
+the arguments' C types (``mmap``'s ``pgoff`` and ``npages``, the SYNC ``flags``), not only for
+the scope's representative values that the engines enumerate.
 """
 from __future__ import annotations
 
-from ..constants import ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV, decode_sync_flags
+from ..constants import (ERRNO, FAULT_SIGBUS, FAULT_SIGSEGV, PAGE_SHIFT, PGOFF_MAX, TASK_SIZE, ULONG_MAX,
+                         decode_sync_flags)
 from ..derived import writes_term as direction_writes
 from ..rules import cpu_read_page, cpu_write_page, do_begin, do_end, invalidate, lowest_free, maybe_release
 from ..state import LIFE_RELEASED, W_UNDISCIPLINED, W_USER_OPEN
@@ -17,15 +20,29 @@ from .registry import action
 
 @action("userspace", "fd", "pgoff", "npages")
 def mmap(m, fd, pgoff, npages):
-    """Userspace maps ``npages`` pages from page ``pgoff`` (MAP_SHARED, read-write)."""
+    """Userspace maps ``npages`` pages from page ``pgoff`` (MAP_SHARED, read-write).
+
+    ``pgoff`` and ``npages`` may be any values of their C types (``vm_pgoff``, an unsigned
+    long; the pages of an unsigned long length): the checks are comparisons, in the order the
+    kernel makes them. The mm core (``ksys_mmap_pgoff``, ``do_mmap``, ``get_unmapped_area``)
+    checks the call before the dma-buf file's mmap (``dma_buf_mmap_internal``, corpus §3.2) is
+    reached: no length, -EINVAL; ``pgoff + npages`` wrapping an unsigned long ("offset
+    overflow?"), -EOVERFLOW; a length beyond the user address space, -ENOMEM; from v4.17
+    (``file_mmap_ok``, so at v5.12, not at v4.11) a byte range past ``ULONG_MAX``, -EOVERFLOW.
+    The model has no address space: it assumes a free range of ``npages`` pages exists."""
     s, n, k, sc = m.s, m.n, m.k, m.scope
     is_open = s.fd_open[fd]
     buf = s.fd_buf[fd]
     m.subject(buf)
+    no_len = eq(npages, 0)                                      # do_mmap: if (!len) -EINVAL
+    wraps = pgoff + npages > ULONG_MAX                          # do_mmap: offset overflow?
+    too_long = npages > TASK_SIZE >> PAGE_SHIFT                 # get_unmapped_area: len > TASK_SIZE
+    past_max = pgoff + npages > PGOFF_MAX if m.revision != "v4.11" else False   # file_mmap_ok
+    mm_refused = or_(no_len, wraps, too_long, past_max)
     too_large = pgoff + npages > sc.pages          # vm_pgoff + vma_pages > size >> PAGE_SHIFT
     size_bad = and_(too_large, not_(k.mutant_no_size_check))
     free, slot = lowest_free(list(s.vma_live))
-    ok = and_(is_open, k.has_mmap, not_(size_bad), free)
+    ok = and_(is_open, not_(mm_refused), k.has_mmap, not_(size_bad), free)
     m.event("mmap_too_large", and_(ok, too_large))
     for v in range(sc.vmas):
         take = and_(ok, eq(slot, v))
@@ -37,8 +54,12 @@ def mmap(m, fd, pgoff, npages):
         for q in range(sc.pages):
             m.set(n.pte[v], q, and_(k.mmap_prefault, q < npages), take)
     return ite(not_(is_open), -ERRNO["EBADF"],
-               ite(or_(not_(k.has_mmap), size_bad), -ERRNO["EINVAL"],
-                   ite(free, slot, -ERRNO["ENOMEM"])))
+               ite(no_len, -ERRNO["EINVAL"],
+                   ite(wraps, -ERRNO["EOVERFLOW"],
+                       ite(too_long, -ERRNO["ENOMEM"],
+                           ite(past_max, -ERRNO["EOVERFLOW"],
+                               ite(or_(not_(k.has_mmap), size_bad), -ERRNO["EINVAL"],
+                                   ite(free, slot, -ERRNO["ENOMEM"])))))))
 
 
 @action("userspace", "vma")

@@ -12,7 +12,7 @@ Ops (all arguments are decimal integers)::
     create                      -> fd slot (lowest free)
     dup <slot>                  -> fd slot (lowest free)
     close <slot>                -> 0
-    mmap <slot> <pgoff> <npages>  -> vma index (lowest free)
+    mmap <slot> <pgoff> <npages>  -> vma index (lowest free; pgoff, npages: raw u64)
     munmap <vma>                -> 0
     sync <slot> <flags>         -> ioctl result (flags: raw u64)
     read <vma> <page>           -> 0, plus "val" (u64 at the start of the page)
@@ -87,7 +87,7 @@ OPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "write": ("vma", "page", "value"),
 })
 #: arguments that are raw u64 (negative Python ints are taken modulo 2**64)
-_U64_ARGS = {"flags", "value"}
+_U64_ARGS = {"flags", "value", "pgoff", "npages"}
 _I64_MIN, _I64_MAX, _U64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 #: the runner's table sizes (keep in sync with runner.c)
 MAX_STEPS = 100_000

@@ -14,7 +14,12 @@ model call             runner step                      predicted outcome
 export + fd            ``create``                       ``ok=<fd slot>``
 dup(fd)                ``dup <fd>``                     ``ok=<fd slot>`` / ``EBADF``
 close(fd)              ``close <fd>``                   ``ok`` / ``EBADF``
-mmap(fd,pgoff,npages)  ``mmap <fd> <pgoff> <npages>``   ``ok=<vma>`` / ``EINVAL`` / ``EBADF``
+mmap(fd,pgoff,npages)  ``mmap <fd> <pgoff> <npages>``   ``ok=<vma>`` / ``EINVAL`` /
+                                                        ``EOVERFLOW`` / ``ENOMEM`` / ``EBADF``;
+                                                        ``err:overflow`` when ``pgoff << 12``
+                                                        does not fit the runner's ``off_t``
+                                                        (the runner refuses; no x86-64 user
+                                                        offset has such a page offset)
 munmap(vma)            ``munmap <vma>``                 ``ok``; ``err:nomap`` for a vma that
                                                         is not mapped (the model's munmap of
                                                         nothing returns 0; the runner has no
@@ -88,6 +93,10 @@ ANY_VALUE = "val=*"
 
 _OP_OF = {"dup": "dup", "close": "close", "mmap": "mmap", "munmap": "munmap", "ioctl_sync": "sync",
           "cpu_read": "read", "cpu_write": "write"}
+#: the largest page offset and count the runner passes to mmap (runner.c: the byte offset must
+#: fit an off_t, the length a size_t); beyond them it refuses the step (``err:overflow``)
+RUNNER_PGOFF_MAX = (2**63 - 1) // 4096
+RUNNER_NPAGES_MAX = (2**64 - 1) // 4096
 _STALE = EVENT_BIT["user_stale_read"]
 _EMFILE, _ENOMEM = -ERRNO["EMFILE"], -ERRNO["ENOMEM"]
 #: how often the random walk picks each kind of step (when it can)
@@ -237,7 +246,10 @@ class _Replayer:
         inst = self.instance(n, name, args)
         a = inst.kwargs
         nxt, ret, ev, _b = self.apply(n, inst)
-        if (name in ("dup",) and ret == _EMFILE) or (name == "mmap" and ret == _ENOMEM):
+        # -ENOMEM from mmap is the model's bound only when its mapping table is full (a length
+        # beyond the address space gets -ENOMEM from the kernel too)
+        table_full = all(self.get(f"vma_live[{v}]") for v in range(self.model.scope.vmas))
+        if (name in ("dup",) and ret == _EMFILE) or (name == "mmap" and ret == _ENOMEM and table_full):
             bound = "fd table" if name == "dup" else "mapping table"
             size = self.model.scope.fds if name == "dup" else self.model.scope.vmas
             return (f"step {n}: {inst} returns {self.model.describe_ret(ret)} only because the model's "
@@ -248,8 +260,9 @@ class _Replayer:
             step = Step(op, (a["fd"],), call, ret, f"ok={ret}" if name == "dup" and ret >= 0
                         else "ok" if ret == 0 else _errno_outcome(ret))
         elif name == "mmap":
+            refused = a["pgoff"] > RUNNER_PGOFF_MAX or a["npages"] > RUNNER_NPAGES_MAX
             step = Step(op, (a["fd"], a["pgoff"], a["npages"]), call, ret,
-                        f"ok={ret}" if ret >= 0 else _errno_outcome(ret))
+                        "err:overflow" if refused else f"ok={ret}" if ret >= 0 else _errno_outcome(ret))
         elif name == "munmap":
             live = self.get(f"vma_live[{a['vma']}]")
             step = Step(op, (a["vma"],), call, ret, "ok" if live else "err:nomap")
