@@ -269,7 +269,7 @@ def _replay_instances(model: Model, path: Sequence[int], start: tuple) -> Trace:
         state, ret, ev, buf = r
         inst = model.instances[k]
         steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
-    return Trace(start, tuple(steps))
+    return Trace(start, tuple(steps), tuple(model.schema.names))
 
 
 _PACKING: dict[tuple[int, bool], tuple[Any, KeyPacker, Symmetry | None]] = {}
