@@ -31,6 +31,7 @@ from ..engines.interface import Budget, Engine
 from ..engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
 from ..engines.z3_engine import Z3Engine
 from ..index import PROPERTIES, get_property
+from ..invariants import PROPERTIES as _INVARIANT_PROPERTIES
 from ..judge import ClaimCheck, claim_checks, mismatches
 from ..trace import render, trace_model
 from ..verdict import Verdict
@@ -313,25 +314,46 @@ def _summary(r: TaskResult) -> str:
             f"{ev.get('seconds', 0):.1f} s")
 
 
+_INVARIANTS = frozenset(p.id for p in _INVARIANT_PROPERTIES)
 _CELL = {"holds": ".", "proved": "P", "violated": "V", "unknown": "?"}
 _HOLDS = {"exhaustive": "e", "bounded": "b", "sampled": "s"}
 
 
 def _cell(v: Verdict) -> str:
-    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``)."""
+    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``; ``h`` without a guarantee);
+    ``.`` is a witness reached, nothing else."""
     if v.verdict == "holds" and v.kind != "witness":
-        return _HOLDS.get(v.evidence.get("guarantee", ""), ".")
+        return _HOLDS.get(v.evidence.get("guarantee", ""), "h")
     return _CELL[v.verdict]
 
 
+# The table's sections: a row's kind says what its cells mean (a ``V`` of a rule is a violation,
+# of undefined behaviour a finding, of a witness an unreachable call).
+_SECTIONS = (
+    ("rule", "Rules that must hold (P-*): V violated"),
+    ("undefined", "Undefined behaviour and callers' broken obligations (P-*), findings, not judged: "
+                  "V reached through the API; P e b s: not reached (with that guarantee)"),
+    ("witness", "Witnesses (W-*), what the model must be able to do: . reached; V unreachable; ? not reached"),
+    ("invariant", "Strengthening invariants (I-*): facts of every reachable state that the induction proofs "
+                  "need; each cites the claims it helps prove: V violated"),
+)
+
+
+def _section(pid: str) -> str:
+    if pid in _INVARIANTS:
+        return "invariant"
+    kind = get_property(pid).kind
+    return "rule" if kind in ("always", "step") else kind
+
+
 def _legend(result: CampaignResult) -> str:
+    """What the cells shown mean (each section's header says what V means in it)."""
     shown = {_cell(v) for v in result.verdicts}
     parts = [("P", "proved (every depth)"), ("e", "holds on every reachable state of the scope searched "
               "exhaustively"), ("b", "holds on every run up to the depth"), ("s", "holds on the runs sampled"),
-             (".", "witness reached")]
+             ("h", "holds"), ("?", "unknown")]
     return ("cells: " + "  ".join(f"{c} {what}" for c, what in parts if c in shown)
-            + ("  " if shown & set("Pebs.") else "") + "V violated (for undefined behaviour: reached; for a witness: unreachable)  ? unknown  "
-            "! not as expected  (blank: does not apply)")
+            + ("  " if shown & set("Pebsh?") else "") + "! not as expected  (blank: does not apply)")
 
 
 def _covers_lines(result: CampaignResult) -> list[str]:
@@ -374,17 +396,22 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
            f"{result.seed}, engine {result.engine}, " + _budget_text(result.budget), ""]
     out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
     out.append(_legend(result))
-    out.append("")
-    out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
-    for pid in pids:
-        row = []
-        for n in names:
-            v = by.get((pid, n))
-            if v is None:
-                row.append("   ")
-            else:
-                row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
-        out.append(pid.ljust(width) + " " + "".join(row))
+    for section, header in _SECTIONS:
+        rows = [pid for pid in pids if _section(pid) == section]
+        if not rows:
+            continue
+        out.append("")
+        out.append(header)
+        out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
+        for pid in rows:
+            row = []
+            for n in names:
+                v = by.get((pid, n))
+                if v is None:
+                    row.append("   ")
+                else:
+                    row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
+            out.append(pid.ljust(width) + " " + "".join(row))
     out.append("")
     claims = load_claims()
     viol = [v for v in result.verdicts if v.verdict == "violated" and v.kind in ("always", "step")]
