@@ -140,6 +140,8 @@ class PortfolioEngine:
         if fired:
             name, trace, scope = self._shortest(p, model, mon, fired)
             ev.update(found_by=name, trace_length=len(trace))
+            if "callers_keep_obligations" in fired[name].evidence:   # (the explicit engine's clean_traces)
+                ev["callers_keep_obligations"] = fired[name].evidence["callers_keep_obligations"]
             if scope != model.scope.name:
                 ev["trace_scope"] = scope
             verdict = "violated" if p.kind in _FOUND else "holds"
