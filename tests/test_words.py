@@ -167,3 +167,23 @@ def test_a_finding_on_a_policy_file_names_the_knob_it_needs(tmp_path):
 def test_listings_run(cmd, capsys):
     assert main(cmd) == 0
     assert "M-END-UNDO" in capsys.readouterr().out
+
+
+def test_without_a_clean_shortest_trace_a_slightly_longer_clean_one_is_kept():
+    # begin ignores the direction: every 8-step trace starts with an unbracketed kmap and read
+    m = Model(ExporterPolicy(name="b").with_knobs(begin_sync="ignore-direction"), SCOPES["tiny"], "v4.11")
+    dirty = replay(m, [("dma_buf_export", {"buf": 0}), ("dma_buf_kmap", {"buf": 0, "page": 0}),
+                       ("kernel_read", {"buf": 0, "page": 0}), ("dma_buf_attach", {"buf": 0}),
+                       ("dma_buf_map_attachment", {"att": 0, "direction": 0}),
+                       ("device_write", {"att": 0, "page": 0}),
+                       ("dma_buf_begin_cpu_access", {"buf": 0, "direction": 0}),
+                       ("kernel_read", {"buf": 0, "page": 0})])
+    v = make_verdict(get_property("P-BEGIN-COHERENT"), "b", "explicit", "violated", None,
+                     {"scope": "tiny"}, dirty)
+    [clean] = clean_traces(m, [v])
+    assert clean.evidence["callers_keep_obligations"] is True
+    assert clean.evidence["shortest_with_caller_fault"] == 8 and len(clean.trace) == 9
+    assert not any(fired_along(Monitor(m, caller_faults(m)), clean.trace)[:-1])
+    assert trace_label(clean, "small") == (
+        "9 steps, the shortest on scope tiny in which every caller keeps its obligations (breadth-first "
+        "search); the shortest of all, 8 steps, has a caller break one first")

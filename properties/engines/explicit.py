@@ -1031,13 +1031,19 @@ def caller_faults(model: Model) -> list[Property]:
             and p.active(model.policy, model.scope, model.revision)]
 
 
+# how many steps longer than the shortest trace a trace in which callers keep their obligations
+# may be (an author dismisses a trace that starts with a caller's fault)
+CLEAN_EXTRA_STEPS = 4
+
+
 def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) -> list[Verdict]:
-    """Among the shortest traces of each verdict, prefer one in which every caller keeps its
-    obligations: a trace with a caller's fault (:func:`caller_faults`) before its last step is
-    replaced by one of the same length without one, found by a second breadth-first search that
-    does not follow such steps, within ``budget``. The evidence says which it is
-    (``callers_keep_obligations``; false: no such trace of that length exists, or the search was
-    cut: the trace is kept)."""
+    """Prefer traces in which every caller keeps its obligations: a trace with a caller's fault
+    (:func:`caller_faults`) before its last step is replaced by a shortest one without one, found
+    by a second breadth-first search that does not follow such steps, within ``budget``: of the
+    same length where one exists, else up to ``CLEAN_EXTRA_STEPS`` longer (the evidence then gives
+    the length of the shortest trace, which needs a fault: ``shortest_with_caller_fault``). The
+    evidence says whether the trace is clean (``callers_keep_obligations``; false: none within
+    that length, or the search was cut: the trace is kept)."""
     faults = caller_faults(model)
     if not faults:
         return vs
@@ -1053,7 +1059,7 @@ def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) 
     if not dirty:
         return vs
     b = budget or Budget()
-    depth = max(len(v.trace) for v in dirty.values())
+    depth = max(len(v.trace) for v in dirty.values()) + CLEAN_EXTRA_STEPS
     props = [get_property(v.property) for v in dirty.values()]
     space = explore(model, props, budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=depth),
                     keep_edges=False, until_found=list(dirty), avoid=faults)
@@ -1065,8 +1071,11 @@ def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) 
             continue
         f = space.found.get(v.property)
         trace = space.trace_to(f.state, f.instance) if f is not None else None
-        if trace is not None and len(trace) <= len(v.trace) and check_mon.fires(trace, v.property):
-            out.append(dataclasses.replace(v, trace=trace, evidence={**v.evidence, "callers_keep_obligations": True}))
+        if trace is not None and len(trace) <= len(v.trace) + CLEAN_EXTRA_STEPS and check_mon.fires(trace, v.property):
+            ev = {**v.evidence, "callers_keep_obligations": True}
+            if len(trace) > len(v.trace):     # the shortest trace needs a caller's fault first
+                ev.update(trace_length=len(trace), shortest_with_caller_fault=len(v.trace))
+            out.append(dataclasses.replace(v, trace=trace, evidence=ev))
         else:
             out.append(dataclasses.replace(v, evidence={**v.evidence, "callers_keep_obligations": False}))
     return out

@@ -489,6 +489,10 @@ def trace_label(v: Verdict, scope: str) -> str:
                 f"for a shorter one was cut by its budget)")
     if by == "explicit":
         searched = ev.get("trace_scope") or ev.get("scope") or scope
+        if "shortest_with_caller_fault" in ev:
+            return (f"{steps}, the shortest on scope {searched} in which every caller keeps its obligations "
+                    f"(breadth-first search); the shortest of all, {ev['shortest_with_caller_fault']} steps, "
+                    f"has a caller break one first")
         return f"{steps}, shortest on scope {searched} (breadth-first search of its states){clean}"
     if by == "hypothesis":
         return f"{steps}, found by Hypothesis and shrunk; not shown to be shortest"
