@@ -40,6 +40,7 @@ class ExporterPolicy:
     description: str = ""
     breaks: tuple[str, ...] = ()        # claim IDs this policy is expected to break
     why: str = ""                        # where in the corpus the behaviour comes from
+    based_on: str = ""                   # a policy file's based_on: the catalog exporter it starts from
     revisions: tuple[str, ...] = REVISIONS
     # --- callbacks present ------------------------------------------------------------------
     has_begin: bool = _k(True, "ops->begin_cpu_access exists")
@@ -163,7 +164,8 @@ def policy_from_mapping(data: dict[str, Any], where: str, base: ExporterPolicy |
     start = base if base is not None else ExporterPolicy(name=name)
     return dataclasses.replace(
         start, name=name, description=str(data.get("description", start.description)),
-        why=str(data.get("why", "")), breaks=tuple(breaks), revisions=tuple(revisions), **knobs)
+        why=str(data.get("why", "")), breaks=tuple(breaks), revisions=tuple(revisions),
+        based_on=base.name if base is not None else "", **knobs)
 
 
 def load_policy_file(path: str | Path, catalog: dict[str, ExporterPolicy] | None = None) -> ExporterPolicy:

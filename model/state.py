@@ -22,7 +22,8 @@ __all__ = [
     "FieldSpec", "FIELDS", "Schema", "Arr", "SymState", "NextState",
     "LIFE_UNEXPORTED", "LIFE_LIVE", "LIFE_RELEASED", "CACHE_INVALID", "CACHE_CLEAN",
     "CACHE_DIRTY", "FENCE_NONE", "FENCE_EXCL", "FENCE_SHARED", "W_NONE", "W_USER_OPEN",
-    "W_HANDED_OFF", "W_UNDISCIPLINED", "W_KERNEL_OPEN",
+    "W_HANDED_OFF", "W_UNDISCIPLINED", "W_KERNEL_OPEN", "FieldWords", "FIELD_WORDS", "WORDS_OF",
+    "describe_changes",
 ]
 
 LIFE_UNEXPORTED, LIFE_LIVE, LIFE_RELEASED = 0, 1, 2
@@ -100,6 +101,166 @@ FIELDS: tuple[FieldSpec, ...] = (
     _i("att_pins", A, _R, "dma_buf_pin calls on the attachment not yet undone by dma_buf_unpin "
        "(v5.12 only; always 0 at v4.11, which has no dma_buf_pin)"),
 )
+
+
+
+# --- the fields in a kernel reader's words ----------------------------------------------------
+# One table, read by trace rendering (properties/trace.py) and the reports: each subject groups the
+# fields of one kernel object (the CPU cache line of a page, a vm_area_struct, ...) and says its
+# value in words from those fields. Every field belongs to exactly one subject.
+
+_DIRECTION = {0: "DMA_BIDIRECTIONAL", 1: "DMA_TO_DEVICE", 2: "DMA_FROM_DEVICE"}
+_SYNC_RW = {0: "DMA_BUF_SYNC_RW", 1: "DMA_BUF_SYNC_WRITE", 2: "DMA_BUF_SYNC_READ"}
+_LIFE = {LIFE_UNEXPORTED: "not exported", LIFE_LIVE: "exported", LIFE_RELEASED: "released (ops->release ran)"}
+_FENCE = {FENCE_NONE: "none", FENCE_EXCL: "exclusive (a device job will write)",
+          FENCE_SHARED: "shared (a device job will read)"}
+_WCLASS = {
+    W_NONE: "lacks the newest data",
+    W_USER_OPEN: "lacks a CPU write made by userspace inside an open SYNC write bracket",
+    W_HANDED_OFF: "lacks a CPU write made inside a write bracket since ended",
+    W_UNDISCIPLINED: "lacks a CPU write made outside a bracket or in one without the write direction",
+    W_KERNEL_OPEN: "lacks a CPU write made by the kernel inside an open write bracket",
+}
+
+
+@dataclass(frozen=True)
+class FieldWords:
+    """How one subject (a kernel object, or one of the model's ghost records) is said.
+
+    ``fields``: the fields it groups (of the same dimensions; the index of a change picks the
+    object); ``subject``: its name, formatted with that index (``{0}``, ``{1}``); ``value``: its
+    value in words, from ``at(field)`` (the field at that index, in one state); ``cleared``: the
+    word for the first field going from true to false (a PTE is "zapped"), if not the value's."""
+    fields: tuple[str, ...]
+    subject: str
+    value: Callable[[Callable[[str], Any]], str]
+    cleared: str = ""
+
+
+def _count(what: str, none: str = "none") -> Callable[[Callable[[str], Any]], str]:
+    return lambda at: f"{at(what)}" if at(what) else none
+
+
+def _pins(at) -> str:
+    n, u = at("pins"), at("user_pins")
+    if not n:
+        return "not pinned"
+    return ("pinned by begin_cpu_access" + (f" ({n} pins)" if n > 1 else "")
+            + (f", {u} for a userspace DMA_BUF_IOCTL_SYNC" if u else ""))
+
+
+def _kernel_bracket(at) -> str:
+    if at("kopen"):
+        return (f"open, {_DIRECTION[at('kdir')]}"
+                + (", a device wrote the buffer meanwhile" if at("krace") else ""))
+    return "ended (dma_buf_end_cpu_access)" if at("kended") else "closed"
+
+
+def _user_bracket(at) -> str:
+    if not at("uopen"):
+        return "closed"
+    return f"open, {_SYNC_RW[at('udir')]}" + (", a device wrote the buffer meanwhile" if at("urace") else "")
+
+
+def _cache_line(at) -> str:
+    state = {CACHE_INVALID: "invalid", CACHE_CLEAN: "clean", CACHE_DIRTY: "dirty"}[at("cache")]
+    if at("cache") == CACHE_INVALID or at("cache_ok"):
+        return state
+    return "stale" if at("cache") == CACHE_CLEAN else "dirty and stale"
+
+
+def _memory(at) -> str:
+    return "holds the newest data" if at("mem_ok") else _WCLASS[at("wclass")]
+
+
+def _kmaps(at) -> str:
+    parts = [f"{at('kmaps')} dma_buf_kmap"] if at("kmaps") else []
+    parts += [f"{at('kmaps_atomic')} dma_buf_kmap_atomic"] if at("kmaps_atomic") else []
+    return ", ".join(parts) or "none"
+
+
+def _vma(at) -> str:
+    if not at("vma_live"):
+        return "none"
+    lo, n = at("vma_pgoff"), at("vma_npages")
+    pages = f"page {lo}" if n == 1 else f"pages {lo}..{lo + n - 1}"
+    file = "the exporter's own file" if at("vma_own_file") else "the dma-buf's file"
+    return f"maps {pages} of dma-buf {at('vma_buf')} (vm_file: {file})"
+
+
+def _attachment(at) -> str:
+    if not at("att_live"):
+        return "none"
+    return (f"attached to dma-buf {at('att_buf')}" + (", mapped for DMA" if at("att_mapped") else "")
+            + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else ""))
+
+
+FIELD_WORDS: tuple[FieldWords, ...] = (
+    FieldWords(("life",), "dma-buf {0}", lambda at: _LIFE[at("life")]),
+    FieldWords(("kref",), "kernel references to dma-buf {0} (export, dma_buf_get)", _count("kref", "0")),
+    FieldWords(("release_calls",), "ops->release calls for dma-buf {0}", _count("release_calls", "0")),
+    FieldWords(("vmapping_counter",), "vmapping_counter of dma-buf {0}", _count("vmapping_counter", "0")),
+    FieldWords(("exp_vmaps",), "exporter vmap calls not undone by vunmap, dma-buf {0}", _count("exp_vmaps", "0")),
+    FieldWords(("fence",), "unsignaled implicit fence in the reservation object of dma-buf {0}",
+               lambda at: _FENCE[at("fence")]),
+    FieldWords(("resident",), "backing storage of dma-buf {0}",
+               lambda at: "resident" if at("resident") else "not resident", cleared="evicted"),
+    FieldWords(("pins", "user_pins"), "storage of dma-buf {0}", _pins),
+    FieldWords(("prepared",), "exporter's one-time preparation in begin_cpu_access, dma-buf {0}",
+               lambda at: "done" if at("prepared") else "not done"),
+    FieldWords(("kopen", "kdir", "kended", "krace"), "kernel CPU-access bracket on dma-buf {0}", _kernel_bracket),
+    FieldWords(("uopen", "udir", "urace"), "userspace DMA_BUF_IOCTL_SYNC bracket on dma-buf {0}", _user_bracket),
+    FieldWords(("cache", "cache_ok"), "CPU cache line of page {1} of dma-buf {0}", _cache_line),
+    FieldWords(("mem_ok", "wclass"), "memory of page {1} of dma-buf {0}", _memory),
+    FieldWords(("kmaps", "kmaps_atomic"), "kernel mappings of page {1} of dma-buf {0}", _kmaps),
+    FieldWords(("fd_open", "fd_buf"), "fd {0}",
+               lambda at: f"open on dma-buf {at('fd_buf')}" if at("fd_open") else "closed"),
+    FieldWords(("vma_live", "vma_buf", "vma_pgoff", "vma_npages", "vma_own_file"), "vm_area_struct {0}", _vma,
+               cleared="unmapped"),
+    FieldWords(("pte",), "PTE of page {1} of vm_area_struct {0}",
+               lambda at: "present" if at("pte") else "not present", cleared="zapped"),
+    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins"), "attachment {0}", _attachment),
+)
+
+WORDS_OF: dict[str, FieldWords] = {f: w for w in FIELD_WORDS for f in w.fields}
+_ORDER = {w.subject: i for i, w in enumerate(FIELD_WORDS)}
+
+
+def _split(flat: str) -> tuple[str, str]:
+    """``cache[0][1]`` -> ``("cache", "[0][1]")``."""
+    i = flat.find("[")
+    return (flat, "") if i < 0 else (flat[:i], flat[i:])
+
+
+def describe_changes(names: Sequence[str], pre: Sequence[Any], post: Sequence[Any]) -> list[str]:
+    """The fields that differ between two states, in words: one line per kernel object that
+    changed (``CPU cache line of page 0 of dma-buf 0: clean -> stale``), in the order of
+    ``FIELD_WORDS``. ``names`` is the flat layout of the states (``Schema.names``)."""
+    offset = {n: i for i, n in enumerate(names)}
+    lines: list[tuple[int, str, str]] = []
+    done: set[tuple[str, str]] = set()
+    for i, n in enumerate(names):
+        if pre[i] == post[i]:
+            continue
+        group, idx = _split(n)
+        w = WORDS_OF[group]
+        if (w.subject, idx) in done:
+            continue
+        done.add((w.subject, idx))
+        old = w.value(lambda f: pre[offset[f + idx]])
+        if w.cleared and post[offset[w.fields[0] + idx]] != pre[offset[w.fields[0] + idx]] \
+                and not post[offset[w.fields[0] + idx]]:
+            new = w.cleared
+        else:
+            new = w.value(lambda f: post[offset[f + idx]])
+        ix = [int(x) for x in idx.strip("[]").split("][")] if idx else []
+        if old == new:   # a change the words do not show (a field of an object that does not exist)
+            raw = ", ".join(f"{f}{idx}: {pre[offset[f + idx]]!r}->{post[offset[f + idx]]!r}" for f in w.fields
+                            if pre[offset[f + idx]] != post[offset[f + idx]])
+            lines.append((_ORDER[w.subject], idx, f"{w.subject.format(*ix)}: {old} ({raw})"))
+        else:
+            lines.append((_ORDER[w.subject], idx, f"{w.subject.format(*ix)}: {old} -> {new}"))
+    return [text for _, _, text in sorted(lines)]
 
 
 class Arr:
@@ -214,6 +375,10 @@ class Schema:
                     vals[self.offset[prefix]] = bool(v) if spec.sort == "bool" else int(v)
             walk(g, d[g])
         return tuple(vals)
+
+    def describe(self, a: Sequence[Any], b: Sequence[Any]) -> list[str]:
+        """The change from state ``a`` to state ``b`` in words (:func:`describe_changes`)."""
+        return describe_changes(self.names, a, b)
 
     def diff(self, a: Sequence[Any], b: Sequence[Any]) -> dict[str, tuple[Any, Any]]:
         """The flat fields that differ between two states, with their old and new values."""

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Sequence
 from model.constants import errno_name
 from model.events import event_names
 from model.machine import Model, format_call
+from model.state import describe_changes
 
 __all__ = ["TraceStep", "Trace", "replay", "ReplayError", "shrink", "render", "trace_model"]
 
@@ -39,6 +40,9 @@ class TraceStep:
 class Trace:
     init: tuple = field(repr=False)
     steps: tuple[TraceStep, ...] = ()
+    # the names of the states' fields (``Schema.names``): the JSON report gives each step's changed
+    # fields raw and in words (``None``: a trace built without its model; the JSON has neither)
+    fields: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -50,7 +54,18 @@ class Trace:
         return [self.init, *(s.state for s in self.steps)]
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [s.to_json() for s in self.steps]
+        """Each step's call and return, and, when the field names are known, what it changed: the
+        raw fields (``{"cache[0][0]": [0, 2]}``) and the same in words (``model.state.FIELD_WORDS``)."""
+        out = []
+        prev = self.init
+        for st in self.steps:
+            d = st.to_json()
+            if self.fields is not None:
+                d["fields"] = {n: [_raw(a), _raw(b)] for n, a, b in zip(self.fields, prev, st.state) if a != b}
+                d["changes"] = describe_changes(self.fields, prev, st.state)
+            out.append(d)
+            prev = st.state
+        return out
 
 
 def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tuple | None = None,
@@ -79,7 +94,7 @@ def replay(model: Model, calls: Iterable[tuple[str, dict[str, Any]]], init: tupl
                 raise ReplayError(f"{at}: {inst} would keep {kept} in the state, outside the scope "
                                   f"{model.scope.name}")
         steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
-    return Trace(model.init if init is None else init, tuple(steps))
+    return Trace(model.init if init is None else init, tuple(steps), tuple(model.schema.names))
 
 
 def shrink(model: Model, trace: Trace, still_fails: Callable[[Trace], bool]) -> Trace:
@@ -111,15 +126,14 @@ def shrink(model: Model, trace: Trace, still_fails: Callable[[Trace], bool]) -> 
 
 
 def render(model: Model, trace: Trace, fired: Sequence[Sequence[str]] | None = None) -> str:
-    """The trace as kernel calls with their returns, the fields that changed, and the events
-    (and, if given, the properties that fired at each step)."""
+    """The trace as kernel calls with their returns, what changed in words (one line per kernel
+    object, ``model.state.FIELD_WORDS``), and the events (and, if given, the properties that
+    fired at each step)."""
     lines = []
     prev = trace.init
     for i, st in enumerate(trace.steps, 1):
         lines.append(f"{i:3d}. {st.call()} = {errno_name(st.ret)}")
-        changed = model.schema.diff(prev, st.state)
-        if changed:
-            lines.append("       " + ", ".join(f"{k}: {_v(a)}->{_v(b)}" for k, (a, b) in changed.items()))
+        lines += ["       " + w for w in model.schema.describe(prev, st.state)]
         evs = [e for e in event_names(st.events) if e not in ("from_user",)]
         if evs:
             lines.append("       events: " + ", ".join(evs))
@@ -129,12 +143,9 @@ def render(model: Model, trace: Trace, fired: Sequence[Sequence[str]] | None = N
     return "\n".join(lines) if lines else "    (the initial state)"
 
 
-def _v(x: Any) -> str:
-    if x is True:
-        return "1"
-    if x is False:
-        return "0"
-    return str(x)
+def _raw(x: Any) -> int:
+    """A field's value as the JSON report gives it: booleans as 0 and 1, like the integers."""
+    return int(x)
 
 
 _SCOPED: dict[tuple[int, str], Model] = {}

@@ -55,8 +55,8 @@ def test_replay_prints_calls_changes_and_fires(campaign_traces, capsys):
     p = next(p for p in campaign_traces if p.name == "broken-zap-without-own-file__P-ZAP-ALL.itf.json")
     assert main(["replay", str(p)]) == 0
     out = capsys.readouterr().out
-    assert "1. dma_buf_export(buf=0) = 0" in out and "life[0]: 0->1" in out
-    assert "pte[0][" in out and "events: zap_missed" in out
+    assert "1. dma_buf_export(buf=0) = 0" in out and "dma-buf 0: not exported -> exported" in out
+    assert "PTE of page " in out and "events: zap_missed" in out
     assert "fires: P-ZAP-ALL" in out
 
 

@@ -27,7 +27,9 @@ from ..runs.cluster import ClusterError
 from ..runs.database import DatabaseError, default_spec
 from ..runs.scale import run_scaled
 from ..scenarios.itf import write_verdict_traces
-from . import conform, explore, litmus, prove, replay, review
+from ..claims import load_claims
+from . import claims as claims_command, conform, explore, litmus, prove, replay, review
+from .claims import claim_lines, formalised_by
 from .common import (DEPTH, EXAMPLES, JOBS, STATES, STEPS, TIMEOUT, Parser, UsageError, memory_size, progress,
                      resolve_exporters, scope_arg, seed_arg, share_of_memory)
 
@@ -94,10 +96,14 @@ def _campaign_at_scale(a: argparse.Namespace, exporters, scope):
 
 def cmd_exporters(a: argparse.Namespace) -> int:
     pols = resolve_exporters(a.exporter, "v4.11") if a.exporter else list(CATALOG.values())
+    claims = load_claims()
     for p in pols:
         print(f"{p.name}: {p.description}")
         if p.breaks:
-            print(f"  breaks: {', '.join(p.breaks)}")
+            # each claim with the properties formalising it: the rows of the campaign's table
+            print("  breaks (claim: the properties that formalise it):")
+            for c in p.breaks:
+                print(f"    {c}: " + (formalised_by(c) if c in claims else "(a property)"))
         if p.why:
             print(f"  source: {p.why}")
         changed = {k: getattr(p, k) for k in KNOBS if getattr(p, k) != KNOBS[k].default}
@@ -108,6 +114,10 @@ def cmd_exporters(a: argparse.Namespace) -> int:
         for k in KNOBS.values():
             kind = " | ".join(repr(c) for c in k.choices) if k.choices else "true | false"
             print(f"  {k.name} = {kind}   (default {k.default!r}): {k.doc}")
+        print("\nClaims a policy's breaks = [...] may name (ID (revisions; who): the properties the campaign's "
+              "table shows for it, then its quote; 'dmabuf-check claims ID' says more):")
+        for c in claims.values():
+            print("\n".join(claim_lines(c)))
     return 0
 
 
@@ -169,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("exporters", help="list the exporter policy catalog and its knobs")
     e.add_argument("--exporter", action="append", metavar="NAME|FILE")
-    e.add_argument("--knobs", action="store_true", help="also describe every knob")
+    e.add_argument("--knobs", action="store_true", help="also describe every knob, and list the claims "
+                   "a policy's breaks may name with the properties that formalise each")
     e.set_defaults(func=cmd_exporters)
-    for command in (replay, litmus, conform, review, prove, explore):
+    for command in (replay, litmus, conform, review, prove, explore, claims_command):
         command.add_parser(sub, common)
     return p
 
@@ -184,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = parser.parse_args(argv)
         if not getattr(a, "command", None):
             raise UsageError("dmabuf-check: a command is needed (campaign, prove, explore, replay, "
-                             "litmus, review, conform, exporters); see --help")
+                             "litmus, review, conform, exporters, claims); see --help")
         _check_outputs(a)
         return a.func(a)
     except UsageError as e:

@@ -23,6 +23,7 @@ distinct pair of states, with the first instance that connects them and its retu
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ import numpy as np
 from model.machine import Model
 
 from .. import interrupt
-from ..monitor import Monitor
+from ..index import PROPERTIES, get_property
+from ..monitor import Monitor, fired_along
 from ..property import Property
 from ..trace import Trace, TraceStep
 from ..verdict import Verdict, make_verdict
@@ -269,7 +271,7 @@ def _replay_instances(model: Model, path: Sequence[int], start: tuple) -> Trace:
         state, ret, ev, buf = r
         inst = model.instances[k]
         steps.append(TraceStep(inst.name, inst.args, ret, ev, buf, state))
-    return Trace(start, tuple(steps))
+    return Trace(start, tuple(steps), tuple(model.schema.names))
 
 
 _PACKING: dict[tuple[int, bool], tuple[Any, KeyPacker, Symmetry | None]] = {}
@@ -294,14 +296,15 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             budget: Budget | None = None, keep_edges: bool = True,
             progress: Callable[[str], None] | None = None,
             roots: Sequence[Sequence[Any]] | None = None,
-            until_found: Iterable[str] | None = None) -> StateSpace:
+            until_found: Iterable[str] | None = None, avoid: Iterable[Property] = ()) -> StateSpace:
     """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
     apply to the model's policy, scope and revision) on every state and transition.
 
     ``roots`` starts the search from these states instead of the initial state (all at depth 0;
     with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace).
     ``until_found`` stops after the level in which every property named there has fired (the
-    search is then not complete).
+    search is then not complete). ``avoid``: step properties whose firing steps are checked but
+    not followed (the search keeps to the states reached without them; see :func:`clean_traces`).
 
     The order in which states are first discovered, which gives their ids, is: frontier chunk by
     chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
@@ -321,7 +324,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     started = time.monotonic()
     # the properties that apply (a Monitor's selection; its compiled checks are not needed here)
     active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
-    vm = VecModel(model, active)
+    avoid_ids = {p.id for p in avoid if p.active(model.policy, model.scope, model.revision)}
+    vm = VecModel(model, active + [p for p in avoid if p.id in avoid_ids and p not in active])
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
@@ -451,6 +455,10 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                 transitions += m * st.copies
                 if st.checks:
                     _step_checks(st, C, gm, f_base, found)
+                if avoid_ids:
+                    gm, m = _avoiding(st, C, gm, n, avoid_ids)
+                    if not m:
+                        continue
                 ret, changes = st.apply(C)
                 if not changes:
                     self_loops += m * st.copies
@@ -642,6 +650,26 @@ def _step_checks(st: Any, C: Any, gm: np.ndarray | None, f_base: int, found: dic
         fired.sort(key=lambda f: (f[0] // _CHUNK, f[1]))
     for row, _, cid in fired:
         found[cid] = Finding(f_base + row, st.index)
+
+
+def _avoiding(st: Any, C: Any, gm: np.ndarray | None, n: int, avoid: set[str]) -> tuple[np.ndarray | None, int]:
+    """The guard ``gm`` without the rows where a step check named in ``avoid`` fires, and how many
+    rows remain enabled."""
+    bad = None
+    for c in st.checks:
+        if c.id not in avoid:
+            continue
+        r = c.fn(C)
+        if not isinstance(r, np.ndarray) or r.ndim == 0:
+            if bool(r) == c.fires_when:
+                return np.zeros(n, dtype=bool), 0
+            continue
+        hit = r if c.fires_when else ~r
+        bad = hit if bad is None else (bad | hit)
+    if bad is None:
+        return gm, n if gm is None else int(np.count_nonzero(gm))
+    keep = ~bad if gm is None else np.greater(gm, bad)
+    return keep, int(np.count_nonzero(keep))
 
 
 def _check_range(model: Model, instance: int, k: int, col: Any, hi: int, gm: np.ndarray | None) -> None:
@@ -986,10 +1014,71 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
 
 def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
           progress: Callable[[str], None] | None = None, keep_edges: bool = True) -> tuple[StateSpace, list[Verdict]]:
-    """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts."""
+    """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts, each
+    trace a shortest one in which callers keep their obligations where one exists
+    (:func:`clean_traces`)."""
     props = list(props)
     space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges)
-    return space, verdicts(space, props)
+    return space, clean_traces(model, verdicts(space, props), budget)
+
+
+def caller_faults(model: Model) -> list[Property]:
+    """The properties whose firing step is a caller breaking its obligation (an importer's or
+    userspace's undefined behaviour): a trace that has one before its last step shows that
+    caller's fault first, whatever it goes on to show."""
+    return [p for p in PROPERTIES if p.kind == "undefined" and p.on == "step"
+            and p.party in ("importer", "userspace", "undefined")
+            and p.active(model.policy, model.scope, model.revision)]
+
+
+# how many steps longer than the shortest trace a trace in which callers keep their obligations
+# may be (an author dismisses a trace that starts with a caller's fault)
+CLEAN_EXTRA_STEPS = 4
+
+
+def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) -> list[Verdict]:
+    """Prefer traces in which every caller keeps its obligations: a trace with a caller's fault
+    (:func:`caller_faults`) before its last step is replaced by a shortest one without one, found
+    by a second breadth-first search that does not follow such steps, within ``budget``: of the
+    same length where one exists, else up to ``CLEAN_EXTRA_STEPS`` longer (the evidence then gives
+    the length of the shortest trace, which needs a fault: ``shortest_with_caller_fault``). The
+    evidence says whether the trace is clean (``callers_keep_obligations``; false: none within
+    that length, or the search was cut: the trace is kept)."""
+    faults = caller_faults(model)
+    if not faults:
+        return vs
+    mon = Monitor(model, faults)
+    fault_ids = {p.id for p in faults}
+    dirty = {}
+    for v in vs:
+        if v.trace is None or len(v.trace) < 2:
+            continue
+        along = fired_along(mon, v.trace)
+        if any(fault_ids & set(f) for f in along[:-1]):
+            dirty[v.property] = v
+    if not dirty:
+        return vs
+    b = budget or Budget()
+    depth = max(len(v.trace) for v in dirty.values()) + CLEAN_EXTRA_STEPS
+    props = [get_property(v.property) for v in dirty.values()]
+    space = explore(model, props, budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=depth),
+                    keep_edges=False, until_found=list(dirty), avoid=faults)
+    check_mon = Monitor(model, props)
+    out = []
+    for v in vs:
+        if v.property not in dirty:
+            out.append(v)
+            continue
+        f = space.found.get(v.property)
+        trace = space.trace_to(f.state, f.instance) if f is not None else None
+        if trace is not None and len(trace) <= len(v.trace) + CLEAN_EXTRA_STEPS and check_mon.fires(trace, v.property):
+            ev = {**v.evidence, "callers_keep_obligations": True}
+            if len(trace) > len(v.trace):     # the shortest trace needs a caller's fault first
+                ev.update(trace_length=len(trace), shortest_with_caller_fault=len(v.trace))
+            out.append(dataclasses.replace(v, trace=trace, evidence=ev))
+        else:
+            out.append(dataclasses.replace(v, evidence={**v.evidence, "callers_keep_obligations": False}))
+    return out
 
 
 def shortest_trace(model: Model, prop: Property, max_depth: int) -> Trace | None:

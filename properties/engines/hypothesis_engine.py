@@ -147,6 +147,7 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
     fast = mon.fast
     active_mask = mon.mask(active)
     names = [i.name for i in instances]
+    fields = tuple(model.schema.names)   # every trace carries them (its JSON gives what each step changed)
 
     class DmaBufMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -166,10 +167,10 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
             if on_example:
                 on_example()
             for pid in mon.hit_state(self.state):
-                run.targets.setdefault(pid, Trace(model.init, ()))
+                run.targets.setdefault(pid, Trace(model.init, (), fields))
             bad = mon.bad_state(self.state, active)
             if bad:
-                _raise(run, _exception_for(bad[0])(Trace(model.init, ())))
+                _raise(run, _exception_for(bad[0])(Trace(model.init, (), fields)))
 
         def _apply(self, i: int) -> None:
             pre = self.state
@@ -193,10 +194,10 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
                 for pid in mon.ids(hit):
                     old = run.targets.get(pid)
                     if old is None or len(old) > n:
-                        run.targets[pid] = Trace(model.init, tuple(self.trace_steps))
+                        run.targets[pid] = Trace(model.init, tuple(self.trace_steps), fields)
             bad &= active_mask
             if bad:
-                _raise(run, _exception_for(mon.ids(bad)[0])(Trace(model.init, tuple(self.trace_steps))))
+                _raise(run, _exception_for(mon.ids(bad)[0])(Trace(model.init, tuple(self.trace_steps), fields)))
 
         def teardown(self) -> None:
             # Hypothesis's generation keeps a mutation of an example (a repeated run of its

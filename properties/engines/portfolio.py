@@ -140,6 +140,9 @@ class PortfolioEngine:
         if fired:
             name, trace, scope = self._shortest(p, model, mon, fired)
             ev.update(found_by=name, trace_length=len(trace))
+            for k in ("callers_keep_obligations", "shortest_with_caller_fault"):   # (explicit's clean_traces)
+                if k in fired[name].evidence:
+                    ev[k] = fired[name].evidence[k]
             if scope != model.scope.name:
                 ev["trace_scope"] = scope
             verdict = "violated" if p.kind in _FOUND else "holds"

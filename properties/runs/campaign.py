@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from model.catalog import CATALOG
 from model.machine import Model
-from model.policy import ExporterPolicy
+from model.policy import KNOBS, ExporterPolicy
 from model.scope import Scope
 
 from ..claims import load_claims
@@ -31,8 +32,10 @@ from ..engines.interface import Budget, Engine
 from ..engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
 from ..engines.z3_engine import Z3Engine
 from ..index import PROPERTIES, get_property
+from ..invariants import PROPERTIES as _INVARIANT_PROPERTIES
 from ..judge import ClaimCheck, claim_checks, mismatches
-from ..trace import render, trace_model
+from ..monitor import Monitor
+from ..trace import ReplayError, render, replay, trace_model
 from ..verdict import Verdict
 from . import shards as _shards
 from .cluster import DaskWorkers
@@ -316,25 +319,46 @@ def _summary(r: TaskResult) -> str:
             f"{ev.get('seconds', 0):.1f} s")
 
 
+_INVARIANTS = frozenset(p.id for p in _INVARIANT_PROPERTIES)
 _CELL = {"holds": ".", "proved": "P", "violated": "V", "unknown": "?"}
 _HOLDS = {"exhaustive": "e", "bounded": "b", "sampled": "s"}
 
 
 def _cell(v: Verdict) -> str:
-    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``)."""
+    """A verdict's cell: a holds says what it covers (``e``, ``b``, ``s``; ``h`` without a guarantee);
+    ``.`` is a witness reached, nothing else."""
     if v.verdict == "holds" and v.kind != "witness":
-        return _HOLDS.get(v.evidence.get("guarantee", ""), ".")
+        return _HOLDS.get(v.evidence.get("guarantee", ""), "h")
     return _CELL[v.verdict]
 
 
+# The table's sections: a row's kind says what its cells mean (a ``V`` of a rule is a violation,
+# of undefined behaviour a finding, of a witness an unreachable call).
+_SECTIONS = (
+    ("rule", "Rules that must hold (P-*): V violated"),
+    ("undefined", "Undefined behaviour and callers' broken obligations (P-*), findings, not judged: "
+                  "V reached through the API; P e b s: not reached (with that guarantee)"),
+    ("witness", "Witnesses (W-*), what the model must be able to do: . reached; V unreachable; ? not reached"),
+    ("invariant", "Strengthening invariants (I-*): facts of every reachable state that the induction proofs "
+                  "need; each cites the claims it helps prove: V violated"),
+)
+
+
+def _section(pid: str) -> str:
+    if pid in _INVARIANTS:
+        return "invariant"
+    kind = get_property(pid).kind
+    return "rule" if kind in ("always", "step") else kind
+
+
 def _legend(result: CampaignResult) -> str:
+    """What the cells shown mean (each section's header says what V means in it)."""
     shown = {_cell(v) for v in result.verdicts}
     parts = [("P", "proved (every depth)"), ("e", "holds on every reachable state of the scope searched "
               "exhaustively"), ("b", "holds on every run up to the depth"), ("s", "holds on the runs sampled"),
-             (".", "witness reached")]
+             ("h", "holds"), ("?", "unknown")]
     return ("cells: " + "  ".join(f"{c} {what}" for c, what in parts if c in shown)
-            + ("  " if shown & set("Pebs.") else "") + "V violated (for undefined behaviour: reached; for a witness: unreachable)  ? unknown  "
-            "! not as expected  (blank: does not apply)")
+            + ("  " if shown & set("Pebsh?") else "") + "! not as expected  (blank: does not apply)")
 
 
 def _covers_lines(result: CampaignResult) -> list[str]:
@@ -368,7 +392,8 @@ def _describe_cover(c: dict[str, Any]) -> str:
 
 
 def format_table(result: CampaignResult, models: dict[str, Model] | None = None) -> str:
-    """Property by exporter, then the shortest trace of each violation, then what differed."""
+    """Property by exporter, then each violation with its trace (and, for a policy file, the knobs
+    it sets that the trace needs), then the findings, then what differed."""
     names = [p.name for p in result.exporters]
     by = {(v.property, v.exporter): v for v in result.verdicts}
     pids = [p.id for p in PROPERTIES if any((p.id, n) in by for n in names)]
@@ -377,27 +402,36 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
            f"{result.seed}, engine {result.engine}, " + _budget_text(result.budget), ""]
     out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
     out.append(_legend(result))
-    out.append("")
-    out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
-    for pid in pids:
-        row = []
-        for n in names:
-            v = by.get((pid, n))
-            if v is None:
-                row.append("   ")
-            else:
-                row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
-        out.append(pid.ljust(width) + " " + "".join(row))
+    for section, header in _SECTIONS:
+        rows = [pid for pid in pids if _section(pid) == section]
+        if not rows:
+            continue
+        out.append("")
+        out.append(header)
+        out.append(" " * width + " " + "".join(f"{i:>3}" for i in range(1, len(names) + 1)))
+        for pid in rows:
+            row = []
+            for n in names:
+                v = by.get((pid, n))
+                if v is None:
+                    row.append("   ")
+                else:
+                    row.append(f" {_cell(v)}{'!' if not v.as_expected else ' '}")
+            out.append(pid.ljust(width) + " " + "".join(row))
     out.append("")
     claims = load_claims()
     viol = [v for v in result.verdicts if v.verdict == "violated" and v.kind in ("always", "step")]
     if viol:
-        out.append("Violations (shortest trace found):")
+        out.append("Violations:")
         for v in viol:
             tag = "expected" if v.expected == "violated" or any(c in _breaks(result, v.exporter) for c in v.claims) \
                 else "NOT EXPECTED"
             out.append(f"- {v.exporter}: {v.property} [{', '.join(v.claims)}] ({tag})")
             out.append(f"  {_claim_text(claims, v.claims[0])}")
+            if models is not None and v.exporter in models:
+                out += ["  " + line for line in knob_lines(v, trace_model(models[v.exporter], v.evidence))]
+            if v.trace is not None:
+                out.append(f"  trace: {trace_label(v, result.scope.name)}")
             if v.trace is not None and models is not None and v.exporter in models:
                 out.append(_indent(render(trace_model(models[v.exporter], v.evidence), v.trace), "  "))
         out.append("")
@@ -410,7 +444,8 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
         for pid, vs in seen.items():
             best = min(vs, key=lambda v: len(v.trace) if v.trace is not None else 0)
             out.append(f"- {pid} [{', '.join(best.claims)}] for {', '.join(v.exporter for v in vs)}; "
-                       f"shortest ({best.exporter}):")
+                       + (f"trace of {best.exporter}: {trace_label(best, result.scope.name)}"
+                          if best.trace is not None else "no trace") + ":")
             if best.trace is not None and models is not None and best.exporter in models:
                 out.append(_indent(render(trace_model(models[best.exporter], best.evidence), best.trace), "  "))
         out.append("")
@@ -435,6 +470,86 @@ def _budget_text(budget: dict[str, Any]) -> str:
     if "examples" in budget:
         return f"{budget['examples']} examples x {budget['steps']} steps per exporter"
     return f"depth {budget.get('depth')}"
+
+
+_ENGINE_NAMES = {"hypothesis": "Hypothesis", "z3": "Z3's bounded checks", "explicit": "the explicit engine"}
+
+
+def trace_label(v: Verdict, scope: str) -> str:
+    """What is known of a verdict's trace: ``shortest`` only where a search showed that no shorter
+    trace exists (the explicit engine's breadth-first search, or ``--shortest``), else who found it
+    and how long it is."""
+    ev = v.evidence
+    n = len(v.trace) if v.trace is not None else 0
+    steps = f"{n} step{'s' if n != 1 else ''}"
+    clean = "" if ev.get("callers_keep_obligations", True) else (
+        "; every shortest trace has a caller break an obligation first")
+    if ev.get("shortest") is True:
+        return f"{steps}, shortest on scope {scope} (breadth-first search, --shortest){clean}"
+    by = ev.get("found_by", v.engine)
+    if ev.get("shortest") is False:
+        return (f"{steps}, found by {_ENGINE_NAMES.get(by, by)}; not shown to be shortest (the search "
+                f"for a shorter one was cut by its budget)")
+    if by == "explicit":
+        searched = ev.get("trace_scope") or ev.get("scope") or scope
+        if "shortest_with_caller_fault" in ev:
+            return (f"{steps}, the shortest on scope {searched} in which every caller keeps its obligations "
+                    f"(breadth-first search); the shortest of all, {ev['shortest_with_caller_fault']} steps, "
+                    f"has a caller break one first")
+        return f"{steps}, shortest on scope {searched} (breadth-first search of its states){clean}"
+    if by == "hypothesis":
+        return f"{steps}, found by Hypothesis and shrunk; not shown to be shortest"
+    return f"{steps}, found by {_ENGINE_NAMES.get(by, by)}; not shown to be shortest"
+
+
+def user_knobs(policy: ExporterPolicy) -> tuple[ExporterPolicy | None, dict[str, Any]]:
+    """The knobs a policy file sets: those that differ from the catalog exporter it is based on,
+    or from the defaults, with that reference (a catalog exporter: none)."""
+    if CATALOG.get(policy.name) == policy:
+        return None, {}
+    ref = CATALOG.get(policy.based_on) or ExporterPolicy(name=policy.name)
+    return ref, {k: getattr(policy, k) for k in KNOBS if getattr(policy, k) != getattr(ref, k)}
+
+
+def _toml(x: Any) -> str:
+    return ("true" if x else "false") if isinstance(x, bool) else repr(x)
+
+
+_VARIANTS: dict[tuple, Model] = {}
+
+
+def knob_lines(v: Verdict, model: Model) -> list[str]:
+    """For a finding on a policy file: the knobs it sets, and which of them the trace needs (with
+    that knob back at its reference value, the same calls no longer show the finding)."""
+    ref, knobs = user_knobs(model.policy)
+    if not knobs:
+        return []
+    where = f"exporter {ref.name}" if ref.name in CATALOG and ref.name == model.policy.based_on else "the defaults"
+    lines = [f"knobs the policy file sets (differing from {where}): "
+             + ", ".join(f"{k} = {_toml(x)}" for k, x in knobs.items())]
+    if v.trace is None:
+        return lines
+    needed = []
+    calls = v.trace.calls()
+    for k in knobs:
+        key = (model.policy, k, model.scope, model.revision)
+        if key not in _VARIANTS:
+            _VARIANTS[key] = Model(model.policy.with_knobs(**{k: getattr(ref, k)}), model.scope, model.revision)
+        other = _VARIANTS[key]
+        try:
+            again = Monitor(other, [get_property(v.property)]).fires(replay(other, calls), v.property)
+        except ReplayError:
+            again = False
+        if not again:
+            needed.append(k)
+    if needed:
+        lines.append("caused by " + ", ".join(f"{k} = {_toml(knobs[k])}" for k in needed) + ": with "
+                     + ", ".join(f"{k} = {_toml(getattr(ref, k))}" for k in needed)
+                     + f" the same calls do not show {v.property}")
+    else:
+        lines.append(f"none of them alone causes it: with any one back at its value in {where}, "
+                     f"the same calls still show {v.property}")
+    return lines
 
 
 def _breaks(result: CampaignResult, exporter: str) -> tuple[str, ...]:
