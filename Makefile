@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench conform-setup clean scale-setup bench-scale bench-explicit bench-z3 bench-power
+.PHONY: setup campaign test bench conform-setup browser-setup clean scale-setup bench-scale bench-explicit bench-z3 bench-power
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ scale-setup:
 # QEMU and the tools the real-kernel conformance test needs (Debian packages; needs root).
 conform-setup:
 	sh properties/conform/setup.sh
+
+# Chromium, the headless browser the review's HTML test renders the report in (Debian package; needs root).
+browser-setup:
+	sh properties/report/browser_setup.sh
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

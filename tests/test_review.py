@@ -70,7 +70,7 @@ def test_html_is_valid_html5_and_self_contained(written):
 def test_findings_lead_to_traces_that_replay(written):
     data, out, paths = written
     fs = findings(data)
-    assert [f.id for f in fs] == ["F1", "F2", "F3", "F4", "F5"]
+    assert [f.id for f in fs] == ["F1", "F2", "F3", "F4", "F5", "F6", "F7"]
     doc = build(data, fs)
     refs = [r for f in fs for e in f.evidence for r in e.refs]
     assert refs
@@ -207,7 +207,7 @@ def test_the_portfolio_is_the_default_engine_and_its_verdicts_say_what_they_cove
     assert "exhaustive on tiny (explicit: 62,497 states" in md and "bounded on small (z3: depth 3;" in md
     # F4 names, for each violation of a real-driver policy, the stage that found it
     f4 = next(f for f in findings(data) if f.id == "F4")
-    text = " ".join(e.text for e in f4.evidence)
+    text = " ".join(e.text for _, e in f4.detail)
     assert "P-KMAP-SUCCEEDS" in text and "3 steps; explicit: exhaustive, tiny" in text
     # the ITF file of that trace runs on small, where it fires
     report = json.loads(paths["json"].read_text(encoding="utf-8"))

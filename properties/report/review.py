@@ -18,6 +18,7 @@ never on timings, so the same seed gives the same findings.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from model.machine import Model
 from model.policy import ExporterPolicy, REVISIONS
 from model.scope import SCOPES, Scope
 
-from ..claims import NOT_MODELLED, claim_revisions, load_claims
+from ..attribution import CLASSES, PERMISSIVE, classify, counts_against
+from ..claims import CHANGES, NOT_MODELLED, claim_revisions, load_claims
 from ..engines.arith import check_all
 from ..engines.explicit import ExplicitEngine
 from ..engines.interface import Budget
@@ -54,6 +56,10 @@ __all__ = [
 ENGINES = ("portfolio", "hypothesis", "z3", "explicit", "synthesis", "arith")
 DEFAULT_ENGINES = ("portfolio", "synthesis", "arith")
 SYNTHESIS_SCOPE = "tiny"      # the synthesis queries leave every knob free: kept to the tiny scope
+# The check of a declared break that no property can show at the review's scope (P-ZAP-OWN-FILE
+# needs two buffers): the explicit engine on the smallest catalog scope the property fits, within
+# ``ReviewConfig.wide_states`` states, for the policies declaring such a break only.
+WIDE_ENGINE = "explicit-wide"
 # The engine whose verdicts the findings read, the first of these that ran at a revision.
 MAIN_ENGINES = ("portfolio", "hypothesis", "z3", "explicit")
 
@@ -99,6 +105,9 @@ class ReviewConfig:
     z3_seconds: float | None = None
     memory: int | None = None
     portfolio_examples: int = 50
+    # the explicit engine on a wider scope, for declared breaks the review's scope cannot show
+    # (0: not run; each such break is then an outcome not as expected)
+    wide_states: int = 30_000
 
     def budget(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -169,17 +178,31 @@ class Evidence:
         return out
 
 
+SEVERITIES = ("high", "medium", "low", "none")
+
+
 @dataclass(frozen=True)
 class Finding:
+    """One finding: its class (``attribution.CLASSES``) and why, how much it matters, and what a
+    maintainer should do about it (the summary page shows these first); ``detail`` is evidence
+    per exporter, shown collapsed below the rest."""
+
     id: str
     title: str
     claims: tuple[str, ...]
     summary: str
     evidence: tuple[Evidence, ...]
+    cls: str = "documentation"
+    reason: str = ""
+    severity: str = "medium"
+    action: str = ""
+    detail: tuple[tuple[str, Evidence], ...] = ()     # (exporter, its evidence)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "claims": list(self.claims), "summary": self.summary,
-                "evidence": [e.to_json() for e in self.evidence]}
+        return {"id": self.id, "title": self.title, "class": CLASSES[self.cls], "reason": self.reason,
+                "severity": self.severity, "action": self.action, "claims": list(self.claims),
+                "summary": self.summary, "evidence": [e.to_json() for e in self.evidence],
+                "detail": {name: e.to_json() for name, e in self.detail}}
 
 
 @dataclass
@@ -207,10 +230,12 @@ class ReviewData:
         v = self.verdict(ref.revision, ref.engine, ref.exporter, ref.property)
         return v.trace if v is not None else None
 
-    def engines_run(self, revision: str | None = None) -> list[str]:
-        """The engines with verdicts (per exporter and property), in report order."""
+    def engines_run(self, revision: str | None = None, wide: bool = False) -> list[str]:
+        """The engines with verdicts (per exporter and property), in report order; with ``wide``,
+        also the check at a wider scope of the declared breaks the review's scope cannot show."""
         ran = {(r.engine, r.revision) for r in self.runs if r.status == "ran"}
-        return [e for e in ENGINES if any(e == x and (revision is None or revision == rv) for x, rv in ran)]
+        names = ENGINES + ((WIDE_ENGINE,) if wide else ())
+        return [e for e in names if any(e == x and (revision is None or revision == rv) for x, rv in ran)]
 
     def exporters(self, revision: str | None = None) -> list[ExporterPolicy]:
         return [p for p in self.config.exporters if revision is None or revision in p.revisions]
@@ -372,6 +397,7 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
                                             and get_property(pid).target_is_bad])
                     (beyond if longer else mism).append(what + longer)
             data.add(EngineRun(engine, rev, "ran", vs, mism, time.monotonic() - t0, beyond))
+        _wide_checks(cfg, data, rev, pols, say)
     calls = []
     if data.engine_status["synthesis"] == "available":
         say("review: the FIXME as a policy-synthesis query: (a) with and (b) without kernel kmap users at "
@@ -396,6 +422,66 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
             data.synthesis.append(r.result)
         else:
             data.arith = r.result
+
+
+def unchecked_breaks(pols: Sequence[ExporterPolicy], scope: Scope, revision: str
+                     ) -> list[tuple[ExporterPolicy, str, tuple[Any, ...]]]:
+    """(policy, claim, the properties that could show it) for every claim a policy declares
+    broken at ``revision`` that a property shows broken only on a scope larger than ``scope``
+    (``P-ZAP-OWN-FILE`` needs two buffers): no verdict at ``scope`` can check that break."""
+    out = []
+    for p in pols:
+        for claim in p.breaks:
+            if claim.startswith(("P-", "W-")) or revision not in claim_revisions(claim):
+                continue
+            cands = tuple(q for q in by_claim(claim) if q.kind in ("always", "step") and revision in q.revisions
+                          and claim in counts_against(q.id))
+            if cands and not any(q.fits(scope) for q in cands):
+                out.append((p, claim, cands))
+    return out
+
+
+def _wide_scope(props: Sequence[Any]) -> Scope | None:
+    """The smallest catalog scope every one of ``props`` fits."""
+    return next((s for s in SCOPES.values() if all(q.fits(s) for q in props)), None)
+
+
+def _wide_checks(cfg: ReviewConfig, data: ReviewData, rev: str, pols: Sequence[ExporterPolicy],
+                 say: Callable[[str], None]) -> None:
+    """Check, on the smallest scope that can show them, the declared breaks that no property can
+    show on the review's scope; one not found there, or not checked (``wide_states`` 0), is an
+    outcome not as expected, never a pass."""
+    todo = unchecked_breaks(pols, cfg.scope, rev)
+    if not todo:
+        return
+    mism: list[str] = []
+    verdicts: list[Verdict] = []
+    t0 = time.monotonic()
+    for pol, claim, props in todo:
+        scope = _wide_scope(props)
+        needs = "; ".join(f"`{q.id}` needs " + ", ".join(f"{n} {k}" for k, n in q.needs) for q in props)
+        if cfg.wide_states <= 0 or scope is None:
+            mism.append(f"{pol.name}: declares {claim} broken, but no property citing it can be violated at "
+                        f"scope {cfg.scope.name} ({needs}) and the check at a wider scope was not run")
+            continue
+        say(f"review: {pol.name} declares {claim} broken, which only scope {scope.name} can show ({needs}): "
+            f"explicit engine within {cfg.wide_states:,} states")
+        engine = ExplicitEngine(symmetry=True, keep_edges=False)
+        tasks = plan_per_exporter([pol], scope, rev, engine, [q.id for q in props], Budget(states=cfg.wide_states))
+        out = run(tasks, InlineWorkers())
+        if out.stopped:
+            raise KeyboardInterrupt
+        found = False
+        for r in out.results:
+            for v in r.verdicts:
+                v = dataclasses.replace(v, engine=WIDE_ENGINE, evidence={**v.evidence, "trace_scope": scope.name})
+                verdicts.append(v)
+                found = found or (v.verdict == "violated" and claim in counts_against(v.property))
+        if not found:
+            mism.append(f"{pol.name}: declares {claim} broken, but no property citing it was violated at scope "
+                        f"{scope.name} within {cfg.wide_states:,} states (scope {cfg.scope.name} cannot show it: "
+                        f"{needs})")
+    data.add(EngineRun(WIDE_ENGINE, rev, "ran", verdicts, mism, time.monotonic() - t0))
 
 
 class _KeepGoing:
@@ -481,10 +567,14 @@ class ClaimStatus:
 def claim_status(data: ReviewData, cid: str, revision: str) -> ClaimStatus:
     if revision not in claim_revisions(cid):
         return ClaimStatus(cid, revision, "absent")
-    props = [p for p in by_claim(cid) if revision in p.revisions and p.fits(data.config.scope)]
+    if cid in PERMISSIVE:
+        return ClaimStatus(cid, revision, "permissive")
+    wide = WIDE_ENGINE in data.engines_run(revision, wide=True)
+    props = [p for p in by_claim(cid) if revision in p.revisions and (p.fits(data.config.scope) or wide)]
     if not props:
         return ClaimStatus(cid, revision, "not-modelled" if cid in NOT_MODELLED else "none")
-    judged = [p for p in props if p.kind in ("always", "step")]
+    # a property citing the claim for context only does not show it broken (properties/attribution.py)
+    judged = [p for p in props if p.kind in ("always", "step") and cid in counts_against(p.id)]
     undefined = [p for p in props if p.kind == "undefined"]
     target = judged or undefined
     violators: dict[str, TraceRef] = {}
@@ -492,7 +582,7 @@ def claim_status(data: ReviewData, cid: str, revision: str) -> ClaimStatus:
     unknown: set[str] = set()
     any_verdict = False
     for pol in data.exporters(revision):
-        for engine in data.engines_run(revision):
+        for engine in data.engines_run(revision, wide=True):
             for p in target:
                 v = data.verdict(revision, engine, pol.name, p.id)
                 if v is None:
@@ -594,7 +684,8 @@ def _names(xs: Sequence[str]) -> str:
 
 def findings(data: ReviewData) -> list[Finding]:
     """The findings, in report order."""
-    out = [_fixme(data), _undefined(data), _drift(data), _real_drivers(data), _resolved(data)]
+    out = [_fixme(data), _undefined(data), _drift(data), _real_drivers(data), _resolved(data),
+           _core_ordering(data), _size_floor(data)]
     return [f for f in out if f is not None]
 
 
@@ -687,7 +778,12 @@ def _fixme(data: ReviewData) -> Finding:
                f"kernel bracket relies on. {condition}")
     return Finding("F1", "The FIXME in @begin_cpu_access contradicts itself, reachably through the public API",
                    ("FIXME-NO-USER-PIN", "FIXME-KMAP-PINNED", "FIXME-NO-KMAP-USERS", "KCPU-ALWAYS-SUCCEED"),
-                   summary, tuple(ev))
+                   summary, tuple(ev), cls="documentation",
+                   reason="the two sentences of the FIXME ask opposite things of one callback, which userspace "
+                          "and kernel importers both reach: no exporter with swappable storage can keep both",
+                   severity="high",
+                   action="decide the rule in the text: begin_cpu_access must not pin for userspace, and kernel "
+                          "kmap users must hold the storage by other means (what v5.12 did with dma_buf_pin)")
 
 
 def _synthesis_evidence(r: Any, lead: str | None = None) -> Evidence:
@@ -721,8 +817,8 @@ def _undefined(data: ReviewData) -> Finding:
     ev: list[Evidence] = []
     for party, lead in (("undefined", "Documented as undefined"),
                         ("importer", "An importer breaking its obligation (the API does not stop it)"),
-                        ("userspace", "Userspace breaking its obligation (the API does not stop it)"),
-                        ("tension", "A documentation/code tension reachable in the initial state")):
+                        ("userspace", "Userspace breaking its obligation (the API does not stop it)")):
+        # (a `tension` property is a documentation defect, F3, not a caller's)
         for p in PROPERTIES:
             if p.kind != "undefined" or p.party != party:
                 continue
@@ -752,12 +848,26 @@ def _undefined(data: ReviewData) -> Finding:
             cl = ", ".join(f"[[claim:{c}]]" for c in p.claims)
             ev.append(Evidence(f"**{lead}**: `{p.id}` ({cl}), {p.doc}. " + "; ".join(per_rev) + ".",
                                tuple(refs)))
+    modelled = [p for p in PROPERTIES if p.kind == "undefined" and p.party != "tension"]
+    reached = {r.property for e in ev for r in e.refs}
+    missed = [p.id for p in modelled if p.id not in reached and any(_main_engine(data, r) for r in p.revisions)]
+    ub_not_modelled = [c for c in NOT_MODELLED if "undefined" in load_claims()[c].text.lower()
+                       or c.endswith("-UB")]
+    summary = (f"Of the {len(modelled)} outcomes the documentation calls undefined or leaves to a caller's "
+               f"obligation that the model formalises, {len([p for p in modelled if p.id in reached])} are reached "
+               f"by a sequence of public calls (kernel importer API, the dma-buf fd's mmap and DMA_BUF_IOCTL_SYNC)"
+               + (f"; not reached in this run: {_names(missed)}" if missed else "")
+               + ". Each is a caller obligation the core does not enforce, not an exporter defect. Not modelled, so "
+               "not claimed reached: " + (", ".join(f"[[claim:{c}]]" for c in ub_not_modelled) or "none")
+               + " (see [[sec:finding-f3|F3]]).")
     return Finding("F2", "Undefined behaviour and broken caller obligations are reachable through the public API",
-                   tuple(sorted({c for p in PROPERTIES if p.kind == "undefined" for c in p.claims})),
-                   "Every outcome the documentation calls undefined, and every caller obligation the core does "
-                   "not enforce, is reached by a sequence of public calls (kernel importer API, the dma-buf fd's "
-                   "mmap and DMA_BUF_IOCTL_SYNC); each is classified as undefined behaviour, not as an exporter bug.",
-                   tuple(ev))
+                   tuple(sorted({c for p in modelled for c in p.claims})),
+                   summary, tuple(ev), cls="caller",
+                   reason="the documentation leaves these outcomes to the caller (importer or userspace); the core "
+                          "checks none of them, so reaching them is the caller's doing",
+                   severity="low",
+                   action="none for exporters; keep the caller's obligations in the text where callers read them "
+                          "(the importer API kerneldoc and the uapi SYNC documentation)")
 
 
 def _actors(trace: Trace | None) -> str:
@@ -814,11 +924,21 @@ def _drift(data: ReviewData) -> Finding:
                    "Three sentences of the v4.11 documentation do not describe the v4.11 code: `@mmap` is "
                    "documented optional but required at export; `dma_buf_mmap()` documents bounds checking and a "
                    "restore on failure but leaves `vm_pgoff` changed; and kmap calls \"outside of the range "
-                   "specified in begin_cpu_access\" refer to arguments removed in v4.6.", tuple(ev))
+                   "specified in begin_cpu_access\" refer to arguments removed in v4.6.", tuple(ev),
+                   cls="documentation",
+                   reason="each sentence contradicts the code of the same revision or refers to interfaces that "
+                          "no longer exist",
+                   severity="medium",
+                   action="reword the three sentences: @mmap required at export (until v4.19), dma_buf_mmap() "
+                          "leaves vm_pgoff changed on an exporter failure, and drop the range sentence")
 
 
 def _real_drivers(data: ReviewData) -> Finding:
-    ev: list[Evidence] = []
+    """Real-driver policies breaking rules they could keep (exporter defects); their other
+    violations are listed with the class that applies (``properties/attribution.py``)."""
+    detail: list[tuple[str, Evidence]] = []
+    counted: list[str] = []
+    broken: set[str] = set()
     for p in data.config.exporters:
         if exporter_kind(p.name) != "real":
             continue
@@ -830,28 +950,119 @@ def _real_drivers(data: ReviewData) -> Finding:
             eng = _main_engine(data, rev)
             if eng is None:
                 continue
-            bad = []
+            own, other = [], []
             for prop in PROPERTIES:
                 if prop.kind not in ("always", "step"):
                     continue
                 v = data.verdict(rev, eng, p.name, prop.id)
-                if v is not None and v.verdict == "violated":
-                    ref = TraceRef(rev, eng, p.name, prop.id)
-                    refs.append(ref)
-                    bad.append(f"{_tref(ref, prop.id)} ({', '.join(f'[[claim:{c}]]' for c in prop.claims)}; "
-                               f"{trace_note(v)})")
-            parts.append(f"{rev}: " + ("; ".join(bad) if bad else "no obligation broken"))
-        ev.append(Evidence(f"`{p.name}` — {p.description}. Source: {p.why}. " + " — ".join(parts) + ".",
-                           tuple(refs)))
+                if v is None or v.verdict != "violated":
+                    continue
+                ref = TraceRef(rev, eng, p.name, prop.id)
+                refs.append(ref)
+                cls, why = classify(prop.id, p)
+                shown = counts_against(prop.id)
+                text = (f"{_tref(ref, prop.id)} ({', '.join(f'[[claim:{c}]]' for c in shown) or 'no claim'}; "
+                        f"{trace_note(v)})")
+                if cls == "exporter":
+                    own.append(text)
+                    broken.update(shown)
+                else:
+                    other.append(f"{text}: {CLASSES[cls]}, not the driver's: {why}")
+            if own and p.name not in counted:
+                counted.append(p.name)
+            parts.append(f"{rev}: " + ("; ".join(own) if own else "no rule it could keep is broken")
+                         + ("; also reached, " + "; ".join(other) if other else ""))
+        detail.append((p.name, Evidence(f"`{p.name}`: {p.description}. Source: {p.why}. " + " | ".join(parts) + ".",
+                                        tuple(refs))))
+    summary = ("Each policy below follows the driver's code quoted in the corpus (§7); the rules it breaks and "
+               "could keep are listed per revision, each with its shortest trace (its length, and which stage of "
+               "the engine found it); a violation whose cause is the core's ordering or a permissive sentence is "
+               "listed with its class, not counted against the driver. Policies breaking a rule they could keep: "
+               + _names(counted) + "."
+               + (" Where none is broken, that holds within what the verdicts cover: the tiny scope "
+                  "exhaustively, the review's scope to the bounded depth and by sampling (see "
+                  "[[sec:runs|Runs and their evidence]])." if "portfolio" in data.engines_run() else ""))
     return Finding("F4", "Exporter policies modelled on real drivers break documented obligations",
-                   tuple(sorted({c for p in REAL_DRIVERS for c in p.breaks})),
-                   "Each policy below follows the driver's code quoted in the corpus (§7); the properties it "
-                   "violates are listed per revision, each with its shortest trace (its length, and which stage "
-                   "of the engine found it)."
-                   + (" Where none is broken, that holds within what the verdicts cover: the tiny scope "
-                      "exhaustively, the review's scope to the bounded depth and by sampling (see "
-                      "[[sec:runs|Runs and their evidence]])." if "portfolio" in data.engines_run() else ""),
-                   tuple(ev))
+                   tuple(sorted(broken)), summary, (),
+                   cls="exporter",
+                   reason="each violation counted here is of a rule the driver's own callbacks could keep "
+                          "(properties/attribution.py decides, per property)",
+                   severity="medium",
+                   action="fix the drivers named (per exporter below); no change to the text",
+                   detail=tuple(detail))
+
+
+def _core_ordering(data: ReviewData) -> Finding | None:
+    """Violations the attribution rules put on the core (``P-BEGIN-ERRORS``: the hook runs before
+    the interruptible fence wait), per policy whose own code is not the cause."""
+    rows: list[tuple[str, ...]] = [("exporter", "revision", "property", "trace")]
+    refs: list[TraceRef] = []
+    reasons: dict[str, str] = {}
+    for rev in REVISIONS:
+        eng = _main_engine(data, rev)
+        if eng is None:
+            continue
+        for pol in data.exporters(rev):
+            if exporter_kind(pol.name) == "broken" and pol.name.startswith("mutant-"):
+                continue   # an injected core bug: the checker's self-test, not the kernel's defect
+            for prop in PROPERTIES:
+                v = data.verdict(rev, eng, pol.name, prop.id)
+                if v is None or v.verdict != "violated" or prop.kind not in ("always", "step"):
+                    continue
+                cls, why = classify(prop.id, pol)
+                if cls != "core":
+                    continue
+                ref = TraceRef(rev, eng, pol.name, prop.id)
+                refs.append(ref)
+                reasons[prop.id] = why
+                rows.append((f"`{pol.name}`", rev, f"`{prop.id}`", _tref(ref, trace_note(v))))
+    if not refs:
+        return None
+    ev = [Evidence(f"`{pid}`: {why}.") for pid, why in list(reasons.items())[1:]]
+    ev.append(Evidence("Policies that reach it (each trace ends with the failed begin and the pin still held; "
+                       "from the code, a call restarted after -ERESTARTSYS runs the hook again and pins a second "
+                       "time, so each interrupted attempt leaves one more pin):",
+                       tuple(refs), tuple(rows)))
+    return Finding("F6", "The core's ordering in dma_buf_begin_cpu_access() leaves the exporter's pin behind "
+                         "when the fence wait is interrupted",
+                   ("BEGIN-ERRORS", "BEGIN-FENCE-WAIT"),
+                   "dma_buf_begin_cpu_access() (corpus §3.7) calls `ops->begin_cpu_access` and then "
+                   "`__dma_buf_begin_cpu_access()`, whose `reservation_object_wait_timeout_rcu(resv, write, true, "
+                   "MAX_SCHEDULE_TIMEOUT)` can return -ERESTARTSYS; the core then returns the error without calling "
+                   "`ops->end_cpu_access`. An exporter that pins in its hook ("
+                   + _names(sorted({r.exporter for r in refs})) + " here) is left pinned by a failed call, and the "
+                   "restart pins again.", tuple(ev), cls="core",
+                   reason=next(iter(reasons.values())), severity="high",
+                   action="in the core: wait for the fences before calling the exporter's hook, or call "
+                          "end_cpu_access when the wait fails; until then, document that a hook must not acquire "
+                          "what it cannot drop when the core's wait fails")
+
+
+def _size_floor(data: ReviewData) -> Finding | None:
+    """The bit-precise mmap size check: ``size >> PAGE_SHIFT`` floors (``prove --only arith``)."""
+    floor = [f for f in data.arith if f.claim == "MMAP-SIZE-CHECK" and f.id.startswith("floor-")]
+    if not floor:
+        return None
+    rows: list[tuple[str, ...]] = [("question (64-bit, as the C code computes)", "answer", "witness")]
+    for f in floor:
+        rows.append((f.question, f"**{f.answer}**: {f.summary}",
+                     ", ".join(f"{k}={v}" for k, v in f.witness.items()) or "-"))
+    ev = [Evidence("Bit-precise answers (Z3 bit-vectors, `properties/engines/arith.py`; "
+                   "`dmabuf-check prove --only arith`) on the check of corpus §3.2, `if (vma->vm_pgoff + "
+                   "vma_pages(vma) > dmabuf->size >> PAGE_SHIFT) return -EINVAL;`:", (), tuple(rows))]
+    return Finding("F7", "The mmap size check floors: the partial last page of a buffer whose size is not "
+                         "page-aligned can never be mapped",
+                   ("MMAP-SIZE-CHECK", "LIFE-SIZE"),
+                   "`dmabuf->size >> PAGE_SHIFT` rounds down, so for a size that is not a multiple of PAGE_SIZE "
+                   "every accepted mapping ends before the last, partial page: its bytes are unreachable through "
+                   "mmap, and mapping the whole buffer is refused with -EINVAL. The documentation of @mmap and "
+                   "of the size says nothing of it (the model's pages are whole, so only the bit-precise engine "
+                   "sees it).", tuple(ev), cls="documentation",
+                   reason="the text does not say that the size must be page-aligned for the whole buffer to be "
+                          "mappable; the code's check silently makes it so",
+                   severity="low",
+                   action="document in @mmap (or at dma_buf_export()) that mmap covers whole pages only: a size "
+                          "that is not page-aligned leaves its last partial page unmappable")
 
 
 def _who(st: ClaimStatus) -> str:
@@ -865,7 +1076,7 @@ def _who(st: ClaimStatus) -> str:
 
 def _resolved(data: ReviewData) -> Finding:
     claims = load_claims()
-    deleted, gone, fixed, open_real, open_other, still_ub, new = [], [], [], [], [], [], []
+    deleted, gone, fixed, open_real, open_other, still_ub, new, code, by_core = [], [], [], [], [], [], [], [], []
     refs: list[TraceRef] = []
     for cid in claims:
         old, cur = claim_status(data, cid, "v4.11"), claim_status(data, cid, "v5.12")
@@ -875,14 +1086,21 @@ def _resolved(data: ReviewData) -> Finding:
                 new.append(f"{link} (broken by {_who(cur)})")
                 refs += [r for r in cur.refs if exporter_kind(r.exporter) == "real"]
             continue
-        if cur.state == "absent" and old.state == "violated":
+        if CHANGES.get(cid, "").startswith("resolved") and old.state in ("violated", "reached"):
+            code.append(f"{link} ({CHANGES[cid]})")
+        elif cur.state == "absent" and old.state == "violated":
             deleted.append(f"{link} (broken at v4.11 by {_who(old)})")
         elif cur.state == "absent" and old.state == "reached":
             gone.append(link)
         elif old.state in ("violated", "reached") and cur.state == "holds":
             fixed.append(f"{link} (v4.11: {_who(old)})")
         elif cur.state == "violated":
-            if cur.real():
+            core = [r for r in cur.refs if exporter_kind(r.exporter) == "real"
+                    and classify(r.property, data.policy(r.exporter))[0] == "core"]
+            if core and len(core) == len(cur.real()):
+                by_core.append(f"{link} (reached by {_names([r.exporter for r in core])}: a core defect, "
+                               f"[[sec:finding-f6|F6]])")
+            elif cur.real():
                 open_real.append(f"{link} ({_who(cur)})")
                 refs += [r for r in cur.refs if exporter_kind(r.exporter) == "real"]
             else:
@@ -891,8 +1109,11 @@ def _resolved(data: ReviewData) -> Finding:
             still_ub.append(link)
     ev = [Evidence("Resolved by deleting the sentence (the obligation no longer exists): " + ("; ".join(deleted) or "none") + "."),
           Evidence("Undefined behaviour or caller obligations gone with their interface: " + (", ".join(gone) or "none") + "."),
+          Evidence("Resolved by a change of the code, the sentence staying: " + ("; ".join(code) or "none") + "."),
           Evidence("No longer violated although the sentence stays: " + ("; ".join(fixed) or "none") + "."),
           Evidence("Left open, still broken at v5.12 by real-driver policies: " + ("; ".join(open_real) or "none") + "."),
+          Evidence("Left open by the core's own ordering (no exporter that acquires in its hook can keep it): "
+                   + ("; ".join(by_core) or "none") + "."),
           Evidence("Still broken at v5.12 only by the deliberately broken policies and core mutants that exist to "
                    "break them (the checker can still see the violation): " + (", ".join(open_other) or "none") + "."),
           Evidence("Still undefined and reachable through the API at v5.12: " + (", ".join(still_ub) or "none") + "."),
@@ -902,4 +1123,10 @@ def _resolved(data: ReviewData) -> Finding:
                    "Deleting kmap (v5.6) and the FIXME (v5.12) removes the contradiction rather than settling it; "
                    "the pinning question moves to `dma_buf_pin`, where userspace may not pin, and an exporter that "
                    "still pins in begin now breaks the new rules. The revision comparison section has every claim "
-                   "side by side.", tuple(ev))
+                   "side by side.", tuple(ev), cls="documentation",
+                   reason="the later text deletes the contradictory sentences instead of deciding between them; "
+                          "the rule that replaces them (dma_buf_pin) is new, and drivers written to the old FIXME "
+                          "still pin in begin",
+                   severity="medium",
+                   action="say in the text which side of the FIXME held, and that pinning moved to dma_buf_pin, "
+                          "so that drivers written against the old FIXME stop pinning in begin")

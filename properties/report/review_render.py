@@ -34,10 +34,11 @@ from ..monitor import Monitor
 from ..scenarios.itf import trace_filename, write_itf
 from ..trace import render, trace_model
 from .atomic import write_text_atomic
-from .review import (ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words, exporter_kind,
-                     findings, guarantee_note, trace_note)
+from ..attribution import CLASSES, CONTEXT, PERMISSIVE, RULES
+from .review import (SEVERITIES, ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words,
+                     exporter_kind, findings, guarantee_note, trace_note)
 
-__all__ = ["Heading", "Para", "Bullets", "Table", "Quote", "Code", "Document", "build", "to_markdown",
+__all__ = ["Heading", "Para", "Bullets", "Table", "Quote", "Code", "Details", "Document", "build", "to_markdown",
            "to_html", "write_review", "anchor"]
 
 
@@ -73,6 +74,15 @@ class Quote:
 @dataclass(frozen=True)
 class Code:
     text: str
+
+
+@dataclass(frozen=True)
+class Details:
+    """Blocks shown collapsed under a one-line summary (HTML ``<details>``; Markdown the same
+    element, which Markdown viewers render as HTML)."""
+
+    summary: str
+    blocks: tuple
 
 
 @dataclass
@@ -145,7 +155,8 @@ def _html_inline(text: str, doc: Document) -> str:
             else:
                 if not target[0].startswith("#"):  # pragma: no cover - every link is internal
                     raise ValueError(f"external link {target[0]!r}")
-                out.append(f'<a href="{html.escape(target[0])}">{html.escape(label or target[1])}</a>')
+                # a label's own markup (`code`, **bold**) is rendered, never shown as backticks
+                out.append(f'<a href="{html.escape(target[0])}">{_html_inline(label or target[1], doc)}</a>')
     out.append(html.escape(text[pos:]))
     return "".join(out)
 
@@ -153,9 +164,17 @@ def _html_inline(text: str, doc: Document) -> str:
 # --- rendering ----------------------------------------------------------------------------------------
 
 def to_markdown(doc: Document) -> str:
+    return "\n\n".join(_md_blocks(doc.blocks, doc)) + "\n"
+
+
+def _md_blocks(blocks, doc: Document) -> list[str]:
     out: list[str] = []
-    for b in doc.blocks:
-        if isinstance(b, Heading):
+    for b in blocks:
+        if isinstance(b, Details):
+            out.append(f"<details><summary>{_html_inline(b.summary, doc)}</summary>")
+            out += _md_blocks(b.blocks, doc)
+            out.append("</details>")
+        elif isinstance(b, Heading):
             out.append(f'{"#" * b.level} <a id="{b.anchor}"></a>{_md_inline(b.text, doc)}')
         elif isinstance(b, Para):
             out.append(_md_inline(b.text, doc))
@@ -171,7 +190,7 @@ def to_markdown(doc: Document) -> str:
                      "|" + "---|" * len(head)]
             lines += ["| " + " | ".join(_md_inline(c, doc, True) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
-    return "\n\n".join(out) + "\n"
+    return out
 
 
 _CSS = """
@@ -190,14 +209,28 @@ th{background:#f0f0f3}
 blockquote{margin:.5rem 0;padding:.3rem .9rem;border-left:4px solid #9aa7c7;background:#f6f8fc}
 a{color:#1a4fa0;text-decoration:none}a:hover{text-decoration:underline}
 :target{background:#fff6d5}
+details{margin:.4rem 0;padding:.2rem .6rem;border:1px solid #e2e2e6;border-radius:4px}
+summary{cursor:pointer;font-weight:600}
+.back{font-size:.85em}
 """
 
 
 def to_html(doc: Document) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{html.escape(doc.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
-    for b in doc.blocks:
-        if isinstance(b, Heading):
+    out += _html_blocks(doc.blocks, doc)
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+def _html_blocks(blocks, doc: Document) -> list[str]:
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Details):
+            out.append(f"<details><summary>{_html_inline(b.summary, doc)}</summary>")
+            out += _html_blocks(b.blocks, doc)
+            out.append("</details>")
+        elif isinstance(b, Heading):
             out.append(f'<h{b.level} id="{b.anchor}">{_html_inline(b.text, doc)}</h{b.level}>')
         elif isinstance(b, Para):
             out.append(f"<p>{_html_inline(b.text, doc)}</p>")
@@ -214,8 +247,7 @@ def to_html(doc: Document) -> str:
                        + "".join("<tr>" + "".join(f"<td>{_html_inline(c, doc)}</td>" for c in r) + "</tr>"
                                  for r in rows)
                        + "</tbody></table>")
-    out += ["</body>", "</html>"]
-    return "\n".join(out) + "\n"
+    return out
 
 
 # --- building the document ----------------------------------------------------------------------------
@@ -294,6 +326,7 @@ class _Builder:
         doc = self.doc
         run = {rev: d.engines_run(rev) for rev in REVISIONS}
         doc.add(Heading(1, doc.title, "top"))
+        self.summary(fs)
         doc.add(Para(
             "Every claim of the dma-buf CPU-access documentation (`spec/claims.md`: the v4.11 kerneldoc of "
             "`struct dma_buf_ops`, \"DOC: cpu access\", \"DOC: dma buf device access\", the code, the uapi, and "
@@ -323,12 +356,14 @@ class _Builder:
                f"`{cfg.scope.name}`; `N steps on tiny`: the trace shows on tiny only)."
                if any("portfolio" in run[r] for r in REVISIONS) else ""),
             "[[sec:reproducibility|Reproducibility]]: the commands that regenerate each verdict.")))
-        toc = [("findings", "Findings"), ("claims", "The claims, one by one"),
+        toc = [("summary", "Summary"), ("findings", "Findings"), ("attribution", "Who is at fault: the rules"),
+               ("claims", "The claims, one by one"),
                ("revisions", "Revision comparison: v4.11 and v5.12"), ("switches", "Semantic switches by revision"),
                ("exporters", "Exporter policies"), ("runs", "Runs and their evidence"), ("traces", "Traces"),
                ("reproducibility", "Reproducibility")]
         doc.add(Heading(2, "Contents", "contents"), Bullets(tuple(f"[[sec:{a}|{t}]]" for a, t in toc)))
         self.findings(fs)
+        self.attribution()
         self.claims()
         self.revisions()
         self.switches()
@@ -338,27 +373,47 @@ class _Builder:
         self.reproducibility()
         return doc
 
+    def summary(self, fs: Sequence[Finding]) -> None:
+        """The page a maintainer reads first: one row per finding (class, severity, proposed
+        action), most severe first, and what did not go as expected."""
+        doc, d = self.doc, self.data
+        doc.add(Heading(2, "Summary", "summary"))
+        doc.add(Para(
+            f"{len(fs)} findings on the dma-buf CPU-access documentation (v4.11, and what v5.12 did), each "
+            "classified by who is at fault ([[sec:attribution|the rules]]): a *documentation defect* (the text "
+            "contradicts itself or the code, or is stale), a *core defect* (the core's own ordering or checks make a "
+            "rule impossible to keep), an *exporter defect* (a driver breaks a rule it could keep) or a *caller "
+            "obligation* (undefined behaviour the core does not prevent). Evidence and traces follow, per exporter "
+            "collapsed under each finding."))
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        rows: list[tuple[str, ...]] = [("finding", "class", "severity", "proposed action")]
+        for f in sorted(fs, key=lambda f: (order.get(f.severity, len(order)), f.id)):
+            rows.append((f"[[sec:{anchor('finding', f.id)}|{f.id}. {f.title}]]", CLASSES[f.cls], f.severity,
+                         f.action or "-"))
+        doc.add(Table(tuple(rows)))
+        mism = d.mismatches()
+        doc.add(Para(
+            (f"**{len(mism)} outcomes not as expected** ([[sec:mismatches|listed]]): never counted as passes; "
+             "`dmabuf-check review` exits 1." if mism else "Every outcome is as the catalog declares.")
+            + (" Interrupted: the report holds what was found before the stop." if d.interrupted else "")))
+
     def findings(self, fs: Sequence[Finding]) -> None:
         doc = self.doc
         doc.add(Heading(2, "Findings", "findings"))
         doc.add(Bullets(tuple(f"[[sec:{anchor('finding', f.id)}|{f.id}. {f.title}]]" for f in fs)))
         for f in fs:
             doc.add(Heading(3, f"{f.id}. {f.title}", anchor("finding", f.id)))
-            doc.add(Para("Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + "."))
+            doc.add(Bullets((f"Class: **{CLASSES[f.cls]}**" + (f": {f.reason}" if f.reason else "") + ".",
+                             f"Severity: {f.severity}. Proposed action: {f.action or 'none'}.",
+                             "Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + ".")))
             doc.add(Para(f.summary))
             for e in f.evidence:
-                self.register_markup(e.text)
-                for r in e.refs:
-                    self.register(r)
-                doc.add(Para(e.text))
-                if e.table:
-                    for row in e.table:
-                        for c in row:
-                            self.register_markup(c)
-                    doc.add(Table(e.table))
-                if e.refs:
-                    doc.add(Para("Traces: " + ", ".join(self.tlink(r, f"{r.property} ({r.exporter}, {r.revision}, "
-                                                                          f"{r.engine})") for r in e.refs) + "."))
+                self.evidence(e, doc.blocks)
+            for name, e in f.detail:
+                inner: list = []
+                self.evidence(e, inner)
+                doc.add(Details(f"`{name}`" + (f": {len(e.refs)} violation{'' if len(e.refs) == 1 else 's'}"
+                                               if e.refs else ": none"), tuple(inner)))
         doc.add(Heading(3, "Outcomes not as expected", "mismatches"))
         rows = _mismatch_rows(self.data)
         if len(rows) > 1:
@@ -379,6 +434,40 @@ class _Builder:
                          "lets Z3 find it too."))
             doc.add(Table((("run", "outcome"),) + tuple((m.split(": ", 1)[0], f"`{m.split(': ', 1)[1]}`")
                                                        for m in beyond)))
+
+    def evidence(self, e, into: list) -> None:
+        self.register_markup(e.text)
+        for r in e.refs:
+            self.register(r)
+        into.append(Para(e.text))
+        if e.table:
+            for row in e.table:
+                for c in row:
+                    self.register_markup(c)
+            into.append(Table(e.table))
+        if e.refs:
+            into.append(Para("Traces: " + ", ".join(self.tlink(r, f"{r.property} ({r.exporter}, {r.revision}, "
+                                                                  f"{r.engine})") for r in e.refs) + "."))
+
+    def attribution(self) -> None:
+        """The rules that decide each finding's class, from ``properties/attribution.py``."""
+        doc = self.doc
+        doc.add(Heading(2, "Who is at fault: the rules", "attribution"))
+        doc.add(Para("A violation's class follows from the property's kind and party: an `undefined` property is "
+                     "a caller obligation, a `tension` one a documentation defect, a `core` one a core defect (only "
+                     "a core mutant breaks it), an `exporter` one an exporter defect; except where a rule below says "
+                     "otherwise. A claim a property cites for context, or a permissive sentence, is never shown "
+                     "broken by it. The rules live in `properties/attribution.py`."))
+        rows: list[tuple[str, ...]] = [("property or claim", "class", "why")]
+        for pid, r in RULES.items():
+            rows.append((f"`{pid}`", CLASSES[r.cls] + (f" (exporter defect when the policy sets `{r.exporter_if}`)"
+                                                       if r.exporter_if else ""), r.reason))
+        for cid, why in PERMISSIVE.items():
+            rows.append((f"[[claim:{cid}]]", CLASSES["none"], why))
+        for pid, ctx in CONTEXT.items():
+            for cid, why in ctx.items():
+                rows.append((f"`{pid}` citing [[claim:{cid}]]", "cited for context: not shown broken", why))
+        doc.add(Table(tuple(rows)))
 
     def claims(self) -> None:
         d, doc = self.data, self.doc
@@ -440,13 +529,15 @@ class _Builder:
                     else:
                         who = ", ".join(f"`{n}`" for n in names)
                     rows.append((f"`{p.id}`", who, *cells))
-            doc.add(Table(tuple(rows)))
+            doc.add(Details(f"Verdicts per exporter ({len(rows) - 1} rows)", (Table(tuple(rows)),)))
 
     def status_text(self, st: ClaimStatus, link: bool = True) -> str:
         if st.state == "absent":
             return "not in this revision's text"
         if st.state == "not-modelled":
             return "not modelled"
+        if st.state == "permissive":
+            return "permissive text: nobody breaks it (see [[sec:attribution|the rules]])"
         if st.state == "none":
             return "no verdict (formalised by witnesses only)"
         if st.state == "holds":
@@ -562,6 +653,7 @@ class _Builder:
                 lines.append(f"replay: `dmabuf-check replay {doc.itf[a]}`")
             doc.add(Bullets(tuple(lines)))
             doc.add(Code(self.trace_text[a]))
+            doc.add(Para("[[sec:summary|Back to the summary]] · [[sec:findings|the findings]]"))
 
     def found_by(self, ref: TraceRef) -> str:
         """`` (found by explicit: exhaustive, tiny; on scope tiny)`` for a portfolio trace."""
@@ -675,7 +767,10 @@ def _mismatch_rows(data: ReviewData) -> list[tuple[str, ...]]:
                 cat = f"{v.verdict}, expected {v.expected}"
             cats.setdefault(cat, []).append(f"{v.exporter}: {v.property}")
         for m in r.mismatches:
-            if ": declares " in m:
+            if ": declares " in m and " scope " in m:
+                cats.setdefault("declared break that only a wider scope can show: not found there, or not "
+                                "checked", []).append(m)
+            elif ": declares " in m:
                 who, rest = m.split(": declares ", 1)
                 cats.setdefault("claim declared broken, no property citing it violated", []).append(
                     f"{who}: {rest.split(' broken', 1)[0]}")
@@ -713,6 +808,10 @@ def _claims_of(pid: str) -> tuple[str, ...]:
 
 def _outcome(cid: str, old: ClaimStatus, new: ClaimStatus) -> str:
     bad = ("violated", "reached")
+    if old.state == "permissive":
+        return "permissive text" + (": deleted" if new.state == "absent" else "")
+    if CHANGES.get(cid, "").startswith("resolved") and old.state in bad:
+        return "**resolved by a code change** (the sentence stays)"
     if cid.startswith("M-"):
         if new.state == "violated":
             return ("new rule; broken by real-driver policies " + ", ".join(f"`{x}`" for x in new.real())

@@ -1,0 +1,99 @@
+"""The review says who is at fault, by the rules of properties/attribution.py: the interrupted
+fence wait after the hook pinned is the core's defect (omapdrm breaks nothing there that it could
+keep; a policy whose own hook leaks is the exporter's); KCPU-REMAP is not broken because
+P-KMAP-SUCCEEDS cites it; BEGIN-AVAILABLE is permissive; the undefined-behaviour finding does not
+claim what is not modelled; the bit-precise floor result is a finding; a declared break only two
+buffers can show is checked there or reported, never passed. Kept fast: the explicit engine on
+tiny within a small state budget."""
+import re
+
+import pytest
+
+from model.catalog import CATALOG
+from model.scope import SCOPES
+from properties.attribution import classify, counts_against, rule
+from properties.report.review import (ReviewConfig, ReviewData, WIDE_ENGINE, _wide_checks, claim_status, collect,
+                                      findings, unchecked_breaks)
+from properties.report.review_render import build, to_html, to_markdown
+
+NAMES = ("omapdrm", "vgem", "broken-pin-leak-on-interrupt")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return collect(ReviewConfig(scope=SCOPES["tiny"], seed=1, states=20000, timeout=20, engines=("explicit", "arith"),
+                                exporters=tuple(CATALOG[n] for n in NAMES), jobs=1))
+
+
+def test_the_rules():
+    assert classify("P-BEGIN-ERRORS", CATALOG["omapdrm"])[0] == "core"
+    assert classify("P-BEGIN-ERRORS", CATALOG["broken-pin-leak-on-interrupt"])[0] == "exporter"
+    assert counts_against("P-KMAP-SUCCEEDS") == ("KCPU-ALWAYS-SUCCEED",)
+    assert counts_against("P-MAPPING-IN-BOUNDS") == ("MMAP-SIZE-CHECK",)
+    assert rule("P-BEGIN-AVAILABLE").cls == "none" and rule("I-BRACKET-AVAILABLE").cls == "none"
+    assert rule("P-EXPORT-OPS-DRIFT").cls == "documentation"
+    assert rule("P-USER-BRACKET").cls == "caller" and rule("P-ZAP-ALL").cls == "exporter"
+
+
+def test_the_interrupted_fence_wait_is_a_core_defect(data):
+    fs = {f.id: f for f in findings(data)}
+    assert all(f.cls in ("documentation", "core", "exporter", "caller") and f.action for f in fs.values())
+    core = fs["F6"]
+    assert core.cls == "core" and "-ERESTARTSYS" in core.summary
+    users = {(r.exporter, r.property) for e in core.evidence for r in e.refs}
+    assert ("omapdrm", "P-BEGIN-ERRORS") in users
+    assert not any(x == "broken-pin-leak-on-interrupt" for x, _ in users)   # its own hook leaks: not the core's
+    omap = dict(fs["F4"].detail)["omapdrm"].text
+    own = omap.split("also reached", 1)[0]
+    assert "P-BEGIN-ERRORS" not in own and "core defect, not the driver's" in omap
+    assert "BEGIN-ERRORS" not in fs["F4"].claims
+
+
+def test_cited_for_context_or_permissive_is_not_broken(data):
+    assert data.verdict("v4.11", "explicit", "vgem", "P-KMAP-SUCCEEDS").verdict == "violated"
+    assert claim_status(data, "KCPU-REMAP", "v4.11").state != "violated"
+    assert claim_status(data, "KCPU-ALWAYS-SUCCEED", "v4.11").state == "violated"
+    assert data.verdict("v4.11", "explicit", "vgem", "P-BEGIN-AVAILABLE").verdict == "violated"
+    assert claim_status(data, "BEGIN-AVAILABLE", "v4.11").state == "permissive"
+    vgem = dict(next(f for f in findings(data) if f.id == "F4").detail)["vgem"].text
+    assert "P-BEGIN-AVAILABLE" not in vgem.split("also reached", 1)[0] and "not a defect" in vgem
+
+
+def test_undefined_not_claimed_beyond_the_model_and_the_floor_is_reported(data):
+    fs = {f.id: f for f in findings(data)}
+    assert "Every outcome" not in fs["F2"].summary and "KCPU-RANGE-UB" in fs["F2"].summary
+    assert "MMAP-OPTIONAL-DRIFT" not in fs["F2"].claims          # a tension: documentation (F3), not a caller's
+    floor = fs["F7"]
+    assert floor.cls == "documentation"
+    assert any("partial last page" in c for e in floor.evidence for row in e.table for c in row)
+
+
+def test_the_summary_comes_first_and_links_back(data):
+    doc = build(data)
+    md = to_markdown(doc)
+    assert md.index('<a id="summary"></a>') < md.index('<a id="findings"></a>') < md.index('<a id="traces"></a>')
+    summary = md.split('<a id="summary"></a>', 1)[1].split("\n## ", 1)[0]
+    assert "| finding | class | severity | proposed action |" in summary and "core defect" in summary
+    page = to_html(doc)
+    assert not re.search(r"<a [^>]*>[^<]*`", page)              # no literal backticks in link labels
+    assert "<details>" in page
+    traces = page.split('id="traces"', 1)[1].split('id="reproducibility"', 1)[0]
+    sections = traces.split("<h3 ")[1:]
+    assert sections and all('href="#summary"' in s for s in sections)
+
+
+def test_a_break_only_two_buffers_show_is_checked_or_reported():
+    zap = CATALOG["broken-zap-anon-file"]
+    todo = unchecked_breaks([zap, CATALOG["omapdrm"]], SCOPES["small"], "v5.12")
+    assert [(p.name, c) for p, c, _ in todo] == [("broken-zap-anon-file", "MMAP-OWN-FILE")]
+    assert unchecked_breaks([zap], SCOPES["default"], "v5.12") == []
+    off = ReviewData(ReviewConfig(scope=SCOPES["small"], wide_states=0, exporters=(zap,)), "test")
+    _wide_checks(off.config, off, "v5.12", [zap], lambda m: None)
+    assert len(off.mismatches()) == 1 and "cannot" not in off.mismatches()[0]
+    assert "MMAP-OWN-FILE" in off.mismatches()[0] and "needs 2 buffers" in off.mismatches()[0]
+    on = ReviewData(ReviewConfig(scope=SCOPES["small"], wide_states=30_000, exporters=(zap,)), "test")
+    _wide_checks(on.config, on, "v5.12", [zap], lambda m: None)
+    assert on.mismatches() == []
+    v = on.verdict("v5.12", WIDE_ENGINE, "broken-zap-anon-file", "P-ZAP-OWN-FILE")
+    assert v.verdict == "violated" and v.evidence["trace_scope"] == "default"
+    assert claim_status(on, "MMAP-OWN-FILE", "v5.12").state == "violated"
