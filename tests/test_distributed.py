@@ -1,7 +1,7 @@
 """The explicit search on a Dask cluster (a scheduler and two workers on loopback, started and
 stopped here, from this checkout): the same counts, verdicts and shortest trace lengths as the
-local search, with and without symmetry; a cut search says ``unknown``; ``explore --cluster``
-prints and writes what ``explore`` does. ``small`` with ``DMABUF_SLOW_TESTS=1``."""
+local search, with and without symmetry; ``explore --cluster`` prints and writes what ``explore``
+does (here with a search cut by its state budget: ``unknown``). ``small`` with ``DMABUF_SLOW_TESTS=1``."""
 import json
 import os
 import re
@@ -74,14 +74,6 @@ def test_tiny_with_symmetry_same_as_the_local_search(client):
     _same(Model(CATALOG["vgem"], SCOPES["tiny"], "v4.11"), client, symmetry=True)
 
 
-def test_cut_by_the_state_budget_is_unknown(client):
-    model = Model(CATALOG["vgem"], SCOPES["tiny"], "v4.11")
-    _, dist, dv = _same(model, client, budget=Budget(states=3_000))
-    assert not dist.complete and dist.stopped.startswith("state budget")
-    assert any(v.verdict == "unknown" for v in dv)
-    assert all(v.evidence["guarantee"] == "bounded" for v in dv)
-
-
 def test_keys_spread_over_the_partitions():
     keys = np.arange(1, 100_001, dtype=np.uint64) * np.uint64(7919)
     counts = np.bincount(owner_of(keys, 2), minlength=2)
@@ -89,19 +81,25 @@ def test_keys_spread_over_the_partitions():
     assert set(np.unique(owner_of(keys, 5))) == set(range(5))
 
 
-def test_explore_cluster_command_line(cluster, tmp_path, capsys):
-    args = ["explore", "--exporter", "vgem", "--json"]
-    assert main(args + [str(tmp_path / "local.json"), "--no-stuck"]) == 0
+def test_explore_cluster_command_line_cut_by_its_budget(cluster, tmp_path, capsys):
+    """The same table, JSON and exit status as the local search, here cut by the state budget
+    (after the level that passes 20,000 states, in both): what was not found is unknown."""
+    args = ["explore", "--exporter", "vgem", "--max-states", "20000", "--json"]
+    local_code = main(args + [str(tmp_path / "local.json"), "--no-stuck"])
     local_out = capsys.readouterr().out
     code = main(args + [str(tmp_path / "dist.json"), "--cluster", cluster])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == local_code == 1
     assert "on the Dask cluster at tcp://127.0.0.1:" in out and "2 partitions" in out
+    assert "CUT SHORT: state budget of 20,000 states reached" in out
     assert "Stuck states: not analysed" in out
     local, dist = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("local", "dist"))
     key = lambda r: (r["property"], r["verdict"], r["evidence"].get("trace_length"), r["evidence"]["states"])  # noqa: E731
     assert sorted(map(key, dist["results"])) == sorted(map(key, local["results"]))
-    # the table is the local one's
+    assert any(r["verdict"] == "unknown" for r in dist["results"])
+    assert all(r["evidence"]["guarantee"] == "bounded" for r in dist["results"])
+    assert [s["states"] for s in dist["state_spaces"]] == [s["states"] for s in local["state_spaces"]]
+    # the property table is the local one's, but for the seconds
     table = lambda text: re.sub(r"\d+\.\d s", "", text.split("\n", 2)[2].split("Stuck states")[0]).strip()  # noqa: E731
     assert table(out) == table(local_out)
 

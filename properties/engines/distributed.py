@@ -32,7 +32,7 @@ the smallest by key, so the same cluster size or another gives the same result.
 **Traces** are rebuilt by walking parents across partitions: a property first fires in level L on
 a state (or on a step from a state) of the smallest key among those of that level; the client asks
 that key's owner for its parent key and instance, then the parent's owner, and so on to the
-initial state (L round trips), and replays the instances on the compiled model
+initial state (L rounds, one task per owner for every property's walk at once), and replays the instances on the compiled model
 (:func:`properties.engines.explicit._replay_instances`). Every BFS parent is one level shallower,
 so the trace is a shortest one, as the local search's. The Python monitor confirms it before the
 verdict is reported (as :func:`properties.engines.explicit.verdicts` does).
@@ -94,30 +94,32 @@ def owner_of(keys: np.ndarray, parts: int) -> np.ndarray:
     return ((h >> np.uint64(32)) % np.uint64(parts)).astype(np.int32)
 
 
-def _first_per_key(keys: np.ndarray, *ties: np.ndarray) -> np.ndarray:
-    """The positions that sort ``keys`` and, for each distinct key, keep only the one with the
-    smallest ``ties`` (compared in the order given): the positions of the distinct keys, sorted."""
-    if not len(keys):
-        return np.zeros(0, np.intp)
+def _order(keys: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """The positions that sort by ``keys``, then by ``ties`` in the order given (stable)."""
+    if keys.dtype.names is None and all(t.dtype.names is None for t in ties):
+        return np.lexsort((*reversed(ties), keys))
     o = np.arange(len(keys))
-    for t in reversed(ties):               # least significant first, each sort stable
+    for t in (*reversed(ties), keys):          # least significant first, each sort stable
         o = o[np.argsort(t[o], kind="stable")]
-    o = o[np.argsort(keys[o], kind="stable")]
-    k = keys[o]
-    start = np.empty(len(k), bool)
-    start[0] = True
-    start[1:] = k[1:] != k[:-1]
-    return o[start]
+    return o
 
 
-def _count_pairs(src: np.ndarray, dst: np.ndarray) -> int:
-    """The number of distinct ``(src, dst)`` pairs."""
-    if not len(src):
-        return 0
-    o = np.argsort(dst, kind="stable")
-    o = o[np.argsort(src[o], kind="stable")]
-    s, d = src[o], dst[o]
-    return int(1 + np.count_nonzero((s[1:] != s[:-1]) | (d[1:] != d[:-1])))
+def _starts(*cols: np.ndarray) -> np.ndarray:
+    """Where each run of equal rows of the sorted columns ``cols`` starts."""
+    n = len(cols[0])
+    start = np.zeros(n, bool)
+    if n:
+        start[0] = True
+        for c in cols:
+            start[1:] |= c[1:] != c[:-1]
+    return start
+
+
+def _first_per_key(keys: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """The positions of the distinct ``keys``, in key order, each the one with the smallest
+    ``ties`` (compared in the order given)."""
+    o = _order(keys, *ties)
+    return o[_starts(keys[o])]
 
 
 def _as_key(value: Any, dtype: np.dtype) -> np.ndarray:
@@ -154,6 +156,7 @@ class _Partition:
         self.vm = VecModel(model, active)
         self.packer, self.sym = _packing(model, job.symmetry)
         self.width = model.schema.width
+        self.key_bits = self.packer.word_max[0].bit_length() if len(self.packer.words) == 1 else None
         self.int_hi = {k: hi for k, ((_, hi), spec) in enumerate(zip(model.schema.bounds, model.schema.specs))
                        if spec.sort == "int"}
         empty = np.zeros(0, self.packer.dtype)
@@ -207,11 +210,16 @@ class _Partition:
                     if k in self.int_hi:
                         _check_range(self.model, st.index, k, col, self.int_hi[k], gm)
                 rows = _changed_rows(C, changes, gm, n)
-                post = frontier[:, rows]
-                for k, col in changes:
-                    post[k] = col[rows] if isinstance(col, np.ndarray) and col.ndim else col
-                keys = sym.canonical(post) if sym is not None else packer.pack(post)
-                if sym is not None:
+                if sym is None:                  # the key changes in the changed fields' digits
+                    keys = f_keys[rows]
+                    for k, col in changes:
+                        packer.update(keys, k, frontier[k][rows],
+                                      col[rows] if isinstance(col, np.ndarray) and col.ndim else col)
+                else:
+                    post = frontier[:, rows]
+                    for k, col in changes:
+                        post[k] = col[rows] if isinstance(col, np.ndarray) and col.ndim else col
+                    keys = sym.canonical(post)
                     move = np.flatnonzero(keys != f_keys[rows])
                     rows, keys, post = rows[move], keys[move], post[:, move]
                 nm = len(rows)
@@ -227,10 +235,24 @@ class _Partition:
             if not c_keys:
                 continue
             keys, src, via = np.concatenate(c_keys), np.concatenate(c_src), np.concatenate(c_via)
-            edges += _count_pairs(src, keys)
-            # once per key: the smallest (parent, instance); the frontier is sorted by key, so
-            # the row order is the parent keys' order
-            first = _first_per_key(keys, src, via)
+            # by key, then source row (the frontier is sorted: the parent key's order), then
+            # instance (the candidates come instance by instance, and the sort is stable): the
+            # distinct (source, key) pairs are the edges, and each key's first candidate has the
+            # smallest (parent key, instance)
+            sbits = max(1, (n - 1).bit_length())
+            if self.key_bits is not None and self.key_bits + sbits <= 64:   # one word: key, row
+                v = (keys << np.uint64(sbits)) | src.astype(np.uint64)
+                o = np.argsort(v, kind="stable")
+                v = v[o]
+                edges += int(np.count_nonzero(_starts(v)))
+                first = o[_starts(v >> np.uint64(sbits))]
+                del v, o
+            else:
+                o = _order(keys, src)
+                ks, ss = keys[o], src[o]
+                edges += int(np.count_nonzero(_starts(ks, ss)))
+                first = o[_starts(ks)]
+                del ks, ss, o
             keys, src, via = keys[first], src[first], via[first]
             posts = np.concatenate(c_post)[first] if sym is not None else keys
             owner = owner_of(keys, P)
@@ -317,8 +339,8 @@ def _merge(run: str, part: int, skip: frozenset[str], *buckets: tuple) -> dict[s
     return _PARTS[(run, part)].merge(buckets, skip)
 
 
-def _parent(run: str, part: int, key: Any) -> tuple[Any, int]:
-    return _PARTS[(run, part)].parent_of(key)
+def _parents(run: str, part: int, keys: list) -> list[tuple[Any, int]]:
+    return [_PARTS[(run, part)].parent_of(k) for k in keys]
 
 
 def _close(run: str, part: int) -> int:
@@ -447,19 +469,24 @@ def explore_distributed(client: Any, model: Model, props: Sequence[Property] = (
             if progress:
                 progress(f"distributed: {model.policy.name} {model.scope.name}: depth {level}, {n_total} states, "
                          f"{transitions} transitions, {P} partitions, {time.monotonic() - started:.1f} s")
+        # the paths: every property's walk one parent further per round, a task per owner
+        paths: dict[str, list[int]] = {pid: [] for pid in found}
+        at = {pid: key for pid, (_, key, _) in found.items()}
+        while at:
+            ask: dict[int, list[str]] = {}
+            for pid, k in sorted(at.items()):
+                ask.setdefault(int(owner_of(_as_key(k, packer.dtype), P)[0]), []).append(pid)
+            futures = {j: submit(_parents, j, run, j, [at[pid] for pid in pids]) for j, pids in ask.items()}
+            for j, pids in ask.items():
+                for pid, (pk, via) in zip(pids, futures[j].result()):
+                    if via < 0:
+                        del at[pid]
+                    else:
+                        paths[pid].append(via)
+                        at[pid] = pk
         traces = {}
-        for pid, (_, key, inst) in sorted(found.items()):
-            path = []
-            k = key
-            while True:                        # the parents, from owner to owner
-                j = int(owner_of(_as_key(k, packer.dtype), P)[0])
-                k, via = submit(_parent, j, run, j, k).result()
-                if via < 0:
-                    break
-                path.append(via)
-            path.reverse()
-            if inst >= 0:
-                path.append(inst)
+        for pid, (_, _, inst) in sorted(found.items()):
+            path = paths[pid][::-1] + ([inst] if inst >= 0 else [])
             traces[pid] = _replay_instances(model, path, tuple(model.init))
     finally:
         with contextlib.suppress(Exception):
