@@ -14,7 +14,7 @@ from model.machine import Model
 from model.scope import SCOPES
 from properties.cli import main
 from properties.engines.distributed import explore_distributed, owner_of, verdicts as dist_verdicts
-from properties.engines.explicit import Budget, explore, verdicts
+from properties.engines.explicit import explore, verdicts
 from properties.index import PROPERTIES
 
 # the two smallest whole tiny graphs of the catalog (62,497 and 187,273 states)

@@ -34,11 +34,11 @@ from ..index import PROPERTIES
 def measure(client, policy: str, scope: str, repeat: int = 1) -> dict:
     model = Model(CATALOG[policy], SCOPES[scope], "v4.11")
     explore(model, PROPERTIES, keep_edges=False)          # (warm: the compiled model and checks)
-    local = local_edges = dist = None
+    local_edges = dist = None
     t_local = t_edges = t_dist = float("inf")
     for _ in range(repeat):
         t = time.monotonic()
-        local = explore(model, PROPERTIES, keep_edges=False)
+        explore(model, PROPERTIES, keep_edges=False)
         t_local = min(t_local, time.monotonic() - t)
         t = time.monotonic()
         local_edges = explore(model, PROPERTIES, keep_edges=True)
