@@ -305,11 +305,11 @@ class _Partition:
                 j = int(hit.argmax())
                 if hit[j]:                   # keys are sorted: the first chunk's first hit is smallest
                     found[p.id] = (keys[lo + j:lo + j + 1].tolist()[0], None)
-        summary = {"new": int(len(keys)), "found": found, "rss": resident_bytes(), "visited": int(len(self.seen)),
-                   **self.expanded}
-        summary["found"] = {**self.expanded.get("found", {}), **found}
-        self.expanded = {}
-        return summary
+        # with the figures of this worker's expansion of the level (none for the initial state)
+        expanded, self.expanded = self.expanded, {}
+        return {"transitions": 0, "self_loops": 0, "edges": 0, **expanded, "new": int(len(keys)),
+                "found": {**expanded.get("found", {}), **found}, "rss": resident_bytes(),
+                "visited": int(len(self.seen))}
 
     def parent_of(self, key: Any) -> tuple[Any, int]:
         k = _as_key(key, self.packer.dtype)
@@ -385,11 +385,11 @@ def _workers(client: Any) -> list[str]:
 
 
 def explore_distributed(client: Any, model: Model, props: Sequence[Property] = (), symmetry: bool = False,
-                        budget: Budget | None = None,
-                        progress: Callable[[str], None] | None = None) -> DistributedSpace:
+                        budget: Budget | None = None, progress: Callable[[str], None] | None = None,
+                        partitions: int | None = None) -> DistributedSpace:
     """Enumerate the reachable states of ``model`` breadth first on the workers of the Dask
-    ``client`` (one partition per worker), checking ``props`` (those that apply to the model) on
-    every state and transition; see the module docstring."""
+    ``client``, checking ``props`` (those that apply to the model) on every state and transition;
+    see the module docstring. ``partitions`` (default: one per worker) go to the workers in turn."""
     budget = budget or Budget()
     started = time.monotonic()
     props = list(props)
@@ -397,14 +397,14 @@ def explore_distributed(client: Any, model: Model, props: Sequence[Property] = (
     workers = _workers(client)
     if not workers:
         raise RuntimeError("distributed search: the Dask cluster has no workers")
-    P = len(workers)
+    P = partitions or len(workers)
     run = uuid.uuid4().hex[:12]
     token = iter(range(1 << 62))
 
     def submit(fn: Callable, part: int, *args: Any) -> Any:
         """``fn(*args)`` on the worker that holds partition ``part``."""
         return client.submit(fn, *args, key=f"dmabuf-explore-{run}-{fn.__name__.strip('_')}-{next(token)}",
-                             workers=[workers[part]], allow_other_workers=False, pure=False)
+                             workers=[workers[part % len(workers)]], allow_other_workers=False, pure=False)
 
     jobs = [_Job(run, j, P, model.policy, model.scope, model.revision, tuple(p.id for p in active), symmetry)
             for j in range(P)]
