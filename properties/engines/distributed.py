@@ -4,14 +4,16 @@ hash of the packed state key, one breadth-first level at a time (``explore --clu
 Where a scope outgrows one machine's memory, each of P workers holds one partition of the visited
 set: the states whose packed key (:class:`~properties.engines.symmetry.KeyPacker`, canonical under
 symmetry) hashes to it, each with the key of its BFS parent and the instance that reached it. A
-level is two rounds of tasks, each pinned to the worker that owns the partition:
+level is two rounds of tasks, each pinned to the worker that owns the partition (and between them
+a task per pair of partitions that hands over one bucket, on the worker that made it):
 
 1. **expand**: each worker decodes the frontier states it owns and expands them as the local
    search does (:class:`~properties.engines.vectorize.VecModel`: the guards, the steps and the
    ``step`` properties as numpy code over a block of states), counts the transitions, the
    self-loops and the distinct edges (every edge of a state is found by its owner, so the pairs are
    made distinct where they are found), and splits the successors' keys by owner. A successor
-   key is kept once per bucket, with the smallest ``(parent key, instance)`` that reaches it;
+   key is kept once per frontier chunk, with the smallest ``(parent key, instance)`` that reaches
+   it there;
 2. **merge**: each owner receives the buckets addressed to it (Dask moves them from worker to
    worker; they do not pass through the client), keeps each key's smallest ``(parent key,
    instance)``, drops the keys it has already visited, adds the rest to its visited set and checks
