@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench conform-setup browser-setup clean scale-setup bench-scale bench-explicit bench-z3 bench-power
+.PHONY: setup campaign test bench conform-setup browser-setup clean scale-setup bench-scale bench-explicit bench-distributed bench-z3 bench-power
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ bench-scale: $(STAMP)
 # every catalog policy's whole tiny graph.
 bench-explicit: $(STAMP)
 	$(BIN)/python -m properties.bench.explicit --catalog --json reports/bench-explicit.json
+
+# Overhead per level of the explicit search on a loopback Dask cluster of two workers
+# (docs/explicit.md, "On a Dask cluster").
+bench-distributed: $(STAMP)
+	$(BIN)/python -m properties.bench.distributed --repeat 2 --json reports/bench-distributed.json
 
 # Figures of the Z3 engine (docs/z3.md): depth per property within a budget, induction and
 # synthesis times.

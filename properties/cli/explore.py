@@ -8,6 +8,8 @@ never be released or a pin never dropped, with a shortest trace to one), and opt
 coverage of a default Hypothesis campaign (``--coverage``). ``--graph PATH`` writes the state graph
 (GraphML, node-link JSON or DOT, by suffix or ``--format``); ``--around TRACE --radius R`` writes
 instead the states within ``R`` steps of each state of an ITF trace, with the trace marked.
+``--cluster tcp://HOST:PORT`` runs the search on a Dask cluster, the visited set partitioned
+across its workers (:mod:`properties.engines.distributed`; edges counted, not kept).
 
 Exit status as for ``campaign``: 0 when every outcome is as expected, 1 when not (an ``unknown``
 is not as expected), 2 for bad input.
@@ -21,6 +23,7 @@ from typing import Any
 from model.machine import Model
 
 from .. import interrupt
+from ..engines.distributed import DistributedEngine
 from ..engines.explicit import Budget as SearchBudget, ExplicitEngine, GraphTooLarge, explore, physical_memory
 from ..engines.interface import Budget
 from ..index import PROPERTIES
@@ -28,6 +31,7 @@ from ..judge import claim_checks
 from ..report.atomic import write_report
 from ..report.graph_export import format_for, write_graph
 from ..runs.campaign import CampaignResult, format_table
+from ..runs.cluster import ClusterError, DaskWorkers
 from ..runs.coverage import campaign_coverage
 from ..runs.runner import plan_per_exporter, run
 from ..runs.workers import InlineWorkers
@@ -64,6 +68,8 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.add_argument("--radius", type=RADIUS, default=2, help="with --around: steps from the trace (1 to 100; default 2)")
     e.add_argument("--traces", metavar="DIR", help="write every trace found (shortest counterexamples, "
                    "targets reached, stuck states) as an ITF file in DIR")
+    e.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run the search on this Dask scheduler: the "
+                   "visited set partitioned across its workers (no stuck states, --graph or --coverage)")
     e.add_argument("--coverage", action="store_true", help="also run a Hypothesis campaign (--examples, "
                    "--steps, --seed) and report the fraction of the graph it visited")
     e.add_argument("--examples", type=EXAMPLES, default=300, help="with --coverage: Hypothesis examples "
@@ -82,6 +88,8 @@ def cmd_explore(a: argparse.Namespace) -> int:
         except ValueError as e:
             raise UsageError(f"explore: --graph: {e}") from None
     if a.around is not None:
+        if a.cluster:
+            raise UsageError("explore: --around searches near one trace on this machine: leave out --cluster")
         return _around(a)
     return _explore(a)
 
@@ -91,6 +99,9 @@ def _explore(a: argparse.Namespace) -> int:
     exporters = resolve_exporters(a.exporter, a.revision)
     if a.graph is not None and len(exporters) != 1:
         raise UsageError("explore: --graph writes one exporter's graph: name it with --exporter")
+    if a.cluster and (a.graph is not None or a.coverage):
+        raise UsageError("explore: --cluster counts the graph's edges, it does not keep them: leave out "
+                         "--graph and --coverage")
     if a.symmetry and a.coverage:
         raise UsageError("explore: --coverage counts concrete states: leave out --symmetry")
     memory = a.max_memory if a.max_memory is not None else _default_memory()
@@ -108,6 +119,12 @@ def _explore(a: argparse.Namespace) -> int:
     graph_space = []
     engine = ExplicitEngine(symmetry=a.symmetry, keep_edges=not a.no_stuck or a.graph is not None,
                             stuck=not a.no_stuck)
+    if a.cluster:
+        try:   # the address, the scheduler and its workers' sources, checked before the first policy
+            DaskWorkers(a.cluster).stop(cancel=False)
+        except ClusterError as e:
+            raise UsageError(str(e)) from None
+        engine = DistributedEngine(a.cluster, symmetry=a.symmetry)
     tasks = plan_per_exporter(exporters, scope, a.revision, engine, [p.id for p in PROPERTIES], budget)
     n = len(tasks)
 
@@ -149,12 +166,15 @@ def _explore(a: argparse.Namespace) -> int:
     result.seconds = time.monotonic() - started
     text = format_table(result, models).split("\n", 1)[1]
     print(f"dmabuf-check explore: revision {a.revision}, scope {scope.name}, engine explicit (every reachable "
-          f"state), symmetry {'on' if a.symmetry else 'off'}")
+          f"state), symmetry {'on' if a.symmetry else 'off'}"
+          + (f", on the Dask cluster at {a.cluster}" if a.cluster else ""))
     print("\n".join(f"{s['exporter']}: {_space_line(s)}" for s in spaces))
     print(text)
     if stuck_lines:
         print("\nStuck states (no path from them discharges the obligation):")
         print("\n".join(stuck_lines))
+    elif a.cluster and not a.no_stuck and spaces:
+        print("\nStuck states: not analysed (the distributed search counts the edges, it does not keep them)")
     elif not a.no_stuck and spaces:
         print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)")
     if cover_lines:
@@ -222,9 +242,10 @@ def _around(a: argparse.Namespace) -> int:
 
 def _space_line(s: dict[str, Any]) -> str:
     cut = f"CUT SHORT: {s['stopped']}" if s.get("stopped") else "CUT SHORT by the budget"
+    on = f", {s['partitions']} partitions" if "partitions" in s else ""
     return (f"{s['states']} states, {s['transitions']} transitions ({s['self_loops']} leave the state "
             f"unchanged), {s['edges']} edges, depth {s['depth']}, "
-            f"{'complete' if s['complete'] else cut}, {s['seconds']:.1f} s")
+            f"{'complete' if s['complete'] else cut}, {s['seconds']:.1f} s{on}")
 
 
 def _default_memory() -> int | None:
