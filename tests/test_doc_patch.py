@@ -50,7 +50,7 @@ def test_every_hunk_names_its_finding_and_known_claims():
         assert head == e
     assert all(c in claims for e in DOC_EDITS for c in e.claims)
     assert edits_for(["MMAP-OPTIONAL-DRIFT"]) == tuple(e for e in DOC_EDITS if "MMAP-OPTIONAL-DRIFT" in e.claims)
-    assert edits_for(["LIFE-SIZE"]) == ()
+    assert edits_for(["DEV-SEQUENCE"]) == ()
 
 
 def test_an_edit_whose_text_is_not_unique_or_absent_is_refused():

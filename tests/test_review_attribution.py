@@ -5,7 +5,9 @@ P-KMAP-SUCCEEDS cites it; BEGIN-AVAILABLE is permissive; the undefined-behaviour
 claim what is not modelled; the bit-precise floor result is a finding; a declared break only two
 buffers can show is checked there or reported, never passed. Kept fast: the explicit engine on
 tiny within a small state budget."""
+import json
 import re
+import subprocess
 
 import pytest
 
@@ -14,7 +16,8 @@ from model.scope import SCOPES
 from properties.attribution import classify, counts_against, rule
 from properties.report.review import (ReviewConfig, ReviewData, WIDE_ENGINE, _wide_checks, claim_status, collect,
                                       findings, unchecked_breaks)
-from properties.report.review_render import build, to_html, to_markdown
+from properties.report.doc_patch import corpus_files
+from properties.report.review_render import build, to_html, to_markdown, write_review
 
 NAMES = ("omapdrm", "vgem", "broken-pin-leak-on-interrupt")
 
@@ -97,3 +100,24 @@ def test_a_break_only_two_buffers_show_is_checked_or_reported():
     v = on.verdict("v5.12", WIDE_ENGINE, "broken-zap-anon-file", "P-ZAP-OWN-FILE")
     assert v.verdict == "violated" and v.evidence["trace_scope"] == "default"
     assert claim_status(on, "MMAP-OWN-FILE", "v5.12").state == "violated"
+
+
+def test_review_patch_holds_a_hunk_per_documentation_finding_and_applies(data, tmp_path):
+    """review.patch: a hunk for each documentation finding that has proposed wording, named after
+    it; the findings say so; the patch applies to the corpus copy (tests/test_doc_patch.py)."""
+    paths = write_review(data, tmp_path / "out")
+    patch = paths["patch"].read_text()
+    js = json.loads(paths["json"].read_text())
+    by_id = {f["id"]: f for f in js["findings"]}
+    assert by_id["F1"]["patch"] and by_id["F3"]["patch"] and by_id["F7"]["patch"]
+    assert by_id["F6"]["patch"] == [] and by_id["F2"]["patch"] == []      # core defect, caller obligations
+    for f in js["findings"]:
+        for title in f["patch"]:
+            assert f"@@ {title} (" in patch
+    assert 'Proposed wording: `review.patch`, hunks "stale range sentence"' in paths["markdown"].read_text()
+    tree = tmp_path / "tree"
+    for path, text in corpus_files().items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    r = subprocess.run(["git", "apply", str(paths["patch"])], cwd=tree, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -3,7 +3,7 @@
 Runs what the report needs at both documentation revisions (by default the portfolio campaign, the
 default campaign's engine, and the synthesis and bit-precise engines; the Hypothesis, Z3 and
 explicit engines alone where requested), with a budget, then
-writes ``review.md``, ``review.html`` (one self-contained file), ``findings.json`` and every
+writes ``review.md``, ``review.html`` (one self-contained file), ``findings.json``, ``review.patch`` and every
 trace as an ITF file under ``--out``. Progress goes to stderr; stdout gets the paths written and
 one line per finding. Exit status: 0 when every outcome is as expected, 1 when one is not (the
 report lists them), 2 for bad input, 130 or 143 when stopped by SIGINT or SIGTERM (what was found is still written).
@@ -33,7 +33,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None] | Non
     revisions, so it takes no ``--revision``)."""
     p = sub.add_parser("review", help="write the spec-review report (Markdown and self-contained HTML)")
     p.add_argument("--out", metavar="DIR", default="reports/review",
-                   help="folder for review.md, review.html, findings.json and traces/ (default reports/review)")
+                   help="folder for review.md, review.html, findings.json, review.patch and traces/ (default reports/review)")
     p.add_argument("--exporter", action="append", metavar="NAME|FILE",
                    help="a catalog exporter or a policy TOML file (repeatable; default: the catalog)")
     p.add_argument("--scope", default="small", help="tiny, small or default (default: small)")

@@ -93,6 +93,19 @@ DOC_EDITS: tuple[DocEdit, ...] = (
         "eviction. 'No in-kernel users yet' does not hold as a rule: the model's kernel importer "
         "is such a user."),
     DocEdit(
+        "the mmap size check floors", ("MMAP-SIZE-CHECK", "LIFE-SIZE"), "include/linux/dma-buf.h",
+        "\t * dma-buf core checks whether a vma is too large and rejects such\n"
+        "\t * mappings. The exporter hence does not need to duplicate this check.\n"
+        "\t * Drivers do not need to check this themselves.\n",
+        "\t * dma-buf core checks whether a vma is too large and rejects such\n"
+        "\t * mappings. The exporter hence does not need to duplicate this check.\n"
+        "\t * Drivers do not need to check this themselves. The check counts\n"
+        "\t * whole pages (size >> PAGE_SHIFT): the partial last page of a buffer\n"
+        "\t * whose size is not a multiple of PAGE_SIZE cannot be mapped.\n",
+        "The bit-precise check of dma_buf_mmap_internal() (prove --only arith) shows that "
+        "vm_pgoff + vma_pages(vma) > size >> PAGE_SHIFT refuses every mapping that reaches the "
+        "partial last page; nothing in the text says so."),
+    DocEdit(
         "@mmap called optional, required by dma_buf_export()", ("MMAP-OPTIONAL-DRIFT",),
         "include/linux/dma-buf.h",
         "\t * own file.\n"

@@ -34,6 +34,7 @@ from ..monitor import Monitor
 from ..scenarios.itf import trace_filename, write_itf
 from ..trace import render, trace_model
 from .atomic import write_text_atomic
+from .doc_patch import DOC_EDITS, DocEdit, build_patch, edits_for
 from ..attribution import CLASSES, CONTEXT, PERMISSIVE, RULES
 from .review import (SEVERITIES, ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words,
                      exporter_kind, findings, guarantee_note, trace_note)
@@ -403,9 +404,11 @@ class _Builder:
         doc.add(Bullets(tuple(f"[[sec:{anchor('finding', f.id)}|{f.id}. {f.title}]]" for f in fs)))
         for f in fs:
             doc.add(Heading(3, f"{f.id}. {f.title}", anchor("finding", f.id)))
+            hunks = patch_edits(f)
             doc.add(Bullets((f"Class: **{CLASSES[f.cls]}**" + (f": {f.reason}" if f.reason else "") + ".",
                              f"Severity: {f.severity}. Proposed action: {f.action or 'none'}.",
-                             "Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + ".")))
+                             "Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + ".")
+                            + ((f"Proposed wording: `review.patch`, {_hunk_words(hunks)}.",) if hunks else ())))
             doc.add(Para(f.summary))
             for e in f.evidence:
                 self.evidence(e, doc.blocks)
@@ -870,20 +873,36 @@ def _write_atomic(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def patch_edits(f: Finding) -> tuple[DocEdit, ...]:
+    """The hunks of ``review.patch`` that propose wording for a documentation finding."""
+    return edits_for(f.claims) if f.cls == "documentation" else ()
+
+
+def _hunk_words(edits: Sequence[DocEdit]) -> str:
+    files = sorted({e.file for e in edits})
+    return (f"hunk{'s' if len(edits) > 1 else ''} " + ", ".join(f'"{e.finding}"' for e in edits)
+            + " in " + " and ".join(f"`{x}`" for x in files))
+
+
 def write_review(data: ReviewData, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``review.md``, ``review.html`` (self-contained), ``findings.json`` and the traces as
-    ITF files into ``out_dir``; each file atomically. Returns the paths written."""
+    """Write ``review.md``, ``review.html`` (self-contained), ``findings.json``, ``review.patch``
+    (proposed wording for the documentation findings, :mod:`properties.report.doc_patch`) and the
+    traces as ITF files into ``out_dir``; each file atomically. Returns the paths written."""
     out = Path(out_dir)
     fs = findings(data)
     doc = build(data, fs, out)
     paths = {"markdown": out / "review.md", "html": out / "review.html", "json": out / "findings.json"}
     _write_atomic(paths["markdown"], to_markdown(doc))
     _write_atomic(paths["html"], to_html(doc))
+    edits = [e for e in DOC_EDITS if any(e in patch_edits(f) for f in fs)]
+    if edits:
+        paths["patch"] = out / "review.patch"
+        _write_atomic(paths["patch"], build_patch(edits))
     cfg = data.config
     _write_atomic(paths["json"], json.dumps({
         "schema": "dmabuf-check.review/1", "command": "review", "version": data.version,
         "seed": cfg.seed, "scope": cfg.scope.name, "budget": cfg.budget(), "engines": data.engine_status,
-        "findings": [f.to_json() for f in fs],
+        "findings": [dict(f.to_json(), patch=[e.finding for e in patch_edits(f)]) for f in fs],
         "claims": {cid: {rev: _status_json(claim_status(data, cid, rev)) for rev in REVISIONS}
                    for cid in load_claims()},
         "mismatches": data.mismatches(),
