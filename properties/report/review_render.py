@@ -32,7 +32,8 @@ from ..claims import CHANGES, NOT_MODELLED, claim_revisions, load_claims
 from ..index import PROPERTIES, by_claim, get_property
 from ..monitor import Monitor
 from ..scenarios.itf import trace_filename, write_itf
-from ..trace import render, trace_model
+from ..scenarios.litmus import litmus_from_trace
+from ..trace import Trace, render, trace_model
 from .atomic import write_text_atomic
 from .doc_patch import DOC_EDITS, DocEdit, build_patch, edits_for
 from ..attribution import CLASSES, CONTEXT, PERMISSIVE, RULES
@@ -405,10 +406,15 @@ class _Builder:
         for f in fs:
             doc.add(Heading(3, f"{f.id}. {f.title}", anchor("finding", f.id)))
             hunks = patch_edits(f)
+            lit = finding_trace(self.data, f)
             doc.add(Bullets((f"Class: **{CLASSES[f.cls]}**" + (f": {f.reason}" if f.reason else "") + ".",
                              f"Severity: {f.severity}. Proposed action: {f.action or 'none'}.",
                              "Claims: " + ", ".join(f"[[claim:{c}]]" for c in f.claims) + ".")
-                            + ((f"Proposed wording: `review.patch`, {_hunk_words(hunks)}.",) if hunks else ())))
+                            + ((f"Proposed wording: `review.patch`, {_hunk_words(hunks)}.",) if hunks else ())
+                            + ((f"Minimal litmus: `{litmus_path(f)}`, the shortest trace of its evidence "
+                                f"([[trace:{lit[0].key()}|{len(lit[1].steps)} steps]]: `{lit[0].exporter}` at "
+                                f"{lit[0].revision}, `{lit[0].property}`); `dmabuf-check litmus` runs it.",)
+                               if lit else ())))
             doc.add(Para(f.summary))
             for e in f.evidence:
                 self.evidence(e, doc.blocks)
@@ -873,6 +879,24 @@ def _write_atomic(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def finding_trace(data: ReviewData, f: Finding) -> tuple[TraceRef, Trace] | None:
+    """The shortest trace among a finding's evidence whose property cites one of its claims (ties:
+    the first by revision, engine, exporter and property), or None when it has none."""
+    refs = {r for e in f.evidence for r in e.refs} | {r for _, e in f.detail for r in e.refs}
+    best = None
+    for r in sorted(refs, key=TraceRef.key):
+        t = data.trace(r)
+        if t is None or not t.steps or not set(get_property(r.property).claims) & set(f.claims):
+            continue
+        if best is None or len(t.steps) < len(best[1].steps):
+            best = (r, t)
+    return best
+
+
+def litmus_path(f: Finding) -> str:
+    return f"litmus/{f.id}.litmus.toml"
+
+
 def patch_edits(f: Finding) -> tuple[DocEdit, ...]:
     """The hunks of ``review.patch`` that propose wording for a documentation finding."""
     return edits_for(f.claims) if f.cls == "documentation" else ()
@@ -894,6 +918,14 @@ def write_review(data: ReviewData, out_dir: str | os.PathLike) -> dict[str, Path
     paths = {"markdown": out / "review.md", "html": out / "review.html", "json": out / "findings.json"}
     _write_atomic(paths["markdown"], to_markdown(doc))
     _write_atomic(paths["html"], to_html(doc))
+    for f in fs:
+        lit = finding_trace(data, f)
+        if lit is not None:
+            ref, trace = lit
+            paths[f"litmus {f.id}"] = out / litmus_path(f)
+            _write_atomic(paths[f"litmus {f.id}"], litmus_from_trace(
+                data.model(ref.revision, ref.exporter), trace, title=f"{f.id}. {f.title}", prop=ref.property,
+                source=f"dmabuf-check review, finding {f.id} ({ref.key()})"))
     edits = [e for e in DOC_EDITS if any(e in patch_edits(f) for f in fs)]
     if edits:
         paths["patch"] = out / "review.patch"
@@ -902,7 +934,8 @@ def write_review(data: ReviewData, out_dir: str | os.PathLike) -> dict[str, Path
     _write_atomic(paths["json"], json.dumps({
         "schema": "dmabuf-check.review/1", "command": "review", "version": data.version,
         "seed": cfg.seed, "scope": cfg.scope.name, "budget": cfg.budget(), "engines": data.engine_status,
-        "findings": [dict(f.to_json(), patch=[e.finding for e in patch_edits(f)]) for f in fs],
+        "findings": [dict(f.to_json(), patch=[e.finding for e in patch_edits(f)],
+                          litmus=litmus_path(f) if f"litmus {f.id}" in paths else None) for f in fs],
         "claims": {cid: {rev: _status_json(claim_status(data, cid, rev)) for rev in REVISIONS}
                    for cid in load_claims()},
         "mismatches": data.mismatches(),
