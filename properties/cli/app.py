@@ -219,6 +219,7 @@ _OUTPUTS: dict[str, dict[str, bool]] = {
     "review": {"out": True},
     "conform": {"json": False},
     "exporters": {},
+    "claims": {"json": False},
 }
 
 
