@@ -38,6 +38,7 @@ from ..property import Property
 from ..trace import Trace, TraceStep
 from ..verdict import Verdict, make_verdict
 from .interface import Budget as EngineBudget, EngineResult
+from .reduce import Reduction, reduction_for
 from .stuck import find_stuck
 from .symmetry import KeyPacker, Symmetry
 from .vectorize import VecModel, VecProperty, columns
@@ -132,6 +133,7 @@ class StateSpace:
     sorted_keys: np.ndarray | None = field(default=None, repr=False)  # deduplication keys, sorted
     order: np.ndarray | None = field(default=None, repr=False)        # the state id of each sorted key
     row_keys: np.ndarray | None = field(default=None, repr=False)     # packed rows by id (symmetry only)
+    reduction: Reduction | None = field(default=None, repr=False)     # dead fields reset (None: no reduction)
     _states: np.ndarray | None = field(default=None, repr=False)
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -170,6 +172,7 @@ class StateSpace:
     def summary(self) -> dict[str, Any]:
         return {"states": self.n_states, "transitions": self.transitions, "edges": self.n_edges,
                 "self_loops": self.self_loops, "depth": self.max_depth, "symmetry": self.symmetry,
+                **({"reduction": self.reduction.mode} if self.reduction is not None else {}),
                 "complete": self.complete, "seconds": round(self.seconds, 3),
                 **({"stopped": self.stopped} if self.stopped else {})}
 
@@ -214,6 +217,8 @@ class StateSpace:
         if not len(states):
             return np.zeros(0, np.int64)
         block = np.array([[int(v) for v in s] for s in states], dtype=np.int8).T
+        if self.reduction is not None:     # a concrete state stands for its canonical one
+            block = self.reduction.canonical(block)
         keys = _keys_of(self.model, block, self.symmetry)
         sorted_keys = self.sorted_keys
         pos = np.searchsorted(sorted_keys, keys)
@@ -294,14 +299,16 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             budget: Budget | None = None, keep_edges: bool = True,
             progress: Callable[[str], None] | None = None,
             roots: Sequence[Sequence[Any]] | None = None,
-            until_found: Iterable[str] | None = None) -> StateSpace:
+            until_found: Iterable[str] | None = None, reduce: str | Reduction = "none") -> StateSpace:
     """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
     apply to the model's policy, scope and revision) on every state and transition.
 
     ``roots`` starts the search from these states instead of the initial state (all at depth 0;
     with ``Budget(depth=R)`` this gives the states within ``R`` steps of a trace).
     ``until_found`` stops after the level in which every property named there has fired (the
-    search is then not complete).
+    search is then not complete). ``reduce``: ``"dead"`` searches the canonical states of the
+    dead-variable reduction (:mod:`properties.engines.reduce`: the same verdicts, shortest
+    lengths, findings and stuck states; counts of canonical states), ``"none"`` every state.
 
     The order in which states are first discovered, which gives their ids, is: frontier chunk by
     chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
@@ -321,7 +328,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     started = time.monotonic()
     # the properties that apply (a Monitor's selection; its compiled checks are not needed here)
     active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
-    vm = VecModel(model, active)
+    red = reduce if isinstance(reduce, Reduction) else reduction_for(model, active, reduce)
+    vm = VecModel(model, active, reduction=red)
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
@@ -334,6 +342,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
+    if red is not None:
+        init = red.canonical(init)
     if sym is not None:
         sym.check_free_slots(init)
     init_key = _keys_of(model, init, symmetry)
@@ -592,7 +602,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
         seconds=time.monotonic() - started, checked=tuple(p.id for p in active), found=found,
         stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
-        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None)
+        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None, reduction=red)
 
 
 def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,
@@ -952,6 +962,8 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
                {"guarantee": "bounded", "scope": model.scope.name, "depth_complete": max(0, space.max_depth - 1)})
     base = {**covered, "states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
             "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
+    if space.reduction is not None:
+        base["reduction"] = space.reduction.mode
     if space.stopped:
         base["stopped"] = space.stopped
     out = []
@@ -985,10 +997,12 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
 
 
 def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
-          progress: Callable[[str], None] | None = None, keep_edges: bool = True) -> tuple[StateSpace, list[Verdict]]:
+          progress: Callable[[str], None] | None = None, keep_edges: bool = True,
+          reduce: str | Reduction = "none") -> tuple[StateSpace, list[Verdict]]:
     """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts."""
     props = list(props)
-    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges)
+    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges,
+                    reduce=reduce)
     return space, verdicts(space, props)
 
 
@@ -1029,19 +1043,21 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
 class ExplicitEngine:
     """``symmetry``: merge states that differ only in interchangeable slots; ``keep_edges``:
     keep the graph's edges (graph export, stuck states); ``stuck``: look for stuck states once the
-    graph is complete (``extras["stuck"]``). The budget's ``states``, ``seconds``, ``depth`` and
+    graph is complete (``extras["stuck"]``); ``reduce``: ``"dead"`` for the dead-variable
+    reduction (:mod:`properties.engines.reduce`). The budget's ``states``, ``seconds``, ``depth`` and
     ``memory`` bound the search; a cut search says ``unknown`` for what it did not find."""
 
     symmetry: bool = False
     keep_edges: bool = True
     stuck: bool = False
+    reduce: str = "none"
     name: ClassVar[str] = "explicit"
 
     def check(self, model: Model, props: Sequence[Property], budget: EngineBudget,
               progress: Callable[[str], None] | None = None) -> EngineResult:
         started = time.monotonic()
         space, verdicts = check(model, props, symmetry=self.symmetry, budget=budget, progress=progress,
-                                keep_edges=self.keep_edges or self.stuck)
+                                keep_edges=self.keep_edges or self.stuck, reduce=self.reduce)
         extras = {}
         if self.stuck and space.complete and not (space.symmetry and model.scope.buffers > 1):
             extras["stuck"] = find_stuck(space)
