@@ -374,8 +374,9 @@ def reduction_agreement(model: Model, props: Sequence[Property], reduce: Any = "
 
     props = list(props)
     active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
+    t = time.monotonic()
     red = reduce if not isinstance(reduce, str) else reduction_for(model, active, reduce)
-    res: dict[str, Any] = {}
+    res: dict[str, Any] = {"analysis_seconds": round(time.monotonic() - t, 2)}
     runs = {}
     for name, mode in (("none", "none"), ("reduced", red)):
         t = time.monotonic()
@@ -432,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", metavar="REV", help="section 8: measure against the engine as committed in REV "
                     "(read with git show) instead of the copy of its explore kept here, e.g. 55c353f")
     ap.add_argument("--versus", type=float, default=60.0, help="seconds of each engine in section 7")
+    ap.add_argument("--reduce", action="store_true", help="also section 9: every catalog policy's tiny "
+                    "with and without the dead-variable reduction, and whether they agree")
+    ap.add_argument("--reduce-only", action="store_true", help="section 9 only")
+    ap.add_argument("--reduce-stuck", action="store_true", help="section 9: also compare the stuck states "
+                    "(edges kept: about 1 KB a state of the unreduced search)")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
     figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -445,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     policies = a.only or list(CATALOG)
     if a.speedup_only:
         a.speedup = True
+        a.skip += ["1", "2", "3", "4", "7"]
+    if a.reduce_only:
+        a.reduce = True
         a.skip += ["1", "2", "3", "4", "7"]
     if "1" not in a.skip:
         n, secs = trivial_bfs()
@@ -529,6 +538,24 @@ def main(argv: list[str] | None = None) -> int:
             say(f"   (before: the engine as committed in {a.before})")
         figures["speedup"] = speedup(tuple(a.only or ("i915", "reference")), rounds=a.rounds, say=say,
                                      before=committed_explore(a.before) if a.before else None)
+    if a.reduce:
+        say("9. the dead-variable reduction (tiny, every property checked, no edges"
+            + (", stuck states compared" if a.reduce_stuck else "") + "), each search in a forked child:")
+        figures["reduce"] = []
+        for pol in policies:
+            def one(pol=pol) -> dict[str, Any]:
+                from ..index import PROPERTIES as props  # (the property catalog: only this section)
+                return reduction_agreement(Model(CATALOG[pol], "tiny"), props, stuck=a.reduce_stuck)
+            d = {"policy": pol, **_in_child(one)}
+            figures["reduce"].append(d)
+            if "error" in d:
+                say(f"  {pol:<32} ERROR {d['error']}")
+                continue
+            n, r = d["none"], d["reduced"]
+            say(f"  {pol:<32} {n['states']:>11,} states {n['seconds']:>7.1f} s | reduced {r['states']:>10,} "
+                f"states {r['seconds']:>6.1f} s + {d['analysis_seconds']:.1f} s analysis "
+                f"({n['states'] / max(1, r['states']):.1f}x) "
+                + ("agree" if not d["differences"] else "DIFFER: " + "; ".join(d["differences"][:3])))
     if a.json:
         write_report(figures, a.json)
         say(f"figures written to {a.json}")

@@ -1010,8 +1010,10 @@ def shortest_trace(model: Model, prop: Property, max_depth: int) -> Trace | None
     """A shortest trace on which ``prop`` fires (violated, or its target reached), by a search of
     at most ``max_depth`` levels that stops at the first level where it fires; ``None`` if it
     does not fire within ``max_depth`` steps. For another engine's counterexample of length L,
-    ``max_depth=L`` gives the shortest one (the issue's ratio 1.0)."""
-    space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id])
+    ``max_depth=L`` gives the shortest one (the issue's ratio 1.0). The search is reduced (dead
+    fields merged: the same levels, so the same shortest length)."""
+    space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id],
+                    reduce="dead")
     f = space.found.get(prop.id)
     return None if f is None else space.trace_to(f.state, f.instance)
 
@@ -1027,7 +1029,7 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
         return trace, "shortest"
     b = budget or Budget()
     b = Budget(states=b.states, seconds=b.seconds, depth=len(trace) - 1, memory=b.memory)
-    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id])
+    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id], reduce="dead")
     f = space.found.get(prop.id)
     if f is not None:
         return space.trace_to(f.state, f.instance), "shortened"

@@ -70,6 +70,7 @@ from model.events import EVENT_BIT
 from model.terms import FALSE, Term, assume, const, eq, facts, ite, or_, reads, simplify, substitute, var
 
 from ..goals import goals_for_scope
+from ..index import PROPERTIES
 from ..property import Property, StateView
 
 __all__ = ["Access", "accesses", "observer_reads", "Reduction", "analyse", "reduction_for", "MODES"]
@@ -200,6 +201,12 @@ class Reduction:
         names = self.model.schema.names
         return [f"{names[f]} " + ("always" if ALWAYS in conds else "when " + " or ".join(
                 f"{names[g]} == {v}" for g, v in conds)) for f, conds in sorted(self.dead.items())]
+
+    def restricted(self, names: Iterable[str]) -> "Reduction":
+        """The same reduction for the fields named only (a subset of dead fields is sound)."""
+        keep = {self.model.schema.offset[n] for n in names}
+        return Reduction(self.model, {f: c for f, c in self.dead.items() if f in keep},
+                         {f: v for f, v in self.canon.items() if f in keep})
 
     def next_terms(self, nxt: Sequence[Term]) -> list[Term]:
         """One instance's next-state terms (knobs folded), each dead field reset where it is dead
@@ -334,15 +341,25 @@ def _fixpoint(f: _Folded, names: Sequence[str], is_bool: Sequence[bool],
             look.append([k for k in range(width)
                          if k in t or (k in dead and any(g in t for g, _ in dead[k] if g >= 0))])
         drop: set[tuple[int, int, int]] = set()
+        flat = [x for nx in f.nxt for x in nx]
         for (g, v), fields in groups.items():
-            sub = {} if g < 0 else {names[g]: bool(v) if is_bool[g] else v}
-            roots = []
-            for i, nx in enumerate(f.nxt):
-                if not look[i]:
-                    continue
-                nx = substitute(nx, sub)
-                roots.extend(_canon_term(nx, k, dead[k], canon[k]) if k in dead else nx[k] for k in look[i])
-            read = frozenset().union(*reads(roots))
+            sub = substitute(flat, {} if g < 0 else {names[g]: bool(v) if is_bool[g] else v})
+            rd = reads(sub)
+            mine = {names[k] for k in fields}
+            read: set[str] = set()
+            for i in range(len(f.nxt)):
+                row = rd[i * width:(i + 1) * width]
+                for k in look[i]:
+                    # what the canonicalised next value can read: the next value and the
+                    # conditions' next values; built only when that meets the group's fields
+                    may = row[k] if k not in dead else row[k].union(*(row[c] for c, _ in dead[k] if c >= 0))
+                    if not may & mine:
+                        continue
+                    if k in dead:
+                        nx = sub[i * width:(i + 1) * width]
+                        read |= reads([_canon_term(nx, k, dead[k], canon[k])])[0] & mine
+                    else:
+                        read |= may & mine
             drop.update((k, g, v) for k in fields if names[k] in read)
         if not drop:
             return dead
@@ -353,15 +370,21 @@ def _fixpoint(f: _Folded, names: Sequence[str], is_bool: Sequence[bool],
 
 
 def reduction_for(model: Model, observers: Sequence[Property], mode: str = "dead") -> Reduction | None:
-    """The reduction of ``mode`` (``"dead"`` or ``"none"``) for a model and the properties it is
-    checked against, computed once per model and set of properties."""
+    """The reduction of ``mode`` (``"dead"`` or ``"none"``) for a model checked against the
+    properties ``observers``. It is analysed once per model for the catalog's properties that
+    apply to it together with ``observers`` (more observers, fewer dead fields: still sound for
+    any subset of them), so that searches for one property each reuse it."""
     if mode == "none":
         return None
     if mode not in MODES:
         raise ValueError(f"unknown reduction {mode!r}; known: {', '.join(MODES)}")
-    cache = model.__dict__.setdefault("_reductions", {})
-    key = tuple(sorted(p.id for p in observers))
-    hit = cache.get(key)
-    if hit is None:
-        hit = cache[key] = analyse(model, observers)
-    return hit
+    cache: list[tuple[frozenset[str], Reduction]] = model.__dict__.setdefault("_reductions", [])
+    want = frozenset(p.id for p in observers)
+    for ids, red in cache:
+        if want <= ids:
+            return red
+    catalog = [p for p in PROPERTIES if p.active(model.policy, model.scope, model.revision)]
+    every = list({p.id: p for p in (*catalog, *observers)}.values())
+    red = analyse(model, every)
+    cache.append((frozenset(p.id for p in every), red))
+    return red
