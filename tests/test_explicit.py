@@ -100,9 +100,10 @@ def test_search_matches_plain_bfs_on_a_whole_graph():
     assert space.n_states == len(level) == 17653
     assert space.transitions == transitions
     assert space.n_edges == len(edges)
-    states = {space.state(i): int(space.depth[i]) for i in range(space.n_states)}
+    each = [space.state(i) for i in range(space.n_states)]     # (each decoded once)
+    states = {s: int(space.depth[i]) for i, s in enumerate(each)}
     assert states == level
-    assert {(space.state(u), space.state(v)) for u, v in zip(space.edge_src, space.edge_dst)} == edges
+    assert {(each[u], each[v]) for u, v in zip(space.edge_src.tolist(), space.edge_dst.tolist())} == edges
 
 
 def test_search_matches_plain_bfs_on_the_first_levels_of_tiny():

@@ -13,16 +13,18 @@ for the stuck-state goals.
 (``g`` another field, ``v`` one of its values) when, in every state where ``g == v``:
 
 1. nothing observable reads ``f``: no instance's guard, return, subject buffer or events, no
-   other field's next value, no property (state predicates, and step predicates on either side
-   of a step: ``f`` before when ``g == v`` before, ``post.f`` when ``g == v`` after), no
-   stuck-state goal. Checked on the terms with ``g := v`` substituted and folded
-   (:func:`model.terms.substitute`): ``f`` must be gone from what they read;
+   other field's next value, no state property, no stuck-state goal, and no step property as the
+   engine evaluates it: specialised to each instance (the instance's next state, return, events
+   and subject buffer substituted, so that it reads the pre-state only; then
+   :func:`model.terms.simplify`). Checked on the terms with ``g := v`` substituted and folded
+   (:func:`model.terms.substitute`): ``f`` must be gone from what they read (one value ``v`` for
+   every value of ``g``: ``f`` is dead in every state);
 2. every instance, from such a state, gives ``f`` a value that does not depend on ``f`` unless
    ``f`` is dead again afterwards: the term ``ite(dead_f(next), canon_f, next[f])`` (with
    ``next[f]`` simplified where ``dead_f(next)`` is false, :func:`model.terms.assume`) reads no
-   dead field, under each dead pair's substitution. This is the condition the brief calls "can only
-   become true through an action that writes the field first": the bracket's direction is dead
-   while it is closed, and the step that opens a bracket writes a new direction.
+   dead field, under each dead pair's substitution: what makes ``f`` dead can end only by a step
+   that writes ``f`` first. A bracket's direction is dead while it is closed, and the step that
+   opens a bracket writes a new direction.
 
 Condition 2 depends on the set of dead pairs itself (the canonicalised next value of one dead
 field may read another), so the pairs are the greatest set that satisfies both: every candidate
@@ -33,15 +35,16 @@ is dead in a state is decided by fields that are never reset.
 The reduction maps every state to its *canonical* state: each dead field reset to its initial
 value where one of its conditions holds. The engine searches canonical states only (the initial
 states are made canonical, and each instance's next-state terms become
-``ite(dead_f(next), canon_f, next[f])`` for the fields it touches, compiled like the rest).
+``ite(dead_f(next), canon_f, next[f])`` for the fields it touches, compiled like the rest); a
+step property is evaluated, as without the reduction, on the instance's own next state.
 
 **Why every verdict is kept.** Let ``s ~ s'`` when the two have the same canonical state: they
 agree on every field except dead ones, and on which fields are dead. By 1, the same instances are
 enabled in both, with the same return, events and subject buffer, and every state predicate
 (properties and goals) has the same value (a term that does not read ``f`` on the box where the
-conditions hold has the same value however the dead fields differ). By 1 and 2, the successors
-by one instance are again ``~``-related, and every step predicate has the same value on the two
-steps (its pre-state side by 1, its post-state side by 1 applied after the step). So ``~`` is a
+conditions hold has the same value however the dead fields differ), and so does every step
+property specialised to an instance, which is what both searches evaluate on the step from a
+state. By 1 and 2, the successors by one instance are again ``~``-related. So ``~`` is a
 bisimulation that respects every observation, and the canonical search finds a state or a step
 on which a property fires at exactly the depths the unreduced search does:
 
