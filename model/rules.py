@@ -289,16 +289,13 @@ def do_end(m: Step, buf: Any, direction: int, interrupted: bool, user: bool, whe
         drop_user = (n.user_pins[b] - 1) if user else n.user_pins[b]
         m.set(n.user_pins, b, clamp(min_(drop_user, new_pins), 0, m.scope.refs), unpin)
         zap(m, b, and_(eff, k.fake_coherency))
-        # a closed bracket keeps no direction and no race: both are read only while it is open
-        # and set when one opens, so clearing them merges states no property can tell apart
+        # (a closed bracket's direction and race flag are left as they are: nothing reads them
+        # until a bracket opens and sets them again; the explicit engine's dead-variable
+        # reduction, properties/engines/reduce.py, finds that from the terms and merges them)
         if user:
             m.set(n.uopen, b, False, ok)
-            m.set(n.udir, b, 0, ok)
-            m.set(n.urace, b, False, ok)
         else:
             m.set(n.kopen, b, False, ok)
-            m.set(n.kdir, b, 0, ok)
-            m.set(n.krace, b, False, ok)
             if m.revision == "v4.11":  # switch: the ghost of KCPU-KMAP-AFTER-END (no kmap at v5.12)
                 m.set(n.kended, b, True, ok)
     m.event("end_ok", and_(when, eq(ret, 0)))

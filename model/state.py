@@ -70,11 +70,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     _b("prepared", B, "exporter-private: begin_cpu_access has prepared the buffer once (udmabuf's sg table)"),
     # --- CPU access brackets (ghost: the core keeps no bracket state, corpus §5.1) ------------
     _b("kopen", B, "a kernel begin/end bracket is open", ghost=True),
-    _i("kdir", B, lambda sc: 2, "direction of the open kernel bracket (0 when none is open)", ghost=True),
+    _i("kdir", B, lambda sc: 2, "direction of the open kernel bracket (that of the last one when none "
+       "is open: nothing reads it then)", ghost=True),
     _b("kended", B, "the last kernel bracket has ended (kmap after end is undefined)", ghost=True),
     _b("krace", B, "a device wrote the buffer while the kernel bracket was open", ghost=True),
     _b("uopen", B, "a userspace SYNC_START..SYNC_END bracket is open", ghost=True),
-    _i("udir", B, lambda sc: 2, "direction of the open userspace bracket (0 when none is open)", ghost=True),
+    _i("udir", B, lambda sc: 2, "direction of the open userspace bracket (that of the last one when none "
+       "is open: nothing reads it then)", ghost=True),
     _b("urace", B, "a device wrote the buffer while the userspace bracket was open", ghost=True),
     # --- pages: memory, the CPU cache, kernel mappings ---------------------------------------
     _b("mem_ok", BP, "memory holds the newest value of the page", init=True, ghost=True),

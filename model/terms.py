@@ -14,7 +14,10 @@ bottom-up, from its arguments' values) with a table of operations beside it:
   filled when first used: only this interpretation imports z3);
 * directly, by :func:`evaluate` (slow; used by tests to cross-check the other two), table ``_EVAL``;
 * as terms again, by :func:`substitute`, which rebuilds the graph with variables replaced, each
-  operation by its folding constructor (table ``_FOLD``);
+  operation by its folding constructor (table ``_FOLD``), and by :func:`assume`, which rebuilds
+  it with subterms known to be true or false replaced by constants (the same table);
+* as the variables each term reads, by :func:`reads` (table ``_FIELDS``: a term reads what its
+  arguments read), which the explicit engine's state-space reduction is derived from;
 * over a batch of states, by ``properties.engines.vectorize`` (table ``_NP`` there: numpy source).
 
 Terms refuse to be used as Python truth values (``if term:`` raises ``TypeError``): a model rule
@@ -31,7 +34,8 @@ from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 __all__ = [
     "Term", "lift", "const", "var", "ite", "and_", "or_", "not_", "implies",
     "eq", "ne", "lt", "le", "gt", "ge", "min_", "max_", "clamp", "select", "any_of", "all_of",
-    "count", "fold", "substitute", "evaluate", "compile_function", "to_z3", "free_vars", "postorder", "digest",
+    "count", "fold", "substitute", "assume", "facts", "simplify", "reads", "evaluate", "compile_function", "to_z3", "free_vars",
+    "postorder", "digest",
     "TRUE", "FALSE",
 ]
 
@@ -470,6 +474,77 @@ def substitute(roots: Sequence[Term], mapping: Mapping[str, Any], order: Sequenc
         return lift(mapping[name]) if name in mapping else t
 
     return fold(roots, _FOLD, _same, leaf, order=order)
+
+
+def facts(t: Term, value: bool) -> dict[int, Term]:
+    """What follows, term by term (by ``uid``), from the boolean term ``t`` having ``value``:
+    ``t`` itself; through ``not``; every conjunct of a true ``and``; every disjunct of a false
+    ``or``; and ``x == c`` true for a variable ``x`` and a constant ``c`` gives ``x`` its value.
+    (What follows from a true ``or`` is not one set of facts, so it stops there.)"""
+    out: dict[int, Term] = {}
+    stack = [(t, value)]
+    while stack:
+        t, v = stack.pop()
+        if t.op == "const" or t.uid in out:
+            continue
+        out[t.uid] = const(v)
+        if t.op == "not":
+            stack.append((t.args[0], not v))
+        elif (t.op == "and" and v) or (t.op == "or" and not v):
+            stack.extend((a, v) for a in t.args)
+        elif t.op == "eq" and v:
+            a, b = t.args
+            if a.op == "var" and b.op == "const":
+                out.setdefault(a.uid, b)
+            elif b.op == "var" and a.op == "const":
+                out.setdefault(b.uid, a)
+    return out
+
+
+def assume(roots: Sequence[Term], known: Mapping[int, Term]) -> list[Term]:
+    """Rebuild ``roots`` with each subterm of ``known`` (by ``uid``; e.g. :func:`facts`) replaced
+    by its value, folding as the graph is rebuilt (the table ``_FOLD``): the roots as they are
+    wherever those facts hold. Unlike :func:`substitute`, a fact may name any subterm."""
+    return fold(roots, _FOLD, _same, _same, cut=known)
+
+
+def simplify(t: Term, depth: int = 4) -> Term:
+    """``t`` with what its own structure tells rewritten away, to ``depth`` levels of ``and``,
+    ``or`` and ``ite``: an ``ite``'s branches assume its condition true or false, each item of an
+    ``or`` (``and``) assumes the others false (true), one item at a time (each rewrite keeps the
+    whole term's value, given the others as they are then). ``or(not(opened), ite(opened, d,
+    x) == 2)`` becomes ``or(not(opened), d == 2)``: what the second item reads where it matters."""
+    if depth <= 0 or t.op not in ("and", "or", "ite"):
+        return t
+    if t.op == "ite":
+        c, a, b = t.args
+        a = simplify(assume([a], facts(c, True))[0], depth - 1)
+        b = simplify(assume([b], facts(c, False))[0], depth - 1)
+        return ite(c, a, b)
+    holds = t.op == "and"
+    items = list(t.args)
+    for j in range(len(items)):
+        known: dict[int, Term] = {}
+        for i, x in enumerate(items):
+            if i != j:
+                known.update(facts(x, holds))
+        known.pop(items[j].uid, None)
+        items[j] = simplify(assume([items[j]], known)[0], depth - 1)
+    return and_(*items) if holds else or_(*items)
+
+
+_FIELDS: dict[str, Callable[..., frozenset]] = {
+    op: (lambda *xs: frozenset().union(*xs)) for op in ("not", "and", "or", "ite", "eq", "lt", "le", "add", "sub")
+}
+_NONE: frozenset = frozenset()
+
+
+def reads(roots: Sequence[Term], memo: dict[int, frozenset] | None = None) -> list[frozenset]:
+    """The names of the variables each root reads (the fold of the table ``_FIELDS``). Read
+    after :func:`substitute` or :func:`assume`, it is what a term reads *where* the substituted
+    values hold: a knob folded away takes the branches it switches off with it. ``memo``, as
+    :func:`fold`'s, for many calls over one graph."""
+    return fold(roots, _FIELDS, lambda t: _NONE, lambda t: frozenset((t.args[0],)), memo)
 
 
 # ---------------------------------------------------------------------------------------------

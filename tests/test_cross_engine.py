@@ -3,7 +3,7 @@ Z3's bounded checks find the same violations and reached targets, none of
 them reports what the explicit engine shows cannot happen, Z3 finds exactly the shortest traces
 within its depth, and Hypothesis's shrunk traces are never shorter than the shortest.
 
-The fast test runs on a reduced omapdrm in a one-of-everything scope (4,453 states, whole graph)
+The fast test runs on a reduced omapdrm in a one-of-everything scope (17,653 states, whole graph)
 with a fifth of a campaign's Hypothesis budget;
 the catalog on ``tiny`` takes tens of minutes (docs/explicit.md has its table, from
 ``python -m properties.bench.explicit --cross``) and runs here with ``DMABUF_SLOW_TESTS=1``.
@@ -34,7 +34,7 @@ def test_three_engines_agree_on_a_whole_graph():
     # the claims this reduced policy can break in this scope, so the campaign runs one round
     pol = dataclasses.replace(pol, breaks=("BEGIN-ERRORS", "FIXME-NO-USER-PIN", "KCPU-ALWAYS-SUCCEED"))
     r = cross_engine(pol, MICRO, examples=60, steps=20, depth=6)   # (a campaign's budget: 300 x 30)
-    assert r["complete"] and r["states"] == 4453
+    assert r["complete"] and r["states"] == 17653
     assert r["disagreements"] == []
     rows = {x["property"]: x for x in r["rows"]}
     assert rows["P-BEGIN-ERRORS"]["shortest"] == 5 and rows["P-BEGIN-ERRORS"]["z3"] == 5
@@ -116,12 +116,12 @@ def test_campaign_coverage_counts_against_the_whole_graph(monkeypatch):
     monkeypatch.setattr(coverage, "campaign_coverage", lambda *a, **k: one_round(*a, max_rounds=1, **k))
     result = run_campaign([pol], MICRO, examples=40, steps=20, seed=3, coverage=True)
     cov = result.verdicts[0].evidence["coverage"]
-    assert cov["states_reachable"] == 4453 and cov["outside"] == 0
-    assert 0 < cov["states_visited"] < 4453 and 0 < cov["transitions_visited"] < cov["transitions_reachable"]
-    assert cov["state_fraction"] == round(cov["states_visited"] / 4453, 6)
+    assert cov["states_reachable"] == 17653 and cov["outside"] == 0
+    assert 0 < cov["states_visited"] < 17653 and 0 < cov["transitions_visited"] < cov["transitions_reachable"]
+    assert cov["state_fraction"] == round(cov["states_visited"] / 17653, 6)
     assert all(v.evidence["coverage"] == cov for v in result.verdicts)
     table = format_table(result, {"omap-lite": Model(pol, MICRO)})
-    assert f"- omap-lite: {cov['states_visited']} of 4453 reachable states" in table
+    assert f"- omap-lite: {cov['states_visited']} of 17653 reachable states" in table
     # what the engine visited is measured as it is, and refused on a graph it cannot count against
     space = explore(Model(pol, MICRO))
     c = measure(space, [space.state(0), space.state(5), space.state(5)], [(space.state(0), 0)])

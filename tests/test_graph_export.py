@@ -92,12 +92,12 @@ def test_explore_whole_tiny_graph_with_stuck_states_and_report(tmp_path, capsys)
     out = capsys.readouterr()
     # the results are printed and written; the graph (331,355 edges) is refused as DOT
     assert rc == 2 and not graph.exists()
-    assert out.err.strip().splitlines()[-1].startswith(f"explore: --graph {graph}: the state graph has 28909 states")
+    assert out.err.strip().splitlines()[-1].startswith(f"explore: --graph {graph}: the state graph has 3745 states")
     data = json.loads(report.read_text())
     (space,) = data["state_spaces"]
-    assert space["states"] == 28909 and space["complete"] is True
+    assert space["states"] == 3745 and space["complete"] is True
     assert data["command"] == "explore" and data["results"][0]["engine"] == "explicit"
-    assert all(r["evidence"]["states"] == 28909 for r in data["results"])
+    assert all(r["evidence"]["states"] == 3745 for r in data["results"])
     assert [s["goal"] for s in data["stuck"]] == ["unpin[0]"]
     assert data["stuck"][0]["trace"][-1]["action"] == "dma_buf_put"
     assert "Stuck states" in out.out and "unpin[0]" in out.out

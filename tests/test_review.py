@@ -204,7 +204,7 @@ def test_the_portfolio_is_the_default_engine_and_its_verdicts_say_what_they_cove
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "violated (3 steps; explicit: exhaustive, tiny)" in md
     assert f"proved ({proved.evidence['method']}, small)" in md
-    assert "exhaustive on tiny (explicit: 62,497 states" in md and "bounded on small (z3: depth 3;" in md
+    assert "exhaustive on tiny (explicit: 6,697 states" in md and "bounded on small (z3: depth 3;" in md
     # F4 names, for each violation of a real-driver policy, the stage that found it
     f4 = next(f for f in findings(data) if f.id == "F4")
     text = " ".join(e.text for _, e in f4.detail)

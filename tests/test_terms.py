@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from model.terms import (FALSE, TRUE, and_, compile_function, const, eq, evaluate, ite, not_, or_,
-                         select, substitute, var)
+from model.terms import (FALSE, TRUE, and_, assume, compile_function, const, eq, evaluate, facts, ite,
+                         not_, or_, reads, select, simplify, substitute, var)
 
 
 def test_terms_refuse_python_truth_values():
@@ -83,6 +83,23 @@ def test_generated_python_agrees_with_evaluation_on_random_terms():
             env = {f"i{n}": rng.randint(0, 2) for n in range(4)}
             env.update({f"b{n}": rng.random() < 0.5 for n in range(3)})
             assert list(fn(env)) == evaluate(outs, env)
+    # simplify keeps a term's value; assume keeps it wherever its facts hold; reads names
+    # every variable the value can depend on
+    for _ in range(300):
+        t, c = rand_bool(5), rand_bool(2)
+        s_t = simplify(t)
+        (a_t,) = assume([t], facts(c, True))
+        read = reads([s_t])[0]
+        for _ in range(8):
+            env = {f"i{n}": rng.randint(0, 2) for n in range(4)}
+            env.update({f"b{n}": rng.random() < 0.5 for n in range(3)})
+            assert evaluate([s_t], env) == evaluate([t], env)
+            if evaluate([c], env)[0]:
+                assert evaluate([a_t], env) == evaluate([t], env)
+            other = dict(env)
+            for n in set(env) - read:
+                other[n] = not env[n] if n.startswith("b") else env[n] + 1
+            assert evaluate([s_t], other) == evaluate([s_t], env)
 
 
 _DIGEST_SCRIPT = """

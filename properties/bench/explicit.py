@@ -22,6 +22,10 @@ Prints, measured in the same run (the machines are shared and noisy: compare the
    on whole tiny graphs (i915 and reference, no edges, every property checked): states per second
    of each, timed alternately in this process, their ratio, and each one's peak memory per state
    (in a forked child each). Only section 8 runs with ``--speedup-only``.
+9. with ``--reduce``: for every catalog policy (or ``--only``) on ``tiny``, the search with the
+   dead-variable reduction against the one without (:func:`reduction_agreement`): states and
+   seconds of each, and whether verdicts, shortest lengths, findings and (``--reduce-stuck``, edges
+   kept) stuck states agree. Only section 9 runs with ``--reduce-only``.
 
 Each measurement runs in a forked child (``os.fork``/``os.wait4``), so that its peak resident set
 is its own.
@@ -335,6 +339,75 @@ def speedup(policies: tuple[str, ...] = ("i915", "reference"), scope: str = "tin
     return out
 
 
+def outcomes(space: StateSpace, verdicts: list, stuck: bool) -> dict[str, Any]:
+    """What a search reports, in a form two searches can be compared by: per property its
+    verdict and trace length, the properties that fired, and per stuck-state goal the set of
+    stuck states, each as its canonical state under ``space``'s reduction (or under the
+    reduction passed to :func:`reduction_agreement` for an unreduced search)."""
+    out: dict[str, Any] = {
+        "verdicts": {v.property: (v.verdict, v.evidence.get("trace_length")) for v in verdicts},
+        "found": sorted(space.found),
+        "undefined": sorted(v.property for v in verdicts if v.kind == "undefined" and v.verdict == "violated"),
+    }
+    if stuck:
+        from ..engines.stuck import goals_for, stuck_states  # (the stuck analysis: only with edges)
+
+        out["stuck"] = {}
+        for goal in goals_for(space):
+            ids = stuck_states(space, goal)
+            out["stuck"][goal.name] = (ids, int(space.depth[ids[0]]) if len(ids) else None)
+    return out
+
+
+def _canonical_rows(red: Any, rows: np.ndarray) -> set[tuple]:
+    block = red.canonical(np.ascontiguousarray(rows.T))
+    return set(map(tuple, block.T.tolist()))
+
+
+def reduction_agreement(model: Model, props: Sequence[Property], reduce: Any = "dead",
+                        stuck: bool = False) -> dict[str, Any]:
+    """The search of ``model`` with the reduction ``reduce`` (a mode or a ``Reduction``) against
+    the one without: each one's states, transitions and seconds, and the differences in what they
+    report (``differences``: empty when they agree). With ``stuck`` (edges kept), also the stuck
+    states: the unreduced ones, made canonical, must be exactly the reduced search's."""
+    from ..engines.reduce import reduction_for  # (only this section compares reductions)
+
+    props = list(props)
+    active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
+    t = time.monotonic()
+    red = reduce if not isinstance(reduce, str) else reduction_for(model, active, reduce)
+    res: dict[str, Any] = {"analysis_seconds": round(time.monotonic() - t, 2)}
+    runs = {}
+    for name, mode in (("none", "none"), ("reduced", red)):
+        t = time.monotonic()
+        try:
+            space, vs = check(model, props, keep_edges=stuck, reduce=mode)
+        except AssertionError as e:      # a trace the unreduced model does not fire on
+            res[name] = {"states": None}
+            res["differences"] = [f"{name}: {e}"]
+            res["dead"] = red.describe()
+            return res
+        res[name] = {"states": space.n_states, "transitions": space.transitions,
+                     "seconds": round(time.monotonic() - t, 2)}
+        o = outcomes(space, vs, stuck)
+        if stuck:
+            o["stuck"] = {g: (_canonical_rows(red, space.states[ids]), d) for g, (ids, d) in o["stuck"].items()}
+        runs[name] = o
+        del space
+    diff = []
+    a, b = runs["none"], runs["reduced"]
+    for key in a:
+        if a[key] != b[key]:
+            if key == "verdicts":
+                diff += [f"{p}: {a[key][p]} without, {b[key].get(p)} with the reduction"
+                         for p in a[key] if a[key][p] != b[key].get(p)]
+            else:
+                diff.append(f"{key}: differ")
+    res["differences"] = diff
+    res["dead"] = red.describe()
+    return res
+
+
 def _row(d: dict[str, Any]) -> str:
     if "error" in d:
         return f"  ERROR {d['error']}"
@@ -360,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", metavar="REV", help="section 8: measure against the engine as committed in REV "
                     "(read with git show) instead of the copy of its explore kept here, e.g. 55c353f")
     ap.add_argument("--versus", type=float, default=60.0, help="seconds of each engine in section 7")
+    ap.add_argument("--reduce", action="store_true", help="also section 9: every catalog policy's tiny "
+                    "with and without the dead-variable reduction, and whether they agree")
+    ap.add_argument("--reduce-only", action="store_true", help="section 9 only")
+    ap.add_argument("--reduce-stuck", action="store_true", help="section 9: also compare the stuck states "
+                    "(edges kept: about 1 KB a state of the unreduced search)")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
     figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -373,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     policies = a.only or list(CATALOG)
     if a.speedup_only:
         a.speedup = True
+        a.skip += ["1", "2", "3", "4", "7"]
+    if a.reduce_only:
+        a.reduce = True
         a.skip += ["1", "2", "3", "4", "7"]
     if "1" not in a.skip:
         n, secs = trivial_bfs()
@@ -457,6 +538,24 @@ def main(argv: list[str] | None = None) -> int:
             say(f"   (before: the engine as committed in {a.before})")
         figures["speedup"] = speedup(tuple(a.only or ("i915", "reference")), rounds=a.rounds, say=say,
                                      before=committed_explore(a.before) if a.before else None)
+    if a.reduce:
+        say("9. the dead-variable reduction (tiny, every property checked, no edges"
+            + (", stuck states compared" if a.reduce_stuck else "") + "), each search in a forked child:")
+        figures["reduce"] = []
+        for pol in policies:
+            def one(pol=pol) -> dict[str, Any]:
+                from ..index import PROPERTIES as props  # (the property catalog: only this section)
+                return reduction_agreement(Model(CATALOG[pol], "tiny"), props, stuck=a.reduce_stuck)
+            d = {"policy": pol, **_in_child(one)}
+            figures["reduce"].append(d)
+            if "error" in d:
+                say(f"  {pol:<32} ERROR {d['error']}")
+                continue
+            n, r = d["none"], d["reduced"]
+            say(f"  {pol:<32} {n['states']:>11,} states {n['seconds']:>7.1f} s | reduced {r['states']:>10,} "
+                f"states {r['seconds']:>6.1f} s + {d['analysis_seconds']:.1f} s analysis "
+                f"({n['states'] / max(1, r['states']):.1f}x) "
+                + ("agree" if not d["differences"] else "DIFFER: " + "; ".join(d["differences"][:3])))
     if a.json:
         write_report(figures, a.json)
         say(f"figures written to {a.json}")

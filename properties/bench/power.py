@@ -247,7 +247,7 @@ def ground_truth(ms: Sequence[Member], jobs: int = 2, say: Callable[[str], None]
     if not todo:
         return out
     say(f"ground truth: {len(out)} cached, {len(todo)} to compute on {jobs} worker(s)")
-    engine = ExplicitEngine(symmetry=False, keep_edges=False)
+    engine = ExplicitEngine(symmetry=False, keep_edges=False, reduce="dead")
     ids = tuple(p.id for p in PROPERTIES)
     tasks = [Task(i, m.policy, get_scope(GROUND_SCOPE), REVISION, engine, ids, GT_BUDGET) for i, m in enumerate(todo)]
     done, started = [0], time.monotonic()

@@ -53,6 +53,11 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.set_defaults(scope=None)
     e.add_argument("--symmetry", action="store_true",
                    help="merge states that differ only in interchangeable slots and buffers")
+    e.add_argument("--reduce", choices=("dead", "none"), default=None,
+                   help="dead (the default; none with --coverage, which counts concrete states, and with "
+                        "--cluster): merge states that differ only in fields no continuation reads before "
+                        "writing them (the same verdicts, shortest traces and stuck states; counts are of "
+                        "merged states); none: every state")
     e.add_argument("--max-states", type=STATES, default=_DEFAULT_MAX_STATES,
                    help=f"stop after this many states: what is not found is unknown (1 to 10**12; default "
                    f"{_DEFAULT_MAX_STATES})")
@@ -104,11 +109,15 @@ def _explore(a: argparse.Namespace) -> int:
                          "--graph and --coverage")
     if a.symmetry and a.coverage:
         raise UsageError("explore: --coverage counts concrete states: leave out --symmetry")
+    if a.cluster and a.reduce == "dead":
+        raise UsageError("explore: --cluster searches every state (no reduction there yet): leave out --reduce dead")
+    if a.reduce is None:
+        a.reduce = "none" if a.coverage or a.cluster else "dead"
     memory = a.max_memory if a.max_memory is not None else _default_memory()
     budget = Budget(states=a.max_states, seconds=a.max_seconds, memory=memory)
     result = CampaignResult("explore", a.revision, scope, a.seed, "explicit",
                             {"states": a.max_states, "seconds": a.max_seconds, "memory": memory,
-                             "symmetry": a.symmetry},
+                             "symmetry": a.symmetry, "reduce": a.reduce},
                             list(exporters))
     started = time.monotonic()
     models: dict[str, Model] = {}
@@ -118,7 +127,7 @@ def _explore(a: argparse.Namespace) -> int:
     cover_lines: list[str] = []
     graph_space = []
     engine = ExplicitEngine(symmetry=a.symmetry, keep_edges=not a.no_stuck or a.graph is not None,
-                            stuck=not a.no_stuck)
+                            stuck=not a.no_stuck, reduce=a.reduce)
     if a.cluster:
         try:   # the address, the scheduler and its workers' sources, checked before the first policy
             DaskWorkers(a.cluster).stop(cancel=False)
@@ -166,7 +175,7 @@ def _explore(a: argparse.Namespace) -> int:
     result.seconds = time.monotonic() - started
     text = format_table(result, models).split("\n", 1)[1]
     print(f"dmabuf-check explore: revision {a.revision}, scope {scope.name}, engine explicit (every reachable "
-          f"state), symmetry {'on' if a.symmetry else 'off'}"
+          f"state), symmetry {'on' if a.symmetry else 'off'}, reduction {a.reduce}"
           + (f", on the Dask cluster at {a.cluster}" if a.cluster else ""))
     print("\n".join(f"{s['exporter']}: {_space_line(s)}" for s in spaces))
     print(text)
@@ -225,7 +234,7 @@ def _around(a: argparse.Namespace) -> int:
     states = trace.states()
     space = explore(model, (), symmetry=a.symmetry,
                     budget=SearchBudget(states=a.max_states, seconds=a.max_seconds, depth=a.radius),
-                    roots=states)
+                    roots=states, reduce=a.reduce or "dead")
     ids = space.lookup(states)
     marks: dict[int, dict[str, Any]] = {}
     for i, v in enumerate(ids.tolist()):

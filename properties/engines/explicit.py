@@ -40,6 +40,7 @@ from ..property import Property
 from ..trace import Trace, TraceStep
 from ..verdict import Verdict, make_verdict
 from .interface import Budget as EngineBudget, EngineResult
+from .reduce import Reduction, reduction_for
 from .stuck import find_stuck
 from .symmetry import KeyPacker, Symmetry
 from .vectorize import VecModel, VecProperty, columns
@@ -134,6 +135,7 @@ class StateSpace:
     sorted_keys: np.ndarray | None = field(default=None, repr=False)  # deduplication keys, sorted
     order: np.ndarray | None = field(default=None, repr=False)        # the state id of each sorted key
     row_keys: np.ndarray | None = field(default=None, repr=False)     # packed rows by id (symmetry only)
+    reduction: Reduction | None = field(default=None, repr=False)     # dead fields reset (None: no reduction)
     _states: np.ndarray | None = field(default=None, repr=False)
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ class StateSpace:
     def summary(self) -> dict[str, Any]:
         return {"states": self.n_states, "transitions": self.transitions, "edges": self.n_edges,
                 "self_loops": self.self_loops, "depth": self.max_depth, "symmetry": self.symmetry,
+                **({"reduction": self.reduction.mode} if self.reduction is not None else {}),
                 "complete": self.complete, "seconds": round(self.seconds, 3),
                 **({"stopped": self.stopped} if self.stopped else {})}
 
@@ -216,6 +219,8 @@ class StateSpace:
         if not len(states):
             return np.zeros(0, np.int64)
         block = np.array([[int(v) for v in s] for s in states], dtype=np.int8).T
+        if self.reduction is not None:     # a concrete state stands for its canonical one
+            block = self.reduction.canonical(block)
         keys = _keys_of(self.model, block, self.symmetry)
         sorted_keys = self.sorted_keys
         pos = np.searchsorted(sorted_keys, keys)
@@ -296,7 +301,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             budget: Budget | None = None, keep_edges: bool = True,
             progress: Callable[[str], None] | None = None,
             roots: Sequence[Sequence[Any]] | None = None,
-            until_found: Iterable[str] | None = None, avoid: Iterable[Property] = ()) -> StateSpace:
+            until_found: Iterable[str] | None = None, avoid: Iterable[Property] = (),
+            reduce: str | Reduction = "none") -> StateSpace:
     """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
     apply to the model's policy, scope and revision) on every state and transition.
 
@@ -305,6 +311,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     ``until_found`` stops after the level in which every property named there has fired (the
     search is then not complete). ``avoid``: step properties whose firing steps are checked but
     not followed (the search keeps to the states reached without them; see :func:`clean_traces`).
+    ``reduce``: ``"dead"`` searches the canonical states of the
+    dead-variable reduction (:mod:`properties.engines.reduce`: the same verdicts, shortest
+    lengths, findings and stuck states; counts of canonical states), ``"none"`` every state.
 
     The order in which states are first discovered, which gives their ids, is: frontier chunk by
     chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
@@ -325,7 +334,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     # the properties that apply (a Monitor's selection; its compiled checks are not needed here)
     active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
     avoid_ids = {p.id for p in avoid if p.active(model.policy, model.scope, model.revision)}
-    vm = VecModel(model, active + [p for p in avoid if p.id in avoid_ids and p not in active])
+    checked = active + [p for p in avoid if p.id in avoid_ids and p not in active]
+    red = reduce if isinstance(reduce, Reduction) else reduction_for(model, checked, reduce)
+    vm = VecModel(model, checked, reduction=red)
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
@@ -338,6 +349,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
 
     starts = [tuple(model.init)] if roots is None else list(dict.fromkeys(tuple(r) for r in roots))
     init = np.array([[int(v) for v in r] for r in starts], dtype=np.int8).T
+    if red is not None:
+        init = red.canonical(init)
     if sym is not None:
         sym.check_free_slots(init)
     init_key = _keys_of(model, init, symmetry)
@@ -600,7 +613,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
         seconds=time.monotonic() - started, checked=tuple(p.id for p in active), found=found,
         stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
-        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None)
+        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None, reduction=red)
 
 
 def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,
@@ -980,6 +993,8 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
                {"guarantee": "bounded", "scope": model.scope.name, "depth_complete": max(0, space.max_depth - 1)})
     base = {**covered, "states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
             "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
+    if space.reduction is not None:
+        base["reduction"] = space.reduction.mode
     if space.stopped:
         base["stopped"] = space.stopped
     out = []
@@ -1013,13 +1028,15 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
 
 
 def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
-          progress: Callable[[str], None] | None = None, keep_edges: bool = True) -> tuple[StateSpace, list[Verdict]]:
+          progress: Callable[[str], None] | None = None, keep_edges: bool = True,
+          reduce: str | Reduction = "none") -> tuple[StateSpace, list[Verdict]]:
     """Explore ``model`` and judge ``props`` exhaustively: the state space and the verdicts, each
     trace a shortest one in which callers keep their obligations where one exists
     (:func:`clean_traces`)."""
     props = list(props)
-    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges)
-    return space, clean_traces(model, verdicts(space, props), budget)
+    space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges,
+                    reduce=reduce)
+    return space, clean_traces(model, verdicts(space, props), budget, reduce=reduce)
 
 
 def caller_faults(model: Model) -> list[Property]:
@@ -1036,14 +1053,15 @@ def caller_faults(model: Model) -> list[Property]:
 CLEAN_EXTRA_STEPS = 4
 
 
-def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) -> list[Verdict]:
+def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None,
+                 reduce: str | Reduction = "none") -> list[Verdict]:
     """Prefer traces in which every caller keeps its obligations: a trace with a caller's fault
     (:func:`caller_faults`) before its last step is replaced by a shortest one without one, found
     by a second breadth-first search that does not follow such steps, within ``budget``: of the
     same length where one exists, else up to ``CLEAN_EXTRA_STEPS`` longer (the evidence then gives
     the length of the shortest trace, which needs a fault: ``shortest_with_caller_fault``). The
     evidence says whether the trace is clean (``callers_keep_obligations``; false: none within
-    that length, or the search was cut: the trace is kept)."""
+    that length, or the search was cut: the trace is kept). ``reduce``: as for :func:`explore`."""
     faults = caller_faults(model)
     if not faults:
         return vs
@@ -1062,7 +1080,7 @@ def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None) 
     depth = max(len(v.trace) for v in dirty.values()) + CLEAN_EXTRA_STEPS
     props = [get_property(v.property) for v in dirty.values()]
     space = explore(model, props, budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=depth),
-                    keep_edges=False, until_found=list(dirty), avoid=faults)
+                    keep_edges=False, until_found=list(dirty), avoid=faults, reduce=reduce)
     check_mon = Monitor(model, props)
     out = []
     for v in vs:
@@ -1085,8 +1103,10 @@ def shortest_trace(model: Model, prop: Property, max_depth: int) -> Trace | None
     """A shortest trace on which ``prop`` fires (violated, or its target reached), by a search of
     at most ``max_depth`` levels that stops at the first level where it fires; ``None`` if it
     does not fire within ``max_depth`` steps. For another engine's counterexample of length L,
-    ``max_depth=L`` gives the shortest one (the issue's ratio 1.0)."""
-    space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id])
+    ``max_depth=L`` gives the shortest one (the issue's ratio 1.0). The search is reduced (dead
+    fields merged: the same levels, so the same shortest length)."""
+    space = explore(model, [prop], budget=Budget(depth=max_depth), keep_edges=False, until_found=[prop.id],
+                    reduce="dead")
     f = space.found.get(prop.id)
     return None if f is None else space.trace_to(f.state, f.instance)
 
@@ -1102,7 +1122,7 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
         return trace, "shortest"
     b = budget or Budget()
     b = Budget(states=b.states, seconds=b.seconds, depth=len(trace) - 1, memory=b.memory)
-    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id])
+    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id], reduce="dead")
     f = space.found.get(prop.id)
     if f is not None:
         return space.trace_to(f.state, f.instance), "shortened"
@@ -1118,19 +1138,21 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
 class ExplicitEngine:
     """``symmetry``: merge states that differ only in interchangeable slots; ``keep_edges``:
     keep the graph's edges (graph export, stuck states); ``stuck``: look for stuck states once the
-    graph is complete (``extras["stuck"]``). The budget's ``states``, ``seconds``, ``depth`` and
+    graph is complete (``extras["stuck"]``); ``reduce``: ``"dead"`` for the dead-variable
+    reduction (:mod:`properties.engines.reduce`). The budget's ``states``, ``seconds``, ``depth`` and
     ``memory`` bound the search; a cut search says ``unknown`` for what it did not find."""
 
     symmetry: bool = False
     keep_edges: bool = True
     stuck: bool = False
+    reduce: str = "none"
     name: ClassVar[str] = "explicit"
 
     def check(self, model: Model, props: Sequence[Property], budget: EngineBudget,
               progress: Callable[[str], None] | None = None) -> EngineResult:
         started = time.monotonic()
         space, verdicts = check(model, props, symmetry=self.symmetry, budget=budget, progress=progress,
-                                keep_edges=self.keep_edges or self.stuck)
+                                keep_edges=self.keep_edges or self.stuck, reduce=self.reduce)
         extras = {}
         if self.stuck and space.complete and not (space.symmetry and model.scope.buffers > 1):
             extras["stuck"] = find_stuck(space)

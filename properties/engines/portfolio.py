@@ -59,7 +59,8 @@ class PortfolioEngine:
     """``exhaustive_scope``: the scope searched exhaustively (default ``tiny``); ``symmetry``:
     merge its states that differ only in interchangeable slots (off: on ``tiny`` it keeps 75% of
     the states and costs more time than it saves, measured 42.5 s against 30.3 s for a policy of
-    3.7 million states); ``z3_seconds``: the time the
+    3.7 million states); ``reduce``: the dead-variable reduction of the exhaustive stage
+    (``properties.engines.reduce``; ``"none"`` to search every state); ``z3_seconds``: the time the
     bounded checks may take (the depth reached is in the evidence); ``induction``: try to prove
     what bounded checking did not refute. ``seed`` and ``database`` are the Hypothesis stage's."""
 
@@ -67,6 +68,7 @@ class PortfolioEngine:
     database: str | None = None
     exhaustive_scope: str = "tiny"
     symmetry: bool = False
+    reduce: str = "dead"
     z3_seconds: float = 60.0
     induction: bool = True
     name: ClassVar[str] = "portfolio"
@@ -84,7 +86,7 @@ class PortfolioEngine:
 
         small = get_scope(self.exhaustive_scope)
         tiny = model if small == model.scope else Model(model.policy, small, model.revision)
-        space, vs = check(tiny, mine, symmetry=self.symmetry, keep_edges=False, progress=progress,
+        space, vs = check(tiny, mine, symmetry=self.symmetry, keep_edges=False, progress=progress, reduce=self.reduce,
                           budget=Budget(states=budget.states, memory=budget.memory, seconds=budget.seconds))
         exhaustive = {"complete": space.complete, "states": space.n_states, "transitions": space.transitions,
                       "stopped": space.stopped}

@@ -215,9 +215,13 @@ class VecModel:
     return, the events, the buffer and the action's name), so a search gives the same states,
     findings and edges (the first instance connecting two states is kept), and counts each
     transition ``copies`` times. On ``tiny`` a third of the 92 instances go (interrupted calls with
-    nothing to interrupt, the mapping directions of dma_buf_map_attachment, the bad SYNC flags)."""
+    nothing to interrupt, the mapping directions of dma_buf_map_attachment, the bad SYNC flags).
 
-    def __init__(self, model: Model, props: Sequence[Property] = (), merge: bool = True) -> None:
+    ``reduction`` (``properties.engines.reduce.Reduction``): the successors' dead fields are reset
+    (each instance's next-state terms through ``reduction.next_terms``)."""
+
+    def __init__(self, model: Model, props: Sequence[Property] = (), merge: bool = True,
+                 reduction: Any = None) -> None:
         self.model = model
         schema = model.schema
         names = schema.names
@@ -248,8 +252,11 @@ class VecModel:
             copies.append(1)
             events = dict(zip(ev_names, rest[:len(ev_names)]))
             nxt = rest[len(ev_names):]
+            # the successor: under a reduction, dead fields reset (the step checks below still
+            # see the step's own next state; properties.engines.reduce says why both agree)
+            succ = reduction.next_terms(nxt) if reduction is not None else nxt
             gfn = src.add(f"guard_{t.instance.index}", [guard])
-            changed = [(k, x) for k, x in enumerate(nxt) if not (x.op == "var" and x.args[0] == names[k])]
+            changed = [(k, x) for k, x in enumerate(succ) if not (x.op == "var" and x.args[0] == names[k])]
             afn = src.add(f"step_{t.instance.index}", [ret, *(x for _, x in changed)],
                           lambda outs, changed=changed: f"({outs[0]}, [" + ", ".join(
                               f"({k}, {o})" for (k, _), o in zip(changed, outs[1:])) + "])")

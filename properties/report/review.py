@@ -330,7 +330,7 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
         if name == "z3":
             engine, budget = Z3Engine(), Budget(depth=cfg.depth, timeout=cfg.timeout)
         else:
-            engine, budget = ExplicitEngine(symmetry=True, keep_edges=False), Budget(states=cfg.states)
+            engine, budget = ExplicitEngine(symmetry=True, keep_edges=False, reduce="dead"), Budget(states=cfg.states)
         tasks = plan_per_exporter(pols, cfg.scope, rev, engine, [p.id for p in PROPERTIES], budget)
         out = run(tasks, workers(len(tasks)),
                   on_result=lambda r, n: say(f"  {name} [{r.index + 1}/{len(tasks)}] {r.lane[0]} done"))
