@@ -85,7 +85,7 @@ def test_explore_cluster_command_line_cut_by_its_budget(cluster, tmp_path, capsy
     """The same table, JSON and exit status as the local search, here cut by the state budget
     (after the level that passes 20,000 states, in both): what was not found is unknown."""
     args = ["explore", "--exporter", "vgem", "--max-states", "20000", "--json"]
-    local_code = main(args + [str(tmp_path / "local.json"), "--no-stuck"])
+    local_code = main(args + [str(tmp_path / "local.json"), "--no-stuck", "--reduce", "none"])   # as --cluster
     local_out = capsys.readouterr().out
     code = main(args + [str(tmp_path / "dist.json"), "--cluster", cluster])
     out = capsys.readouterr().out
@@ -120,3 +120,11 @@ def test_small_same_as_the_local_search(client, policy):
     for k in ("states", "transitions", "self_loops", "depth", "complete") + (("edges",) if edges else ()):
         assert dist.summary()[k] == local.summary()[k], k
     assert _outcome(dist_verdicts(dist, PROPERTIES)) == _outcome(verdicts(local, PROPERTIES))
+
+
+def test_cluster_with_the_reduction_is_refused_in_one_line(capsys):
+    """The distributed search has no reduction yet: asking for both is bad input, not a silent
+    search of every state."""
+    assert main(["explore", "--exporter", "vgem", "--cluster", "tcp://127.0.0.1:1", "--reduce", "dead"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cluster searches every state" in err[0]
