@@ -11,7 +11,7 @@ the revision checked, whichever kernel the driver shipped in (udmabuf came in v4
 heap in v5.6, vgem's shmem helpers later still). ``breaks`` lists the claims broken at either
 revision; a claim is judged only at the revisions whose documentation has it (the properties
 citing it say which), so the FIXME claims count at v4.11 and the ``M-*`` claims at v5.12. At
-v5.12 the kmap knobs (``has_kmap``, ``has_kmap_atomic``, ``kmap_swaps_in``) have nothing to act
+v5.12 the kmap knobs (``has_kmap``, ``has_kmap_atomic``, ``kmap_returns_null``, ``kmap_swaps_in``) have nothing to act
 on: the kmap family does not exist.
 
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
@@ -35,7 +35,7 @@ _i915 = ExporterPolicy(
     why="corpus §7.1 (S9): i915_gem_dmabuf_kmap returns NULL, i915_gem_dmabuf_mmap swaps vm_file, "
         "begin pins pages only transiently and can fail with -EINTR",
     breaks=_KMAP_MISSING,
-    has_kmap=False, has_kmap_atomic=False, swappable=True, starts_resident=False,
+    kmap_returns_null=True, swappable=True, starts_resident=False,
     begin_swaps_in=True, begin_pins=False, begin_waits_fences=True, begin_interruptible=True,
     end_interruptible=True, mmap_own_file=True,
 )

@@ -45,8 +45,10 @@ class ExporterPolicy:
     # --- callbacks present ------------------------------------------------------------------
     has_begin: bool = _k(True, "ops->begin_cpu_access exists")
     has_end: bool = _k(True, "ops->end_cpu_access exists")
-    has_kmap: bool = _k(True, "ops->kmap exists and returns a page (not a NULL stub)")
-    has_kmap_atomic: bool = _k(True, "ops->kmap_atomic exists and returns a page (not a NULL stub)")
+    has_kmap: bool = _k(True, "ops->kmap exists (dma_buf_export() at v4.11 requires it)")
+    has_kmap_atomic: bool = _k(True, "ops->kmap_atomic exists (dma_buf_export() at v4.11 requires it)")
+    kmap_returns_null: bool = _k(False, "ops->kmap and ops->kmap_atomic are stubs that return NULL "
+                                 "(i915 at v4.11): present for dma_buf_export(), no page for a caller")
     has_vmap: bool = _k(True, "ops->vmap exists")
     has_mmap: bool = _k(True, "ops->mmap exists")
     # --- backing storage ----------------------------------------------------------------------
@@ -85,6 +87,16 @@ class ExporterPolicy:
     mutant_sync_stateful: bool = _k(False, "MUTANT core: SYNC_END without SYNC_START is refused")
     mutant_no_fence_wait: bool = _k(False, "MUTANT core: begin does not wait for implicit fences")
     mutant_vma_no_file_ref: bool = _k(False, "MUTANT core: a mapping holds no reference on vm_file")
+
+    @property
+    def kmap_gives_pages(self) -> bool:
+        """ops->kmap exists and is not a NULL stub."""
+        return self.has_kmap and not self.kmap_returns_null
+
+    @property
+    def kmap_atomic_gives_pages(self) -> bool:
+        """ops->kmap_atomic exists and is not a NULL stub."""
+        return self.has_kmap_atomic and not self.kmap_returns_null
 
     def knob_values(self) -> dict[str, bool | int]:
         """Knob name -> the value transitions see (enumerated knobs as their index)."""

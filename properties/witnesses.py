@@ -35,8 +35,9 @@ ACTION_CLAIMS: dict[str, tuple[str, ...]] = {
 
 # Actions whose success depends on a callback the policy may lack.
 _NEEDS = {
-    "dma_buf_kmap": lambda p: p.has_kmap, "dma_buf_kunmap": lambda p: p.has_kmap,
-    "dma_buf_kmap_atomic": lambda p: p.has_kmap_atomic, "dma_buf_kunmap_atomic": lambda p: p.has_kmap_atomic,
+    "dma_buf_kmap": lambda p: p.kmap_gives_pages, "dma_buf_kunmap": lambda p: p.kmap_gives_pages,
+    "dma_buf_kmap_atomic": lambda p: p.kmap_atomic_gives_pages,
+    "dma_buf_kunmap_atomic": lambda p: p.kmap_atomic_gives_pages,
     "dma_buf_vmap": lambda p: p.has_vmap, "dma_buf_vunmap": lambda p: p.has_vmap,
     "reclaim": lambda p: p.swappable, "mmap": lambda p: p.has_mmap,
     "cpu_read": lambda p: p.has_mmap, "cpu_write": lambda p: p.has_mmap, "munmap": lambda p: p.has_mmap,
@@ -45,8 +46,8 @@ _NEEDS = {
 # Actions whose success depends on the revision too: kernel loads and stores need a kernel
 # mapping, which at v5.12 only vmap gives (the kmap family is gone).
 _NEEDS_AT = {
-    "kernel_read": lambda p, r: p.has_vmap or (r == "v4.11" and (p.has_kmap or p.has_kmap_atomic)),
-    "kernel_write": lambda p, r: p.has_vmap or (r == "v4.11" and (p.has_kmap or p.has_kmap_atomic)),
+    "kernel_read": lambda p, r: p.has_vmap or (r == "v4.11" and (p.kmap_gives_pages or p.kmap_atomic_gives_pages)),
+    "kernel_write": lambda p, r: p.has_vmap or (r == "v4.11" and (p.kmap_gives_pages or p.kmap_atomic_gives_pages)),
 }
 
 # The bug events a successful step of these actions must not carry.
@@ -84,5 +85,5 @@ PROPERTIES = tuple(_action_witness(a) for a in ACTIONS if a in ACTION_CLAIMS) + 
         "W-KMAP-IN-BRACKET", ("KCPU-REMAP", "KCPU-ALWAYS-SUCCEED"), "core", "witness",
         "a kmap inside an open kernel bracket returns a page",
         lambda v: and_(eq(v.ret, 0), v.at(v.pre.kopen, v.buf)), on="step", action="dma_buf_kmap",
-        applies=lambda p: p.has_kmap, revisions=("v4.11",)),
+        applies=lambda p: p.kmap_gives_pages, revisions=("v4.11",)),
 )

@@ -729,7 +729,7 @@ def _fixme(data: ReviewData) -> Finding:
         refs: list[TraceRef] = []
         for p in data.exporters(rev):
             # the FIXME's question needs an exporter with kmap; those without fail kmap anyway (F4)
-            if p.name.startswith("mutant-") or not (p.has_kmap and p.has_kmap_atomic):
+            if p.name.startswith("mutant-") or not (p.kmap_gives_pages and p.kmap_atomic_gives_pages):
                 continue
             cells = []
             for pid in props:

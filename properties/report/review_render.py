@@ -855,7 +855,7 @@ SWITCHES: tuple[tuple[str, ...], ...] = (
      "`model/rules.py` (`m.revision`)"),
     ("`dma_buf_vmap` without `ops->vmap`", "NULL (modelled as -ENOMEM)", "-EINVAL (int return since v5.11)",
      "`model/actions/kernel_access.py` (`m.revision`)"),
-    ("kmap knobs `has_kmap`, `has_kmap_atomic`, `kmap_swaps_in`", "read by the kmap actions",
+    ("kmap knobs `has_kmap`, `has_kmap_atomic`, `kmap_returns_null`, `kmap_swaps_in`", "read by the kmap actions",
      "nothing reads them", "`model/catalog.py` docstring"),
     ("begin/end_cpu_access as allocate/swap-in/pin hooks (BEGIN-AVAILABLE, END-FLUSH-UNPIN, the FIXME)",
      "judged: `P-BEGIN-AVAILABLE`, `P-END-UNPINS`, `P-NO-USER-PIN`", "not judged: the sentences are deleted",
