@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    interrupt.reset()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt.handler)   # a SIGTERM before the run starts: exit 143 too
     try:
@@ -197,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("dmabuf-check: a command is needed (campaign, prove, explore, replay, "
                              "litmus, review, conform, exporters, claims); see --help")
         _check_outputs(a)
-        return a.func(a)
+        with interrupt.raising():   # the command's own code stops at once; a run's tasks only between steps
+            return a.func(a)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2

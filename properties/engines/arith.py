@@ -43,6 +43,7 @@ from model.constants import ERRNO
 from model.machine import Model
 from model.scope import SCOPES, Scope
 
+from .. import interrupt
 from ..trace import replay
 
 __all__ = ["PAGE_SHIFT", "ArithFinding", "userspace_rejects", "dma_buf_mmap", "check_all", "model_agreement"]
@@ -167,6 +168,7 @@ def model_agreement(scope: Scope, revision: str = "v4.11", policy: str = "refere
                         f"(checked exhaustively)")
 
 
+@interrupt.raising()   # long Z3 queries or graph searches: a signal stops them at once
 def check_all(timeout: float | None = 60.0, scopes: tuple[str, ...] = tuple(SCOPES),
               progress: Callable[[str], None] | None = None) -> list[ArithFinding]:
     """Every bit-precise finding, in report order."""

@@ -444,7 +444,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             dedup.clear()
 
         for f_lo in range(0, len(frontier_keys), _FRONTIER_CHUNK):
-            interrupt.check()   # a signal whose exception was lost stops the search here
+            interrupt.check()   # a signal stops the search between two blocks
             if next_block is not None:
                 frontier, next_block = next_block, None
             else:

@@ -158,7 +158,7 @@ def make_machine(model: Model, mon: Monitor, run: _Run, active: set[str],
             self.seen_events = 0
             self.best_hazard = 0
             self.novel = 0
-            interrupt.check()   # a signal whose exception Python dropped in a GC callback
+            interrupt.check()   # a signal stops the run between two examples
             run.examples += 1
             run.calls += 1
             if run.cap is not None and run.calls > run.cap:

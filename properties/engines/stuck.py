@@ -26,6 +26,7 @@ from typing import Callable, TYPE_CHECKING
 
 import numpy as np
 
+from .. import interrupt
 from ..goals import goals_for_scope
 from ..property import StateView
 from ..trace import Trace
@@ -142,6 +143,7 @@ def stuck_states_networkx(space: StateSpace, goal: Goal, graph=None) -> np.ndarr
     return np.flatnonzero(goal.pending(space.states) & ~reach)
 
 
+@interrupt.raising()   # long Z3 queries or graph searches: a signal stops them at once
 def find_stuck(space: StateSpace) -> list[StuckFinding]:
     """One finding per goal that has stuck states."""
     out = []

@@ -46,6 +46,7 @@ from model.policy import ExporterPolicy, KNOBS
 from model.scope import Scope, get_scope
 from model.terms import FALSE, TRUE, Term, and_, lift, not_, or_, substitute, to_z3
 
+from .. import interrupt
 from ..index import PROPERTIES, by_claim, get_property
 from ..monitor import Monitor
 from ..property import Property
@@ -255,6 +256,7 @@ def _z(enc: Encoding, t: Term) -> z3.BoolRef:
     return out
 
 
+@interrupt.raising()   # long Z3 queries or graph searches: a signal stops them at once
 def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), scope: Scope | str = "tiny",
                depth: int = 8, revision: str = "v4.11", exclude_actions: Sequence[str] = (),
                fixed: dict[str, Any] | None = None, title: str = "", timeout: float | None = 120.0,
@@ -638,6 +640,7 @@ def _explain_fixme(res: SynthesisResult, kmap_users: bool) -> str:
     return ""
 
 
+@interrupt.raising()   # long Z3 queries or graph searches: a signal stops them at once
 def prove_for_every_policy(props: Sequence[Property], scope: Scope | str = "small", revision: str = "v4.11",
                            timeout: float | None = 120.0) -> list[dict[str, Any]]:
     """Induction with the knobs free: which of ``props`` (``always`` and ``step``) hold for every

@@ -449,7 +449,7 @@ def bmc(model: Model, props: Sequence[Property], depth: int, timeout: float | No
     steps: list[z3.BoolRef] = []
     complete = -1
     for d in range(depth + 1):
-        interrupt.check()   # a signal whose exception was lost stops the checks here
+        interrupt.check()   # a signal stops the checks between two depths (and inside a query: run_z3 is a raising section)
         if budget is not None and time.monotonic() - started > budget:
             break
         if d > 0:
@@ -677,6 +677,7 @@ def k_induction(model: Model, prop: Property, lemmas: Sequence[Property], kmax: 
 # Verdicts
 
 
+@interrupt.raising()
 def run_z3(model: Model, props: Iterable[Property], depth: int = 8, timeout: float | None = 60.0,
            induction: bool = True, kmax: int = 2, progress: Callable[[str], None] | None = None,
            smt2: Callable[[str, str], None] | None = None, seconds: float | None = None) -> list[Verdict]:

@@ -142,14 +142,14 @@ def run(tasks: Iterable[Task], workers, *, deadline: float | None = None,
     out = Outcome()
     main = threading.current_thread() is threading.main_thread()
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    interrupt.reset()
-    try:
+    try:   # a signal recorded before (while the command started) stops the run at its first check
         if main:
             for sig in old:
                 signal.signal(sig, interrupt.handler)
         try:
-            out.stopped = _dispatch(iter(tasks), workers, deadline, out.results,
-                                    on_result or (lambda r, n: None), tick or (lambda n: None))
+            with interrupt.quiet():   # from here a signal is a flag, checked between steps
+                out.stopped = _dispatch(iter(tasks), workers, deadline, out.results,
+                                        on_result or (lambda r, n: None), tick or (lambda n: None))
         except KeyboardInterrupt:  # a signal between two steps of the loop
             out.stopped = "signal"
         if main:  # a second signal must not cut the stop short
