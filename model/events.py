@@ -11,7 +11,7 @@ Each event is one bit of the step's event mask, in the order below.
 """
 from __future__ import annotations
 
-__all__ = ["EVENTS", "EVENT_BIT", "event_names"]
+__all__ = ["EVENTS", "EVENT_BIT", "EVENT_WORDS", "event_names"]
 
 EVENTS: tuple[tuple[str, str], ...] = (
     ("release", "ops->release ran (the last reference to the dma-buf file was dropped)"),
@@ -58,6 +58,9 @@ EVENTS: tuple[tuple[str, str], ...] = (
 )
 
 EVENT_BIT: dict[str, int] = {name: 1 << i for i, (name, _) in enumerate(EVENTS)}
+
+# what each event means, in the words a trace shows it with (the JSON keeps the names)
+EVENT_WORDS: dict[str, str] = dict(EVENTS)
 
 
 def event_names(mask: int) -> list[str]:

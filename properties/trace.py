@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from model.constants import errno_name
-from model.events import event_names
+from model.events import EVENT_WORDS, event_names
 from model.machine import Model, format_call
 from model.state import describe_changes
 
@@ -128,15 +128,14 @@ def shrink(model: Model, trace: Trace, still_fails: Callable[[Trace], bool]) -> 
 def render(model: Model, trace: Trace, fired: Sequence[Sequence[str]] | None = None) -> str:
     """The trace as kernel calls with their returns, what changed in words (one line per kernel
     object, ``model.state.FIELD_WORDS``), and the events (and, if given, the properties that
-    fired at each step)."""
+    fired at each step), the events in words (``model.events.EVENT_WORDS``; the JSON keeps their names)."""
     lines = []
     prev = trace.init
     for i, st in enumerate(trace.steps, 1):
         lines.append(f"{i:3d}. {st.call()} = {errno_name(st.ret)}")
         lines += ["       " + w for w in model.schema.describe(prev, st.state)]
         evs = [e for e in event_names(st.events) if e not in ("from_user",)]
-        if evs:
-            lines.append("       events: " + ", ".join(evs))
+        lines += [f"       event: {EVENT_WORDS[e]}" for e in evs]
         if fired and i - 1 < len(fired) and fired[i - 1]:
             lines.append("       fires: " + ", ".join(fired[i - 1]))
         prev = st.state

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from model.events import EVENTS
 from model.machine import Model
 from model.policy import ExporterPolicy, load_policy_file
 from model.catalog import CATALOG
@@ -56,8 +57,11 @@ def test_a_trace_speaks_kernel_words():
                   "vm_area_struct 0: none -> maps page 0 of dma-buf 0 (vm_file: the dma-buf's file)",
                   "PTE of page 0 of vm_area_struct 0: not present -> present",
                   "CPU cache line of page 0 of dma-buf 0: dirty -> dirty and stale",
-                  "PTE of page 0 of vm_area_struct 0: present -> zapped"):
+                  "PTE of page 0 of vm_area_struct 0: present -> zapped",
+                  "event: the core called ops->begin_cpu_access"):
         assert words in text, words
+    words_lines = [ln for ln in text.splitlines() if not re.match(r"\s*\d+\. ", ln)]
+    assert not [e for e, _ in EVENTS for ln in words_lines if re.search(rf"\b{e}\b", ln)], text   # no event codes
     t = replay(m, [("dma_buf_export", {"buf": 0}), ("dma_buf_attach", {"buf": 0}),
                    ("dma_buf_map_attachment", {"att": 0, "direction": 0}), ("dma_buf_fd", {"buf": 0}),
                    ("mmap", {"fd": 0, "pgoff": 0, "npages": 1}), ("cpu_read", {"vma": 0, "page": 0}),
