@@ -2,23 +2,12 @@
 here, from this checkout) run a small campaign whose report equals the local one."""
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from properties.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from properties.runs.cluster import free_port, loopback_cluster
 
 
 def untimed(path: Path) -> dict:
@@ -32,48 +21,13 @@ def untimed(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     try:
-        from distributed import Client
+        import distributed  # noqa: F401
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("dask.distributed is not installed: pip install -e '.[dev]'")
         pytest.skip("dask.distributed is not installed (pip install -e '.[cluster]')")
-    logs = tmp_path_factory.mktemp("dask")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    procs = []
-
-    def start(name: str, args: list[str]) -> None:
-        log = open(logs / f"{name}.log", "w")
-        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT))
-
-    try:
-        start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-                            "--no-dashboard"])
-        for i in range(2):
-            start(f"worker{i}", ["distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nthreads",
-                                 "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"])
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with Client(address, timeout="5s") as c:
-                    c.wait_for_workers(2, timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise RuntimeError("the Dask cluster did not start: " + " | ".join(
-                        f.read_text()[-300:] for f in sorted(logs.iterdir())))
-                time.sleep(0.5)
+    with loopback_cluster(2, logs=tmp_path_factory.mktemp("dask")) as address:
         yield address
-    finally:
-        for p in reversed(procs):   # the workers, then the scheduler
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 def test_cluster_report_equals_the_local_one(scheduler, tmp_path, capsys):
@@ -94,4 +48,4 @@ def test_cluster_errors_are_one_line(scheduler, capsys):
         "--cluster http://127.0.0.1:1: expected tcp://HOST:PORT of a Dask scheduler"]
     from properties.runs.cluster import ClusterError, DaskWorkers
     with pytest.raises(ClusterError, match="cannot reach the scheduler"):
-        DaskWorkers(f"tcp://127.0.0.1:{_free_port()}", timeout=2)
+        DaskWorkers(f"tcp://127.0.0.1:{free_port()}", timeout=2)

@@ -30,7 +30,7 @@ def cluster(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("dask.distributed is not installed: pip install -e '.[dev]'")
         pytest.skip("dask.distributed is not installed (pip install -e '.[cluster]')")
-    from properties.engines.distributed import loopback_cluster
+    from properties.runs.cluster import loopback_cluster
     with loopback_cluster(2, logs=tmp_path_factory.mktemp("dask")) as address:
         yield address
 

@@ -5,7 +5,7 @@ For each policy (default: ``vgem``, ``system-heap``, ``i915``) on a scope (defau
 the same run: the local search (:func:`properties.engines.explicit.explore`, every property
 checked, without and with edges: the distributed search counts the edges, so the second is the
 like-for-like one) and the distributed search on a loopback cluster of ``--workers`` workers
-started here (:func:`properties.engines.distributed.loopback_cluster`), with the same counts
+started here (:func:`properties.runs.cluster.loopback_cluster`), with the same counts
 checked (on ``small``, the local search without edges, and the counts but the edges). Printed
 per policy: states, levels, seconds of each, seconds per level, the overhead per
 level (distributed less local with edges, or without on ``small``, over the levels), and the fixed cost of a level (the
@@ -27,9 +27,10 @@ from model.catalog import CATALOG
 from model.machine import Model
 from model.scope import SCOPES
 
-from ..engines.distributed import explore_distributed, loopback_cluster
+from ..engines.distributed import explore_distributed
 from ..engines.explicit import Budget, explore
 from ..index import PROPERTIES
+from ..runs.cluster import loopback_cluster
 
 
 def measure(client, policy: str, scope: str, repeat: int = 1, edges: bool = True) -> dict:

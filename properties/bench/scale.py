@@ -17,24 +17,19 @@ import argparse
 import multiprocessing
 import os
 import platform
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from model.catalog import BROKEN, CATALOG
 from model.scope import SCOPES
 
 from ..runs.campaign import run_campaign
+from ..runs.cluster import loopback_cluster
 from ..runs.runner import run
 from ..runs.shards import plan
 from ..runs.workers import LocalWorkers
 
 __all__ = ["main"]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load() -> str:
@@ -73,59 +68,14 @@ def speedup(exporters, scope, examples: int, steps: int) -> tuple[list[float], l
     return times[1], times[2], reports[1] == reports[2], cores
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _LoopbackCluster:
-    """A Dask scheduler and ``n`` one-thread workers on 127.0.0.1, as the tests start them."""
-
-    def __init__(self, n: int) -> None:
-        from distributed import Client  # optional: the cluster extra
-
-        port = _free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        self.log = tempfile.TemporaryFile()
-        self.procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
-                                        "127.0.0.1", "--port", str(port), "--no-dashboard"], cwd=ROOT,
-                                       stdout=self.log, stderr=subprocess.STDOUT)]
-        for i in range(n):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1",
-                 "--nthreads", "1", "--no-nanny", "--no-dashboard"], cwd=ROOT, stdout=self.log,
-                stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(self.address, timeout="5s") as c:
-                    c.wait_for_workers(n, timeout=60)
-                return
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline:
-                    self.close()
-                    raise
-                time.sleep(0.5)
-
-    def close(self) -> None:
-        for p in reversed(self.procs):   # the workers, then the scheduler
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
 def _noop(x: int) -> int:
     return x
 
 
-def dask_overhead(cluster: _LoopbackCluster, exporters, scope, examples: int, steps: int):
+def dask_overhead(address: str, exporters, scope, examples: int, steps: int):
     from distributed import Client  # optional: the cluster extra
 
-    with Client(cluster.address) as c:
+    with Client(address) as c:
         c.submit(_noop, -1, pure=False).result()   # warm up
         n = 200
         t = time.perf_counter()
@@ -139,7 +89,7 @@ def dask_overhead(cluster: _LoopbackCluster, exporters, scope, examples: int, st
     for where in ("local", "dask", "dask", "local"):
         t = time.perf_counter()
         run_campaign(exporters, scope, examples=examples, steps=steps, jobs=2,
-                   cluster=cluster.address if where == "dask" else None)
+                   cluster=address if where == "dask" else None)
         if where == "dask":
             remote += time.perf_counter() - t
         else:
@@ -196,11 +146,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({_load()})", flush=True)
     if "dask" not in a.skip:
         print(f"\n2. Dask path, scheduler + 2 one-thread workers on loopback ({_load()}):", flush=True)
-        cluster = _LoopbackCluster(2)
-        try:
-            serial, batch, local, remote, n = dask_overhead(cluster, exporters[:6], scope, a.examples, a.steps)
-        finally:
-            cluster.close()
+        with loopback_cluster(2, timeout=120) as address:
+            serial, batch, local, remote, n = dask_overhead(address, exporters[:6], scope, a.examples, a.steps)
         print(f"   no-op task round trip: {serial * 1000:.1f} ms one at a time, {batch * 1000:.2f} ms each "
               f"in a batch of 200", flush=True)
         print(f"   campaign of {n} shards: 2 local processes {local:.1f} s, Dask {remote:.1f} s -> "

@@ -49,15 +49,10 @@ whose sources differ.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -67,14 +62,13 @@ from model.scope import Scope
 
 from .. import interrupt
 from ..index import get_property
-from ..monitor import Monitor
 from ..property import Property
-from ..verdict import Verdict, make_verdict
-from .explicit import Budget, _changed_rows, _check_range, _packing, _replay_instances, resident_bytes
+from ..verdict import Verdict
+from .explicit import Budget, _changed_rows, _check_range, _packing, _replay_instances, judge, resident_bytes
 from .interface import Budget as EngineBudget, EngineResult
 from .vectorize import VecModel, columns
 
-__all__ = ["DistributedSpace", "DistributedEngine", "explore_distributed", "loopback_cluster", "owner_of"]
+__all__ = ["DistributedSpace", "DistributedEngine", "explore_distributed", "owner_of"]
 
 _CHUNK = 1 << 18          # frontier states decoded and expanded at once
 _MEMO_ROW_BYTES = 64
@@ -502,40 +496,7 @@ def verdicts(space: DistributedSpace, props: Sequence[Property]) -> list[Verdict
     """One verdict per property that applies to the space's model, as
     :func:`properties.engines.explicit.verdicts` gives them (the same evidence, and the number of
     partitions); every trace is confirmed by the Python monitor."""
-    model = space.model
-    mon = Monitor(model, list(props))
-    covered = ({"guarantee": "exhaustive", "scope": model.scope.name} if space.complete else
-               {"guarantee": "bounded", "scope": model.scope.name, "depth_complete": max(0, space.max_depth - 1)})
-    base = {**covered, "states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
-            "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3),
-            "partitions": space.partitions}
-    if space.stopped:
-        base["stopped"] = space.stopped
-    out = []
-    for p in mon.props:
-        if p.id not in space.checked:
-            raise ValueError(f"property {p.id} was not checked by this exploration")
-        trace = space.traces.get(p.id)
-        if trace is not None and not mon.fires(trace, p.id):  # pragma: no cover - interpretations disagree
-            raise AssertionError(f"distributed search: {p.id} fired in the vectorised search but not on "
-                                 f"replay of the trace ({len(trace)} steps)")
-        if p.kind in ("always", "step", "undefined"):
-            verdict = "violated" if trace is not None else "holds" if space.complete else "unknown"
-        else:  # witness
-            verdict = "holds" if trace is not None else "violated" if space.complete else "unknown"
-        ev = dict(base)
-        ev["checked_on"] = (f"all {space.n_states} states" if p.on == "state"
-                            else f"all {space.transitions} transitions")
-        if not space.complete and trace is None:
-            ev["checked_on"] = "a search cut short by its budget"
-        if trace is not None:
-            ev["trace_length"] = len(trace)
-        note = ""
-        if p.kind == "witness" and verdict == "violated":
-            note = f"unreachable: no state or step of the {space.n_states} reachable ones reaches it"
-        out.append(make_verdict(p, model.policy.name, "explicit", verdict, None, ev, trace, note))
-    return out
-
+    return judge(space, props, space.traces.get, {"partitions": space.partitions}, "distributed search")
 
 @dataclass(frozen=True)
 class DistributedEngine:
@@ -565,58 +526,3 @@ class DistributedEngine:
 
 # --- a loopback cluster (tests, benchmark) -----------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def loopback_cluster(workers: int = 2, logs: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
-    """A Dask scheduler and ``workers`` single-threaded workers on 127.0.0.1, started from this
-    checkout (processes of their own, no nanny) and stopped on exit; yields the scheduler's
-    address. Raises ``RuntimeError`` (with the end of the logs) if they do not start."""
-    from distributed import Client  # reason: optional dependency (the cluster extra)
-    root = Path(__file__).resolve().parents[2]
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    procs: list[subprocess.Popen] = []
-    outs: list[Any] = []
-
-    def start(name: str, args: list[str]) -> None:
-        out = open(logs / f"{name}.log", "w") if logs is not None else subprocess.DEVNULL
-        outs.append(out)
-        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=root, env=env, stdout=out,
-                                      stderr=subprocess.STDOUT))
-
-    try:
-        start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-                            "--no-dashboard"])
-        for i in range(workers):
-            start(f"worker{i}", ["distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nthreads",
-                                 "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"])
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with Client(address, timeout="5s") as c:
-                    c.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    tail = (" | ".join(f.read_text()[-300:] for f in sorted(logs.iterdir()))
-                            if logs is not None else "no logs kept")
-                    raise RuntimeError(f"the Dask cluster did not start: {tail}") from None
-                time.sleep(0.5)
-        yield address
-    finally:
-        for p in reversed(procs):   # the workers, then the scheduler
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for out in outs:
-            if out is not subprocess.DEVNULL:
-                out.close()

@@ -985,6 +985,18 @@ def _first_positions(K: np.ndarray, u: np.ndarray) -> np.ndarray:
 def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
     """One verdict per property that applies to the space's model (see the module docstring);
     every counterexample and target trace is replayed and confirmed by the Python monitor."""
+    def trace_of(pid: str) -> Trace | None:
+        f = space.found.get(pid)
+        return None if f is None else space.trace_to(f.state, f.instance)
+    extra = {"reduction": space.reduction.mode} if space.reduction is not None else {}
+    return judge(space, props, trace_of, extra, "explicit engine")
+
+
+def judge(space: Any, props: Iterable[Property], trace_of: Callable[[str], Trace | None],
+          extra: dict[str, Any], who: str) -> list[Verdict]:
+    """The verdicts of a breadth-first search, local or distributed (``space``: its model, counts,
+    depth and whether it completed; ``trace_of``: the trace of a property that fired, else None;
+    ``extra``: evidence of that search's own). Each trace is confirmed by the Python monitor."""
     model = space.model
     mon = Monitor(model, list(props))
     # what the search covers: every reachable state, or (cut short) every state up to the last
@@ -992,40 +1004,33 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
     covered = ({"guarantee": "exhaustive", "scope": model.scope.name} if space.complete else
                {"guarantee": "bounded", "scope": model.scope.name, "depth_complete": max(0, space.max_depth - 1)})
     base = {**covered, "states": space.n_states, "transitions": space.transitions, "depth": space.max_depth,
-            "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3)}
-    if space.reduction is not None:
-        base["reduction"] = space.reduction.mode
+            "symmetry": space.symmetry, "complete": space.complete, "seconds": round(space.seconds, 3), **extra}
     if space.stopped:
         base["stopped"] = space.stopped
     out = []
     for p in mon.props:
         if p.id not in space.checked:
             raise ValueError(f"property {p.id} was not checked by this exploration")
-        f = space.found.get(p.id)
-        trace = None
-        if f is not None:
-            trace = space.trace_to(f.state, f.instance)
-            if not mon.fires(trace, p.id):  # pragma: no cover - the two interpretations disagree
-                raise AssertionError(f"explicit engine: {p.id} fired in the vectorised search but not "
-                                     f"on replay of the trace ({len(trace)} steps)")
+        trace = trace_of(p.id)
+        if trace is not None and not mon.fires(trace, p.id):  # pragma: no cover - interpretations disagree
+            raise AssertionError(f"{who}: {p.id} fired in the vectorised search but not on replay of "
+                                 f"the trace ({len(trace)} steps)")
         if p.kind in ("always", "step", "undefined"):
-            verdict = "violated" if f is not None else "holds" if space.complete else "unknown"
+            verdict = "violated" if trace is not None else "holds" if space.complete else "unknown"
         else:  # witness
-            verdict = "holds" if f is not None else "violated" if space.complete else "unknown"
+            verdict = "holds" if trace is not None else "violated" if space.complete else "unknown"
         ev = dict(base)
         ev["checked_on"] = (f"all {space.n_states} states" if p.on == "state"
                             else f"all {space.transitions} transitions")
-        if not space.complete and f is None:
+        if not space.complete and trace is None:
             ev["checked_on"] = "a search cut short by its budget"
         if trace is not None:
             ev["trace_length"] = len(trace)
         note = ""
         if p.kind == "witness" and verdict == "violated":
             note = f"unreachable: no state or step of the {space.n_states} reachable ones reaches it"
-        out.append(make_verdict(p, model.policy.name, "explicit", verdict,
-                                None, ev, trace, note))
+        out.append(make_verdict(p, model.policy.name, "explicit", verdict, None, ev, trace, note))
     return out
-
 
 def check(model: Model, props: Iterable[Property], symmetry: bool = False, budget: Budget | None = None,
           progress: Callable[[str], None] | None = None, keep_edges: bool = True,

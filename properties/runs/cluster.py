@@ -12,19 +12,26 @@ cluster shares counterexamples only through ``--database redis://HOST:PORT/N``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
+import os
 import queue
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import hypothesis
 
 from .runner import Task, run_task
 
-__all__ = ["ClusterError", "DaskWorkers", "identity"]
+__all__ = ["ClusterError", "DaskWorkers", "identity", "loopback_cluster", "free_port"]
 
 
 class ClusterError(RuntimeError):
@@ -126,3 +133,61 @@ class _Done:
     def __init__(self, index: int, future) -> None:
         self.index = index
         self.future = future
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def loopback_cluster(workers: int = 2, logs: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """A Dask scheduler and ``workers`` single-threaded workers on 127.0.0.1, started from this
+    checkout (processes of their own, no nanny) and stopped on exit; yields the scheduler's
+    address. Raises ``RuntimeError`` (with the end of the logs) if they do not start."""
+    from distributed import Client  # reason: optional dependency (the cluster extra)
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs: list[subprocess.Popen] = []
+    outs: list[Any] = []
+
+    def start(name: str, args: list[str]) -> None:
+        out = open(logs / f"{name}.log", "w") if logs is not None else subprocess.DEVNULL
+        outs.append(out)
+        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=root, env=env, stdout=out,
+                                      stderr=subprocess.STDOUT))
+
+    try:
+        start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+                            "--no-dashboard"])
+        for i in range(workers):
+            start(f"worker{i}", ["distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nthreads",
+                                 "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"])
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with Client(address, timeout="5s") as c:
+                    c.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    tail = (" | ".join(f.read_text()[-300:] for f in sorted(logs.iterdir()))
+                            if logs is not None else "no logs kept")
+                    raise RuntimeError(f"the Dask cluster did not start: {tail}") from None
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):   # the workers, then the scheduler
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for out in outs:
+            if out is not subprocess.DEVNULL:
+                out.close()
