@@ -80,9 +80,7 @@ def parse_toml(text: str) -> dict[str, Any]:
         raise FileProblem(problem)
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise FileProblem(f"not valid TOML: {e}") from None
-    except ValueError as e:  # an integer of more digits than Python converts
+    except ValueError as e:  # TOMLDecodeError, or an integer of more digits than Python converts
         raise FileProblem(f"not valid TOML: {e}") from None
     except RecursionError:   # a deep stack of the caller's: the bound above did not leave room
         raise FileProblem("arrays and tables nest too deeply") from None
