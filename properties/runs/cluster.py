@@ -9,6 +9,9 @@ worker is asked for a digest of the model/ and properties/ sources and its Hypot
 a worker that differs is refused, since its results could not be merged. The example database
 spec is passed to the workers as it is: a directory is then a directory on each worker, so a
 cluster shares counterexamples only through ``--database redis://HOST:PORT/N``.
+
+:func:`loopback_cluster` starts a scheduler and workers on 127.0.0.1 from this checkout, for the
+tests and benchmarks of the cluster paths (campaigns and the distributed search).
 """
 from __future__ import annotations
 
