@@ -5,14 +5,27 @@ is checked against the v4.11 documentation as the tool's users would (is this dr
 rules the documentation states?). Every policy lists the claims it is expected to break, and why:
 the default campaign passes only when exactly those are found broken.
 
-Revisions. Every policy is checked at both documentation revisions (``revisions`` keeps its
-default): a policy says what a driver does, and the campaign asks whether that keeps the rules of
-the revision checked, whichever kernel the driver shipped in (udmabuf came in v4.20, the system
-heap in v5.6, vgem's shmem helpers later still). ``breaks`` lists the claims broken at either
-revision; a claim is judged only at the revisions whose documentation has it (the properties
-citing it say which), so the FIXME claims count at v4.11 and the ``M-*`` claims at v5.12. At
-v5.12 the kmap knobs (``has_kmap``, ``has_kmap_atomic``, ``kmap_returns_null``, ``kmap_swaps_in``) have nothing to act
-on: the kmap family does not exist.
+Revisions. A policy is checked at every documentation revision whose ``dma_buf_export()``
+accepts its ops: a policy says what a driver does, and the campaign asks whether that keeps the
+rules of the revision checked, whichever kernel the driver shipped in (udmabuf came in v4.20, the
+system heap in v5.6, vgem's shmem helpers later still). Each catalog policy's ``revisions`` are
+derived from its knobs by the rule the export action itself reads (``ExporterPolicy.
+exportable_revisions``, ``model.policy.export_requires``), never written by hand: the v4.11
+``dma_buf_export()`` refuses ops without kmap, kmap_atomic or mmap (WARN_ON, ``-EINVAL``, corpus
+§3.5; optional since v4.19, §6.1), so udmabuf (no kmap_atomic), the system heap and vgem (neither)
+are not exportable at v4.11 and are checked at v5.12 only. They are not run at v4.11 at all:
+every run there would stop at the refused export, and its "holds" would check nothing. The
+campaign, ``explore``, ``prove`` and the review list them instead ("udmabuf: not exportable at
+v4.11 (dma_buf_export() refuses ops without kmap_atomic, corpus §3.5)"); i915's kmap stubs exist
+(they return NULL, ``kmap_returns_null``), so i915 is exportable at both.
+
+``breaks`` lists the claims broken at any revision the policy is checked at; a claim is judged
+only at the revisions whose documentation has it (the properties citing it say which), so the
+FIXME claims count at v4.11 and the ``M-*`` claims at v5.12. At v5.12 the kmap knobs
+(``has_kmap``, ``has_kmap_atomic``, ``kmap_returns_null``, ``kmap_swaps_in``) have nothing to act
+on: the kmap family does not exist. (Before the export refusal was modelled, udmabuf, the system
+heap and vgem declared ``KCPU-ALWAYS-SUCCEED`` broken, and vgem ``BEGIN-AVAILABLE``: both claims
+exist at v4.11 only, where these drivers cannot be exported, so no kernel reaches those breaks.)
 
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is
@@ -63,8 +76,8 @@ _udmabuf = ExporterPolicy(
     description="udmabuf: memfd pages pinned for the buffer's life; begin creates the sg table on "
                 "first use and syncs for the CPU, end syncs for the device and fails before any begin",
     why="corpus §7.4 (S14/S15): begin_cpu_udmabuf / end_cpu_udmabuf (-EINVAL without sg table), "
-        "mmap with a fault handler, no map_atomic callback (optional from v4.19)",
-    breaks=_KMAP_MISSING,
+        "mmap with a fault handler, no map_atomic callback (optional from v4.19: the v4.11 "
+        "dma_buf_export() refuses it, §3.5)",
     swappable=False, end_requires_begin=True, has_kmap_atomic=False,
 )
 
@@ -73,8 +86,8 @@ _system_heap = ExporterPolicy(
     description="DMA-BUF system heap: pages allocated at export and never swapped; begin/end sync "
                 "the mapped attachments and the vmap alias; mmap maps every page at once",
     why="corpus §7.5 (S16): system_heap_dma_buf_begin/end_cpu_access never fail, system_heap_mmap "
-        "uses remap_pfn_range, no kmap callbacks (the heaps came after kmap was removed)",
-    breaks=_KMAP_MISSING,
+        "uses remap_pfn_range, no kmap callbacks (the heaps came after kmap was removed; the v4.11 "
+        "dma_buf_export() refuses them, §3.5)",
     swappable=False, has_kmap=False, has_kmap_atomic=False, mmap_prefault=True,
 )
 
@@ -106,12 +119,8 @@ _vgem = ExporterPolicy(
         "begin/end_cpu_access and no kmap (removed in v5.6); drm_gem_shmem_mmap leaves vm_file "
         "alone, refuses copy-on-write (MAP_PRIVATE) mappings, and drm_gem_shmem_fault inserts one "
         "shmem page per fault; the shmem pages are allocated on first get_pages and can be "
-        "swapped once nothing holds them",
-    breaks=(
-        "KCPU-ALWAYS-SUCCEED",  # no kmap callbacks: dma_buf_kmap fails (as for system-heap)
-        "BEGIN-AVAILABLE",      # no begin callback: SYNC_START returns 0 on storage not yet
-                                # allocated or swapped out (a user access faults it in)
-    ),
+        "swapped once nothing holds them; no kmap callbacks, which the v4.11 dma_buf_export() "
+        "refuses (§3.5)",
     has_begin=False, has_end=False, has_kmap=False, has_kmap_atomic=False,
     coherent=True, swappable=True, starts_resident=False,
 )
@@ -164,6 +173,16 @@ MUTANTS = (
 )
 
 REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent, _vgem)
+
+
+
+def _at_exportable_revisions(policies: tuple[ExporterPolicy, ...]) -> tuple[ExporterPolicy, ...]:
+    """Each policy with ``revisions`` = the revisions whose ``dma_buf_export()`` accepts its ops."""
+    return tuple(dataclasses.replace(p, revisions=p.exportable_revisions) for p in policies)
+
+
+REAL_DRIVERS, BROKEN, MUTANTS = map(_at_exportable_revisions, (REAL_DRIVERS, BROKEN, MUTANTS))
+(_reference,) = _at_exportable_revisions((_reference,))
 
 CATALOG: dict[str, ExporterPolicy] = {p.name: p for p in (*REAL_DRIVERS, _reference, *BROKEN, *MUTANTS)}
 

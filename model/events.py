@@ -55,6 +55,10 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("mmap_too_large", "the exporter's mmap was called with a vma larger than the buffer"),
     ("vmap_fail", "dma_buf_vmap returned NULL (v4.11) or an error (v5.12)"),
     ("detach_while_pinned", "dma_buf_detach of an attachment that still holds a dma_buf_pin (v5.12)"),
+    # dma_buf_export() at v4.11 refusing the exporter's ops (model.policy.EXPORT_REQUIRES_V4_11)
+    ("export_without_kmap", "dma_buf_export() refused: ops without kmap (WARN_ON, corpus §3.5)"),
+    ("export_without_kmap_atomic", "dma_buf_export() refused: ops without kmap_atomic (WARN_ON, corpus §3.5)"),
+    ("export_without_mmap", "dma_buf_export() refused: ops without mmap (WARN_ON, corpus §3.5)"),
 )
 
 EVENT_BIT: dict[str, int] = {name: 1 << i for i, (name, _) in enumerate(EVENTS)}

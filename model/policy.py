@@ -21,9 +21,39 @@ from .files import FileProblem, parse_toml, read_text
 from .terms import Term, var
 
 __all__ = ["ExporterPolicy", "Knob", "KNOBS", "PolicyError", "load_policy_file", "knob_vars",
-           "policy_from_mapping", "check_knob", "REVISIONS"]
+           "policy_from_mapping", "check_knob", "REVISIONS", "EXPORT_REQUIRES_V4_11", "export_requires",
+           "export_refusal"]
 
 REVISIONS = ("v4.11", "v5.12")
+
+# What dma_buf_export() refuses, the one definition that the export action's guard
+# (model/actions/lifecycle.py), the catalog's revisions and the reports all read. The members of
+# struct dma_buf_ops that the v4.11 dma_buf_export() requires, each with the knob that says the
+# exporter has it: "if (WARN_ON(!exp_info->priv || !exp_info->ops || !exp_info->ops->map_dma_buf
+# || !exp_info->ops->unmap_dma_buf || !exp_info->ops->release || !exp_info->ops->kmap_atomic ||
+# !exp_info->ops->kmap || !exp_info->ops->mmap)) { return ERR_PTR(-EINVAL); }" (corpus §3.5).
+# priv, map_dma_buf, unmap_dma_buf and release have no knob: every modelled exporter has them.
+# v4.19 made kmap_atomic, kmap (then map_atomic, map) and mmap optional (corpus §6.1), so v5.12
+# and any later revision require none of the members the model has knobs for.
+EXPORT_REQUIRES_V4_11: tuple[tuple[str, str], ...] = (
+    ("kmap", "has_kmap"), ("kmap_atomic", "has_kmap_atomic"), ("mmap", "has_mmap"))
+
+
+def export_requires(revision: str) -> tuple[tuple[str, str], ...]:
+    """(member of ``struct dma_buf_ops``, knob) pairs that ``dma_buf_export()`` at ``revision``
+    refuses to do without (WARN_ON, ``-EINVAL``): those of v4.11, none from v4.19 on."""
+    return EXPORT_REQUIRES_V4_11 if revision == "v4.11" else ()
+
+
+def export_refusal(policy: "ExporterPolicy", revision: str) -> str:
+    """Why ``dma_buf_export()`` at ``revision`` refuses ``policy``, in words ("" when it does
+    not): ``dma_buf_export() refuses ops without kmap and kmap_atomic, corpus §3.5`` (a WARN_ON
+    and ``-EINVAL``)."""
+    missing = policy.export_missing(revision)
+    if not missing:
+        return ""
+    names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    return f"dma_buf_export() refuses ops without {names}, corpus §3.5"
 
 
 class PolicyError(ValueError):
@@ -45,12 +75,12 @@ class ExporterPolicy:
     # --- callbacks present ------------------------------------------------------------------
     has_begin: bool = _k(True, "ops->begin_cpu_access exists")
     has_end: bool = _k(True, "ops->end_cpu_access exists")
-    has_kmap: bool = _k(True, "ops->kmap exists (dma_buf_export() at v4.11 requires it)")
-    has_kmap_atomic: bool = _k(True, "ops->kmap_atomic exists (dma_buf_export() at v4.11 requires it)")
+    has_kmap: bool = _k(True, "ops->kmap exists (dma_buf_export() at v4.11 refuses ops without it)")
+    has_kmap_atomic: bool = _k(True, "ops->kmap_atomic exists (dma_buf_export() at v4.11 refuses ops without it)")
     kmap_returns_null: bool = _k(False, "ops->kmap and ops->kmap_atomic are stubs that return NULL "
                                  "(i915 at v4.11): present for dma_buf_export(), no page for a caller")
     has_vmap: bool = _k(True, "ops->vmap exists")
-    has_mmap: bool = _k(True, "ops->mmap exists")
+    has_mmap: bool = _k(True, "ops->mmap exists (dma_buf_export() at v4.11 refuses ops without it)")
     # --- backing storage ----------------------------------------------------------------------
     coherent: bool = _k(False, "memory is coherent between CPU caches and devices")
     swappable: bool = _k(False, "unpinned storage can be evicted under memory pressure (shmem, GEM)")
@@ -97,6 +127,20 @@ class ExporterPolicy:
     def kmap_atomic_gives_pages(self) -> bool:
         """ops->kmap_atomic exists and is not a NULL stub."""
         return self.has_kmap_atomic and not self.kmap_returns_null
+
+    def export_missing(self, revision: str) -> tuple[str, ...]:
+        """The members of ``struct dma_buf_ops`` that ``dma_buf_export()`` at ``revision``
+        requires and this exporter lacks (``export_requires``); empty when it can be exported."""
+        return tuple(member for member, knob in export_requires(revision) if not getattr(self, knob))
+
+    def exportable_at(self, revision: str) -> bool:
+        """Does ``dma_buf_export()`` at ``revision`` accept this exporter's ops?"""
+        return not self.export_missing(revision)
+
+    @property
+    def exportable_revisions(self) -> tuple[str, ...]:
+        """The revisions whose ``dma_buf_export()`` accepts this exporter's ops."""
+        return tuple(r for r in REVISIONS if self.exportable_at(r))
 
     def knob_values(self) -> dict[str, bool | int]:
         """Knob name -> the value transitions see (enumerated knobs as their index)."""

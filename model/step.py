@@ -20,6 +20,8 @@ dma_buf_pin, dma_buf_unpin                     no such actions                 a
 ghost ``kended`` (kmap after end is undefined) kept by begin/end (rules.py)    not kept: no kmap
 dma_buf_vmap without ``ops->vmap``             NULL (modelled as -ENOMEM)      -EINVAL (v5.11)
 mmap of a byte range past ULONG_MAX            size check (-EINVAL)            -EOVERFLOW (v4.17)
+dma_buf_export of ops without kmap,            -EINVAL, WARN_ON, nothing       accepted (optional
+kmap_atomic or mmap (``export_requires``)      created (corpus §3.5)           from v4.19, §6.1)
 =============================================  ==============================  ====================
 
 (The action sets are switched by the ``revisions`` of each action's registration; the others

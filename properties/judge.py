@@ -8,7 +8,9 @@ what they found and never judge it. This module is the one place that compares t
 * :func:`judged`: verdicts with their expectation filled in;
 * :func:`claim_checks`: for every claim a policy declares broken (and that some property can show
   broken in the scope and revision), whether a violated ``always``/``step`` property cites it;
-* :func:`mismatches`: the outcomes that are not as expected, as sentences.
+* :func:`mismatches`: the outcomes that are not as expected, as sentences;
+* :func:`split_exportable`: which policies the revision's ``dma_buf_export()`` accepts, and why it
+  refuses the others (:class:`NotExportable`): those are reported, never checked.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from model.policy import ExporterPolicy
+from model.policy import ExporterPolicy, export_refusal
 from model.scope import Scope
 
 from .claims import load_claims
@@ -25,7 +27,8 @@ from .index import PROPERTIES, by_claim
 from .property import Property
 from .verdict import Verdict
 
-__all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches", "breaks_problem"]
+__all__ = ["ClaimCheck", "expected", "judged", "claim_checks", "mismatches", "breaks_problem", "NotExportable",
+           "split_exportable"]
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,58 @@ def claim_checks(policy: ExporterPolicy, verdicts: Sequence[Verdict], scope: Sco
     return out
 
 
-def mismatches(verdicts: Iterable[Verdict], checks: Iterable[ClaimCheck]) -> list[str]:
+@dataclass(frozen=True)
+class NotExportable:
+    """``exporter`` cannot be exported at ``revision``: its ``dma_buf_export()`` refuses the ops
+    (``reason``, ``model.policy.export_refusal``), so no run of it at that revision can do anything
+    and nothing of it is checked there. ``declared``: the policy's ``revisions`` leave that revision
+    out (the catalog's are derived from the same rule), so this is as expected; a policy that names
+    the revision (a policy file's default) and cannot be exported there is an outcome not as
+    expected."""
+
+    exporter: str
+    revision: str
+    reason: str
+    exportable_at: tuple[str, ...]
+    declared: bool
+
+    def sentence(self, checked: str = "") -> str:
+        """``udmabuf: not exportable at v4.11 (dma_buf_export() refuses ops without kmap_atomic,
+        corpus §3.5); checked at v5.12 only``; ``checked`` replaces what follows the semicolon."""
+        if not checked:
+            others = [r for r in self.exportable_at if r != self.revision]
+            checked = (f"not checked at {self.revision}; exportable at {', '.join(others)}" if others
+                       else "exportable at no modelled revision")
+        return f"{self.exporter}: not exportable at {self.revision} ({self.reason}); {checked}"
+
+    def to_json(self) -> dict:
+        return {"exporter": self.exporter, "revision": self.revision, "reason": self.reason,
+                "exportable_at": list(self.exportable_at), "as_expected": self.declared}
+
+
+def split_exportable(exporters: Iterable[ExporterPolicy], revision: str
+                     ) -> tuple[list[ExporterPolicy], list[NotExportable]]:
+    """The policies whose ``dma_buf_export()`` at ``revision`` accepts their ops (in order), and
+    one :class:`NotExportable` for each of the others."""
+    ok, refused = [], []
+    for p in exporters:
+        if p.exportable_at(revision):
+            ok.append(p)
+        else:
+            refused.append(NotExportable(p.name, revision, export_refusal(p, revision), p.exportable_revisions,
+                                         revision not in p.revisions))
+    return ok, refused
+
+
+def mismatches(verdicts: Iterable[Verdict], checks: Iterable[ClaimCheck],
+               refused: Iterable[NotExportable] = ()) -> list[str]:
     """The outcomes not as expected, one sentence each."""
     out = [f"{v.exporter}: {v.property} is {v.verdict}, expected {v.expected}"
            for v in verdicts if not v.as_expected]
     out += [f"{c.exporter}: declares {c.claim} broken, but no property citing it was violated"
             for c in checks if not c.found]
+    out += [n.sentence("nothing of it checked, though its revisions name " + n.revision)
+            for n in refused if not n.declared]
     return out
 
 

@@ -6,7 +6,8 @@ Claims: MMAP-ZAP-ALL, MMAP-OWN-FILE, MMAP-ANON-SHARED, MMAP-OPTIONAL-DRIFT (spec
 """
 from __future__ import annotations
 
-from model.terms import and_, not_
+from model.policy import EXPORT_REQUIRES_V4_11
+from model.terms import not_, or_
 
 from .property import Property
 
@@ -24,8 +25,9 @@ PROPERTIES = (
         lambda v: not_(v.ev.collateral_zap), on="step", needs=(("buffers", 2),)),
     Property(
         "P-EXPORT-OPS-DRIFT", ("MMAP-OPTIONAL-DRIFT",), "tension", "undefined",
-        "the exporter lacks mmap, kmap or kmap_atomic, which @mmap calls optional but the v4.11 "
-        "dma_buf_export() refuses with -EINVAL",
-        lambda v: not_(and_(v.k.has_mmap, v.k.has_kmap, v.k.has_kmap_atomic)),
+        "dma_buf_export() refuses the exporter's ops (WARN_ON, -EINVAL) because they lack mmap, "
+        "kmap or kmap_atomic, which @mmap calls optional",
+        lambda v: or_(*(getattr(v.ev, "export_without_" + member) for member, _ in EXPORT_REQUIRES_V4_11)),
+        on="step", action="dma_buf_export",
         revisions=("v4.11",)),   # export stopped requiring them in v4.19 (corpus §6.1)
 )

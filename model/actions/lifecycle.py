@@ -6,6 +6,7 @@ derived behaviour §5.5 (the export reference moves to the fd table, last fput r
 from __future__ import annotations
 
 from ..constants import ERRNO
+from ..policy import export_requires
 from ..rules import lowest_free, maybe_release, not_held
 from ..state import LIFE_LIVE, LIFE_UNEXPORTED
 from ..terms import TRUE, and_, eq, ite, not_, select
@@ -14,14 +15,23 @@ from .registry import action
 
 @action("exporter", "buf")
 def dma_buf_export(m, buf):
-    """The exporter wraps buffer ``buf`` into a dma-buf (anon file, one reference)."""
+    """The exporter wraps buffer ``buf`` into a dma-buf (anon file, one reference).
+
+    At v4.11 the core first refuses ops without kmap, kmap_atomic or mmap: ``WARN_ON(...)``,
+    ``return ERR_PTR(-EINVAL)``, nothing created (corpus §3.5); v4.19 made them optional, so
+    v5.12 accepts such ops (the switch is ``model.policy.export_requires``, which the catalog's
+    revisions read too)."""
     s, n, k = m.s, m.n, m.k
     m.require(eq(s.life[buf], LIFE_UNEXPORTED), "buffer {buf} is already exported")
     m.subject(buf)
-    n.life[buf] = LIFE_LIVE
-    n.kref[buf] = 1
-    n.resident[buf] = k.starts_resident
-    return buf
+    required = export_requires(m.revision)           # (member, knob); none after v4.11
+    ok = and_(TRUE, *(getattr(k, knob) for _, knob in required))
+    for member, knob in required:
+        m.event("export_without_" + member, not_(getattr(k, knob)))
+    m.set(n.life, buf, LIFE_LIVE, ok)
+    m.set(n.kref, buf, 1, ok)
+    m.set(n.resident, buf, k.starts_resident, ok)
+    return ite(ok, buf, -ERRNO["EINVAL"])
 
 
 @action("exporter", "buf")

@@ -31,7 +31,7 @@ from ..claims import load_claims
 from . import claims as claims_command, conform, explore, litmus, prove, replay, review
 from .claims import claim_lines, formalised_by
 from .common import (DEPTH, EXAMPLES, JOBS, STATES, STEPS, TIMEOUT, Parser, UsageError, memory_size, progress,
-                     resolve_exporters, scope_arg, seed_arg, share_of_memory)
+                     resolve_exporters, scope_arg, seed_arg, share_of_memory, warn_not_exportable)
 
 __all__ = ["main", "build_parser"]
 
@@ -39,6 +39,7 @@ __all__ = ["main", "build_parser"]
 def cmd_campaign(a: argparse.Namespace) -> int:
     scope = scope_arg(a.scope)
     exporters = resolve_exporters(a.exporter, a.revision)
+    warn_not_exportable(exporters, a.revision)
     jobs = a.jobs if a.jobs else (os.cpu_count() or 1)
     if a.engine is None:  # a time budget, property groups and coverage are Hypothesis's
         a.engine = "hypothesis" if (a.budget or a.property_groups != "all" or a.coverage) else "portfolio"

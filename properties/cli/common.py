@@ -14,10 +14,10 @@ from model.policy import PolicyError, load_policy_file
 from model.scope import SCOPES
 
 from ..engines.explicit import physical_memory
-from ..judge import breaks_problem
+from ..judge import breaks_problem, split_exportable
 
 __all__ = ["UsageError", "Parser", "whole_number", "seconds", "seed_arg", "memory_size", "resolve_exporters",
-           "scope_arg", "progress", "share_of_memory", "EXAMPLES", "STEPS", "DEPTH", "STATES", "JOBS", "RADIUS",
+           "warn_not_exportable", "scope_arg", "progress", "share_of_memory", "EXAMPLES", "STEPS", "DEPTH", "STATES", "JOBS", "RADIUS",
            "SHOWN", "SECONDS", "TIMEOUT"]
 
 
@@ -108,9 +108,10 @@ def memory_size(text: str) -> int:
 
 
 def resolve_exporters(names: Sequence[str] | None, revision: str):
-    """Catalog names or policy TOML files -> policies (default: the catalog for the revision)."""
+    """Catalog names or policy TOML files -> policies (default: the whole catalog; the policies
+    the revision cannot export are then listed by the run, never run: ``not_exportable``)."""
     if not names:
-        return [p for p in CATALOG.values() if revision in p.revisions]
+        return list(CATALOG.values())
     out = []
     source: dict[str, str] = {}     # policy name -> where it came from (for a duplicate's message)
     for n in names:
@@ -139,6 +140,18 @@ def resolve_exporters(names: Sequence[str] | None, revision: str):
                              f"--exporter: two policies named {name!r}, from {source[name]} and from {where}")
         source[name] = where
     return out
+
+
+def warn_not_exportable(exporters, revision: str) -> None:
+    """One line on stderr for each policy that names ``revision`` (a policy file names every
+    revision unless its ``revisions`` say otherwise) but whose ops that revision's
+    ``dma_buf_export()`` refuses: nothing of it can be checked there, an outcome not as expected
+    (exit 1). The catalog's policies name only the revisions that can export them."""
+    for n in split_exportable(exporters, revision)[1]:
+        if not n.declared:
+            progress(n.sentence(f"nothing of it can be checked at {n.revision} (exit 1): "
+                                + (f"--revision {n.exportable_at[0]} checks it" if n.exportable_at
+                                   else "no modelled revision exports it")))
 
 
 def scope_arg(name: str):

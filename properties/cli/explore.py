@@ -27,7 +27,7 @@ from ..engines.distributed import DistributedEngine
 from ..engines.explicit import Budget as SearchBudget, ExplicitEngine, GraphTooLarge, explore, physical_memory
 from ..engines.interface import Budget
 from ..index import PROPERTIES
-from ..judge import claim_checks
+from ..judge import claim_checks, split_exportable
 from ..report.atomic import write_report
 from ..report.graph_export import format_for, write_graph
 from ..runs.campaign import CampaignResult, format_table
@@ -39,7 +39,7 @@ from ..scenarios.itf import ItfError, read_itf, trace_filename, write_itf, write
 from ..scenarios.replay import replay_itf
 from ..trace import render
 from .common import (EXAMPLES, RADIUS, SECONDS, STATES, STEPS, UsageError, memory_size, progress, resolve_exporters,
-                     scope_arg)
+                     scope_arg, warn_not_exportable)
 
 __all__ = ["add_parser", "cmd_explore"]
 
@@ -102,6 +102,8 @@ def cmd_explore(a: argparse.Namespace) -> int:
 def _explore(a: argparse.Namespace) -> int:
     scope = scope_arg(a.scope or "tiny")
     exporters = resolve_exporters(a.exporter, a.revision)
+    warn_not_exportable(exporters, a.revision)
+    exporters, refused = split_exportable(exporters, a.revision)   # listed, never run
     if a.graph is not None and len(exporters) != 1:
         raise UsageError("explore: --graph writes one exporter's graph: name it with --exporter")
     if a.cluster and (a.graph is not None or a.coverage):
@@ -118,7 +120,7 @@ def _explore(a: argparse.Namespace) -> int:
     result = CampaignResult("explore", a.revision, scope, a.seed, "explicit",
                             {"states": a.max_states, "seconds": a.max_seconds, "memory": memory,
                              "symmetry": a.symmetry, "reduce": a.reduce},
-                            list(exporters))
+                            list(exporters), not_exportable=refused)
     started = time.monotonic()
     models: dict[str, Model] = {}
     spaces: list[dict[str, Any]] = []

@@ -33,13 +33,13 @@ from ..engines.interface import Budget
 from ..engines.synthesis import fixme_query, prove_for_every_policy, synthesize_claims
 from ..engines.z3_engine import Z3Engine
 from ..index import PROPERTIES, by_claim, get_property
-from ..judge import claim_checks
+from ..judge import claim_checks, split_exportable
 from ..report.atomic import write_report
 from ..runs.campaign import CampaignResult, format_table
 from ..runs.runner import plan_per_exporter, run
 from ..runs.workers import InlineWorkers
 from ..trace import render
-from .common import DEPTH, TIMEOUT, UsageError, progress, resolve_exporters, scope_arg
+from .common import DEPTH, TIMEOUT, UsageError, progress, resolve_exporters, scope_arg, warn_not_exportable
 
 __all__ = ["add_parser", "cmd_prove", "format_synthesis", "format_arith", "SmtWriter"]
 
@@ -108,11 +108,13 @@ def cmd_prove(a: argparse.Namespace) -> int:
     parts = set(a.only or PARTS)
     scope = scope_arg(a.scope)
     exporters = resolve_exporters(a.exporter, a.revision) if "bmc" in parts else []
+    warn_not_exportable(exporters, a.revision)
+    exporters, refused = split_exportable(exporters, a.revision)   # listed, never run
     pairs = [_parse_pair(p) for p in (a.pair or [])]
     smt2 = SmtWriter(a.smt2) if a.smt2 else None
     started = time.monotonic()
     result = CampaignResult("prove", a.revision, scope, a.seed, "z3",
-                            {"depth": a.depth, "timeout": a.timeout}, list(exporters))
+                            {"depth": a.depth, "timeout": a.timeout}, list(exporters), not_exportable=refused)
     report_extra: dict[str, Any] = {}
     models = {}
     out: list[str] = []
@@ -169,6 +171,9 @@ def cmd_prove(a: argparse.Namespace) -> int:
         table = format_table(result, models).split("\n", 1)[1]
         out.append(table)
         out.append(_format_induction(result))
+    elif result.not_exportable:   # (with verdicts, the table lists them)
+        out.append(f"not exportable at {a.revision}, so not checked there (dma_buf_export() refuses their ops):\n"
+                   + "\n".join("- " + n.sentence() for n in result.not_exportable))
     if "universal" in report_extra:
         out.append(_format_universal(report_extra["universal"]))
     for r in report_extra.get("synthesis", []):

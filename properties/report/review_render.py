@@ -864,8 +864,10 @@ SWITCHES: tuple[tuple[str, ...], ...] = (
      "not judged", "judged: `P-BEGIN-NO-PIN`, `P-USER-NO-PIN`, `P-END-UNDO`", "`properties/later_revision.py`"),
     ("kernel CPU access", "kmap or vmap, bracketed (`P-KERNEL-BRACKET`)", "vmap only, bracketed "
      "(`P-NO-KMAP`, `P-VMAP-BRACKET`, `W-VMAP-IN-BRACKET`)", "`properties/later_revision.py`"),
-    ("`dma_buf_export()` requires `mmap`, `kmap`, `kmap_atomic`", "yes: `P-EXPORT-OPS-DRIFT` (drift)",
-     "no (since v4.19)", "`properties/mappings.py`"),
+    ("`dma_buf_export()` of ops without `mmap`, `kmap` or `kmap_atomic`",
+     "refused (`WARN_ON`, -EINVAL, corpus §3.5): `P-EXPORT-OPS-DRIFT` (drift); such a policy is not exportable "
+     "and not checked at v4.11", "accepted (optional since v4.19, corpus §6.1)",
+     "`model/actions/lifecycle.py` (`m.revision`, `model.policy.export_requires`)"),
 )
 
 

@@ -33,7 +33,7 @@ from ..engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
 from ..engines.z3_engine import Z3Engine
 from ..index import PROPERTIES, get_property
 from ..invariants import PROPERTIES as _INVARIANT_PROPERTIES
-from ..judge import ClaimCheck, claim_checks, mismatches
+from ..judge import ClaimCheck, NotExportable, claim_checks, mismatches, split_exportable
 from ..monitor import Monitor
 from ..trace import ReplayError, render, replay, trace_model
 from ..verdict import Verdict
@@ -66,10 +66,12 @@ class CampaignResult:
     claim_checks: list[ClaimCheck] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    # the policies asked for that the revision's dma_buf_export() refuses: listed, never run
+    not_exportable: list[NotExportable] = field(default_factory=list)
 
     @property
     def mismatches(self) -> list[str]:
-        out = mismatches(self.verdicts, self.claim_checks)
+        out = mismatches(self.verdicts, self.claim_checks, self.not_exportable)
         if self.interrupted:
             out.append("the campaign was interrupted before every exporter ran")
         return out
@@ -81,6 +83,7 @@ class CampaignResult:
                       "fds": self.scope.fds, "vmas": self.scope.vmas, "attachments": self.scope.attachments},
             "seed": self.seed, "engine": self.engine, "budget": self.budget,
             "exporters": [{"name": p.name, "breaks": list(p.breaks)} for p in self.exporters],
+            "not_exportable": [n.to_json() for n in self.not_exportable],
             "results": [v.to_json() for v in self.verdicts],
             "claims_expected_broken": [
                 {"exporter": c.exporter, "claim": c.claim, "found": c.found, "by": list(c.by)}
@@ -202,9 +205,13 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
     none), ``cluster`` a Dask scheduler address, ``duration`` seconds of wall-clock time (slot after
     slot of shards until it is spent; ``None``: one slot), ``grouping`` how each exporter's
     properties are cut into shards, and ``checkpoint`` is called with the result so far every minute
-    of a run with a duration."""
+    of a run with a duration.
+
+    A policy the revision's ``dma_buf_export()`` refuses is not run: the result lists it in
+    ``not_exportable`` (``properties.judge.split_exportable``)."""
     say = progress or (lambda msg: None)
     started = time.monotonic()
+    exporters, refused = split_exportable(exporters, revision)
     hyp = engine == "hypothesis"
     if hyp:
         budget_info: dict[str, Any] = {"examples": examples, "steps": steps}
@@ -251,7 +258,8 @@ def run_campaign(exporters: Sequence[ExporterPolicy], scope: Scope, revision: st
     last_checkpoint = [time.monotonic()]
 
     def snapshot(interrupted: bool) -> CampaignResult:
-        r = CampaignResult("campaign", revision, scope, seed, engine, dict(budget_info), list(exporters))
+        r = CampaignResult("campaign", revision, scope, seed, engine, dict(budget_info), list(exporters),
+                           not_exportable=list(refused))
         _fill(r, exporters, scope, revision, results, duration is not None, grouping if hyp and not coverage else "all")
         r.interrupted = r.interrupted or interrupted
         r.seconds = time.monotonic() - started
@@ -401,6 +409,9 @@ def format_table(result: CampaignResult, models: dict[str, Model] | None = None)
     out = [f"dmabuf-check campaign: revision {result.revision}, scope {result.scope.name}, seed "
            f"{result.seed}, engine {result.engine}, " + _budget_text(result.budget), ""]
     out.append("exporters: " + "  ".join(f"{i}={n}" for i, n in enumerate(names, 1)))
+    if result.not_exportable:
+        out.append(f"not exportable at {result.revision}, so not checked there (dma_buf_export() refuses their ops):")
+        out += ["- " + n.sentence() for n in result.not_exportable]
     out.append(_legend(result))
     for section, header in _SECTIONS:
         rows = [pid for pid in pids if _section(pid) == section]
