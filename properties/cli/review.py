@@ -23,7 +23,8 @@ from .. import interrupt
 from ..report.review import DEFAULT_ENGINES, ENGINES, ReviewConfig, collect, findings
 from ..report.review_render import write_review
 from .common import (DEPTH, EXAMPLES, JOBS, STATES, STEPS, TIMEOUT, UsageError, memory_size, progress,
-                     resolve_exporters, scope_arg, seed_arg, share_of_memory)
+                     resolve_exporters, scope_arg, seed_arg, share_of_memory,
+                     warn_not_exportable)
 
 __all__ = ["add_parser", "cmd_review"]
 
@@ -81,6 +82,8 @@ def cmd_review(a: argparse.Namespace) -> int:
     if not a.exporter:  # the whole catalog: every policy, whichever revisions it names
 
         pols = list(CATALOG.values())
+    for rev in REVISIONS:
+        warn_not_exportable(pols, rev)
     engines = tuple(dict.fromkeys(a.engine or DEFAULT_ENGINES))
     jobs = a.jobs or (os.cpu_count() or 1)
     memory = a.max_memory

@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 from model.actions import ACTIONS
 from model.catalog import BROKEN, MUTANTS, REAL_DRIVERS
 from model.machine import Model
-from model.policy import ExporterPolicy, REVISIONS
+from model.events import EVENT_WORDS, event_names
+from model.policy import ExporterPolicy, REVISIONS, export_refusal
 from model.scope import SCOPES, Scope
 
 from ..attribution import CLASSES, PERMISSIVE, classify, counts_against
@@ -39,7 +40,7 @@ from ..engines.portfolio import DEFAULT_BUDGET, PortfolioEngine
 from ..engines.synthesis import fixme_query, synthesize_claims
 from ..engines.z3_engine import Z3Engine, fresh_context
 from ..index import PROPERTIES, by_claim, get_property
-from ..judge import claim_checks
+from ..judge import NotExportable, claim_checks, split_exportable
 from ..runs.campaign import run_campaign
 from ..runs.runner import Call, Failure, TaskResult, plan_per_exporter, run
 from ..runs.workers import InlineWorkers, LocalWorkers
@@ -238,7 +239,23 @@ class ReviewData:
         return [e for e in names if any(e == x and (revision is None or revision == rv) for x, rv in ran)]
 
     def exporters(self, revision: str | None = None) -> list[ExporterPolicy]:
-        return [p for p in self.config.exporters if revision is None or revision in p.revisions]
+        """The policies checked at ``revision`` (all, with ``None``): those whose revisions name it
+        and whose ops its ``dma_buf_export()`` accepts."""
+        return [p for p in self.config.exporters
+                if revision is None or (revision in p.revisions and p.exportable_at(revision))]
+
+    def not_exportable(self, revision: str) -> list[NotExportable]:
+        """The policies the ``dma_buf_export()`` of ``revision`` refuses: listed, never checked there."""
+        return split_exportable(self.config.exporters, revision)[1]
+
+    def refused_export(self, exporter: str) -> str:
+        """What the model's v4.11 ``dma_buf_export(buf=0)`` does for ``exporter``, computed by
+        taking the step: ``dma_buf_export(buf=0) = -EINVAL (dma_buf_export() refused: ...)``."""
+        m = self.model("v4.11", exporter)
+        inst = m.find("dma_buf_export", buf=0)
+        _, ret, events, _ = m.step(m.init, inst.index)
+        words = "; ".join(EVENT_WORDS[e] for e in event_names(events))
+        return f"`{inst} = {m.describe_ret(ret)}` ({words})"
 
     def policy(self, name: str) -> ExporterPolicy:
         for p in self.config.exporters:
@@ -256,7 +273,9 @@ class ReviewData:
         """The outcomes not as expected; an engine that was asked for and failed at a revision is
         one (its verdicts are missing, so nothing it should have shown can be counted as shown)."""
         return [f"{r.revision} {r.engine}: {m}" for r in self.runs
-                for m in (r.mismatches if r.status == "ran" else [f"the engine {r.status}"])]
+                for m in (r.mismatches if r.status == "ran" else [f"the engine {r.status}"])] + [
+            n.sentence("nothing of it checked, though its revisions name " + rev)
+            for rev in REVISIONS for n in self.not_exportable(rev) if not n.declared]
 
     def beyond_bound(self) -> list[str]:
         return [f"{r.revision} {r.engine}: {m}" for r in self.runs for m in r.beyond_bound]
@@ -884,16 +903,22 @@ def _actors(trace: Trace | None) -> str:
 def _drift(data: ReviewData) -> Finding:
     ev: list[Evidence] = []
     eng = _main_engine(data, "v4.11")
-    if eng is not None:
-        lacking = [p.name for p in data.exporters("v4.11")
-                   if (v := data.verdict("v4.11", eng, p.name, "P-EXPORT-OPS-DRIFT")) is not None and v.verdict == "violated"]
+    refused = data.not_exportable("v4.11")
+    if eng is not None or refused:
+        # the policies the v4.11 dma_buf_export() refuses are not run there: their refused export,
+        # the step P-EXPORT-OPS-DRIFT reads, is taken here on the model, one step
+        shown = "; ".join(f"`{n.exporter}`: {data.refused_export(n.exporter)}" for n in refused)
         ev.append(Evidence(
             "[[claim:MMAP-OPTIONAL-DRIFT]]: `@mmap` says \"This callback is optional.\", but the v4.11 "
             "`dma_buf_export()` refuses an exporter without it (corpus §3.5: `WARN_ON(... || "
             "!exp_info->ops->kmap_atomic || !exp_info->ops->kmap || !exp_info->ops->mmap)` returns "
             "`ERR_PTR(-EINVAL)`), and the `@kmap`/`@kmap_atomic` members are required too. `P-EXPORT-OPS-DRIFT` is "
-            f"reached for the policies lacking one of them: {_names(lacking)}. Resolved in v4.19 ('Make mmap "
-            "callback actually optional'); at v5.12 the property does not apply."))
+            "the refused export itself. "
+            + (f"Of the policies reviewed, the v4.11 `dma_buf_export()` refuses {_names([n.exporter for n in refused])}, "
+               f"so they are not exportable at v4.11 and are checked at "
+               f"{', '.join(sorted({r for n in refused for r in n.exportable_at})) or 'no revision'} only: {shown}. "
+               if refused else "No policy reviewed lacks one of them. ")
+            + "Resolved in v4.19 ('Make mmap callback actually optional'); at v5.12 the property does not apply."))
     internal = [f for f in data.arith if f.claim == "MMAP-INTERNAL-OVERFLOW"]
     if internal:
         rows: list[tuple[str, ...]] = [("question (64-bit, as the C code computes)", "answer", "witness")]
@@ -945,6 +970,9 @@ def _real_drivers(data: ReviewData) -> Finding:
         parts = []
         refs = []
         for rev in REVISIONS:
+            if not p.exportable_at(rev):
+                parts.append(f"{rev}: not exportable ({export_refusal(p, rev)}), so not checked at {rev}")
+                continue
             if rev not in p.revisions:
                 continue
             eng = _main_engine(data, rev)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from model.policy import REVISIONS
+from model.policy import REVISIONS, export_refusal
 
 from ..claims import CHANGES, NOT_MODELLED, claim_revisions, load_claims
 from ..index import PROPERTIES, by_claim, get_property
@@ -393,11 +393,22 @@ class _Builder:
             rows.append((f"[[sec:{anchor('finding', f.id)}|{f.id}. {f.title}]]", CLASSES[f.cls], f.severity,
                          f.action or "-"))
         doc.add(Table(tuple(rows)))
+        refused = [n for rev in REVISIONS for n in d.not_exportable(rev)]
+        if refused:
+            doc.add(Para("Not exportable, so not checked, at a revision (that revision's `dma_buf_export()` refuses "
+                         "the policy's ops; nothing is claimed about them there): "
+                         + "; ".join(n.sentence("checked at " + (", ".join(r for r in REVISIONS if r in n.exportable_at
+                                                                         and r in self._checked(n.exporter))
+                                                              or "no revision") + " only") for n in refused) + "."))
         mism = d.mismatches()
         doc.add(Para(
             (f"**{len(mism)} outcomes not as expected** ([[sec:mismatches|listed]]): never counted as passes; "
              "`dmabuf-check review` exits 1." if mism else "Every outcome is as the catalog declares.")
             + (" Interrupted: the report holds what was found before the stop." if d.interrupted else "")))
+
+    def _checked(self, exporter: str) -> list[str]:
+        """The revisions at which ``exporter`` was checked."""
+        return [r for r in REVISIONS if any(p.name == exporter for p in self.data.exporters(r))]
 
     def findings(self, fs: Sequence[Finding]) -> None:
         doc = self.doc
@@ -600,12 +611,14 @@ class _Builder:
         d, doc = self.data, self.doc
         doc.add(Heading(2, "Exporter policies", "exporters"))
         doc.add(Para("`breaks` lists the claims a policy is expected to break; a claim counts at the revisions "
-                     "whose text has it. `dmabuf-check exporters` shows every knob."))
+                     "whose text has it. A policy whose ops a revision's `dma_buf_export()` refuses is not "
+                     "exportable there and is not checked there. `dmabuf-check exporters` shows every knob."))
         rows: list[tuple[str, ...]] = [("policy", "kind", "what it models", *(f"expected broken at {r}" for r in REVISIONS))]
         for p in d.config.exporters:
             rows.append((f"`{p.name}`", exporter_kind(p.name), p.description, *(
-                ", ".join(f"[[claim:{c}]]" for c in p.breaks if c.startswith(("P-", "W-")) or rev in claim_revisions(c))
-                or "none" for rev in REVISIONS)))
+                (", ".join(f"[[claim:{c}]]" for c in p.breaks if c.startswith(("P-", "W-")) or rev in claim_revisions(c))
+                 or "none") if p.exportable_at(rev) else
+                f"not exportable ({export_refusal(p, rev)}): not checked at {rev}" for rev in REVISIONS)))
         doc.add(Table(tuple(rows)))
 
     def runs(self) -> None:

@@ -83,7 +83,8 @@ class CampaignResult:
                       "fds": self.scope.fds, "vmas": self.scope.vmas, "attachments": self.scope.attachments},
             "seed": self.seed, "engine": self.engine, "budget": self.budget,
             "exporters": [{"name": p.name, "breaks": list(p.breaks)} for p in self.exporters],
-            "not_exportable": [n.to_json() for n in self.not_exportable],
+            # the policies asked for that the revision cannot export (absent when there is none)
+            **({"not_exportable": [n.to_json() for n in self.not_exportable]} if self.not_exportable else {}),
             "results": [v.to_json() for v in self.verdicts],
             "claims_expected_broken": [
                 {"exporter": c.exporter, "claim": c.claim, "found": c.found, "by": list(c.by)}
