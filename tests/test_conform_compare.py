@@ -59,7 +59,7 @@ def console(traces, override=None, uname=UNAME, drop=None, end="ok") -> str:
 
 @pytest.fixture(scope="module")
 def vgem():
-    return Model(CATALOG["vgem"], "default")
+    return Model(CATALOG["vgem"], "default", "v5.12")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_known_vgem_offset_mapping(vgem, known):
         (4, "known", "vgem-shmem-fault-ignores-pgoff"), (5, "known", "vgem-shmem-fault-ignores-pgoff")]
     # not known on another kernel, nor for another exporter, nor for a value neither semantics gives
     assert compare_trace(t, res.trace(1), "5.10.0-30-amd64", known).status == "disagree"
-    u = offset_trace(Model(CATALOG["udmabuf"], "default"), "udmabuf")
+    u = offset_trace(Model(CATALOG["udmabuf"], "default", "v5.12"), "udmabuf")
     ru = parse_output(console([u], kernel_says))
     assert compare_trace(u, ru.trace(1), UNAME, known).status == "disagree"
     rx = parse_output(console([t], {(1, 4): "val=77"}))
@@ -171,7 +171,7 @@ def test_incomplete_results_are_unknown_not_agreement():
 
 
 def test_a_wrong_value_in_a_cut_trace_still_disagrees():
-    t = offset_trace(Model(CATALOG["udmabuf"], "default"), "udmabuf")
+    t = offset_trace(Model(CATALOG["udmabuf"], "default", "v5.12"), "udmabuf")
     res = parse_output(console([t], {(1, 5): "val=3"}, drop=(1, 6)), strict=False)
     assert compare_trace(t, res.trace(1), UNAME).status == "disagree"
 

@@ -30,11 +30,11 @@ needs_z3_engine = pytest.mark.skipif(
 
 @needs_z3_engine
 def test_three_engines_agree_on_a_whole_graph():
-    pol = CATALOG["omapdrm"].with_knobs(has_mmap=False, has_kmap=False, has_kmap_atomic=False)
+    pol = CATALOG["omapdrm"].with_knobs(kmap_returns_null=True)
     # the claims this reduced policy can break in this scope, so the campaign runs one round
     pol = dataclasses.replace(pol, breaks=("BEGIN-ERRORS", "FIXME-NO-USER-PIN", "KCPU-ALWAYS-SUCCEED"))
     r = cross_engine(pol, MICRO, examples=60, steps=20, depth=6)   # (a campaign's budget: 300 x 30)
-    assert r["complete"] and r["states"] == 17653
+    assert r["complete"] and r["states"] == 50173
     assert r["disagreements"] == []
     rows = {x["property"]: x for x in r["rows"]}
     assert rows["P-BEGIN-ERRORS"]["shortest"] == 5 and rows["P-BEGIN-ERRORS"]["z3"] == 5
@@ -110,18 +110,18 @@ def test_campaign_coverage_counts_against_the_whole_graph(monkeypatch):
     from properties.runs.coverage import measure
     from properties.engines.explicit import explore
 
-    pol = dataclasses.replace(CATALOG["omapdrm"].with_knobs(has_mmap=False, has_kmap=False, has_kmap_atomic=False),
+    pol = dataclasses.replace(CATALOG["omapdrm"].with_knobs(kmap_returns_null=True),
                               name="omap-lite", breaks=("BEGIN-ERRORS", "FIXME-NO-USER-PIN", "KCPU-ALWAYS-SUCCEED"))
     one_round = coverage.campaign_coverage
     monkeypatch.setattr(coverage, "campaign_coverage", lambda *a, **k: one_round(*a, max_rounds=1, **k))
     result = run_campaign([pol], MICRO, examples=40, steps=20, seed=3, coverage=True)
     cov = result.verdicts[0].evidence["coverage"]
-    assert cov["states_reachable"] == 17653 and cov["outside"] == 0
-    assert 0 < cov["states_visited"] < 17653 and 0 < cov["transitions_visited"] < cov["transitions_reachable"]
-    assert cov["state_fraction"] == round(cov["states_visited"] / 17653, 6)
+    assert cov["states_reachable"] == 50173 and cov["outside"] == 0
+    assert 0 < cov["states_visited"] < 50173 and 0 < cov["transitions_visited"] < cov["transitions_reachable"]
+    assert cov["state_fraction"] == round(cov["states_visited"] / 50173, 6)
     assert all(v.evidence["coverage"] == cov for v in result.verdicts)
     table = format_table(result, {"omap-lite": Model(pol, MICRO)})
-    assert f"- omap-lite: {cov['states_visited']} of 17653 reachable states" in table
+    assert f"- omap-lite: {cov['states_visited']} of 50173 reachable states" in table
     # what the engine visited is measured as it is, and refused on a graph it cannot count against
     space = explore(Model(pol, MICRO))
     c = measure(space, [space.state(0), space.state(5), space.state(5)], [(space.state(0), 0)])

@@ -72,7 +72,7 @@ def _compare(model, states):
     return values
 
 
-@pytest.mark.parametrize("policy,revision", [("i915", "v4.11"), ("reference", "v5.12"), ("system-heap", "v4.11")])
+@pytest.mark.parametrize("policy,revision", [("i915", "v4.11"), ("reference", "v5.12"), ("system-heap", "v5.12")])
 def test_hazard_equals_the_old_formula_on_a_tiny_graph(policy, revision):
     m = Model(CATALOG[policy], "tiny", revision)
     values = _compare(m, _bfs(m, 15_000))

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from model.catalog import CATALOG as POLICIES
+from model.policy import export_refusal
+
 from ..conform import kernels
 from ..conform.compare import KnownError, load_known
 from ..conform.run import LITMUS_ID, MAX_PER_EXPORTER, KernelRun, build_traces, conform_kernel, format_table
@@ -118,6 +121,11 @@ def _plan(kernel_args: Sequence[str] | None, exporter_args: Sequence[str] | None
 def cmd_conform(a: argparse.Namespace) -> int:
     scope = scope_arg(a.scope)
     plan = _plan(a.kernel, a.exporter)
+    refused = [f"{e} ({export_refusal(POLICIES[POLICY_OF[e]], a.revision)})" for _, exps in plan for e in exps
+               if not POLICIES[POLICY_OF[e]].exportable_at(a.revision)]
+    if refused:
+        raise UsageError(f"conform: --revision {a.revision}: not exportable there, so nothing to compare: "
+                         f"{', '.join(dict.fromkeys(refused))}; the default, v5.12, exports them")
     try:
         known = load_known(a.known) if a.known else load_known()
     except KnownError as e:
@@ -181,10 +189,15 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
                        "and every value read with what the exporter's catalog policy predicts. "
                        "The scope defaults to 'default' here (2 buffers of 2 pages).")
     common(c)
-    c.set_defaults(scope="default")
+    # the drivers the runner drives exist from v4.20 on, and the v4.11 dma_buf_export() refuses
+    # their ops (no kmap, kmap_atomic: corpus §3.5): the model predicts the real kernels at v5.12
+    c.set_defaults(scope="default", revision="v5.12")
     for act in c._actions:  # the shared --scope help names the other commands' default
         if act.dest == "scope":
             act.help = "tiny, small or default (default here: default)"
+        elif act.dest == "revision":
+            act.help = ("the model's revision (default here: v5.12; at v4.11 dma_buf_export() refuses "
+                        "every exporter the runner drives)")
     c.add_argument("--kernel", action="append", metavar="KEY",
                    help="kernel to boot: 6.12-cloud (default), 6.12, 6.1, or all (repeatable)")
     c.add_argument("--traces", type=whole_number(1, MAX_PER_EXPORTER, "a number of traces"), default=200,

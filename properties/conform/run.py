@@ -60,7 +60,7 @@ def default_timeout(traces: Sequence[Any]) -> float:
 
 
 def build_traces(exporters: Sequence[str], n: int, seed: int, scope: str = "default",
-                 revision: str = "v4.11", litmus: Sequence[str | Path] = ()) -> tuple[list[Any], list[str]]:
+                 revision: str = "v5.12", litmus: Sequence[str | Path] = ()) -> tuple[list[Any], list[str]]:
     """``n`` random traces per exporter, then the userspace litmus files for every exporter.
     Returns ``(traces, skipped litmus files with the reason)``."""
     traces: list[Any] = []

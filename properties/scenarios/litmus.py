@@ -273,8 +273,10 @@ def _resolve_exporter(name: str, path: Path, revision: str) -> ExporterPolicy:
         problem = breaks_problem(pol)
         if problem:
             raise _err(path, f"exporter: {pfile}: {problem}")
-    if revision not in pol.revisions:
+    if revision not in pol.revisions and pol.exportable_at(revision):
         raise _err(path, f"exporter {pol.name} does not apply at revision {revision}")
+    # (a policy whose ops the revision's dma_buf_export() refuses may be named: the file then
+    # shows the refused export, -EINVAL, corpus §3.5)
     return pol
 
 
