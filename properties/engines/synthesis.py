@@ -500,6 +500,9 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
             if any(getattr(p, k) != v for k, v in (fixed or {}).items()):
                 res.catalog[name] = "outside the search space"
                 continue
+            if not p.exportable_at(revision):   # its witnesses are unreachable: nothing to keep
+                res.catalog[name] = f"not exportable at {revision}"
+                continue
             vals = p.knob_values()
             sub = [(free["k." + k], z3.BoolVal(vals[k]) if isinstance(vals[k], bool) else z3.IntVal(vals[k]))
                    for k in free_names]
