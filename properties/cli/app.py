@@ -17,7 +17,7 @@ from typing import Sequence
 
 from model.catalog import CATALOG
 from model.machine import Model
-from model.policy import KNOBS, REVISIONS
+from model.policy import KNOBS, REVISIONS, export_refusal
 
 from .. import interrupt
 from ..report.atomic import output_problem, write_report
@@ -107,6 +107,10 @@ def cmd_exporters(a: argparse.Namespace) -> int:
                 print(f"    {c}: " + (formalised_by(c) if c in claims else "(a property)"))
         if p.why:
             print(f"  source: {p.why}")
+        refused = [f"{r}: {export_refusal(p, r)}" for r in REVISIONS if not p.exportable_at(r)]
+        if refused:   # checked only where dma_buf_export() accepts its ops
+            print(f"  exportable at: {', '.join(p.exportable_revisions) or 'no modelled revision'} "
+                  f"(not at {'; '.join(refused)})")
         changed = {k: getattr(p, k) for k in KNOBS if getattr(p, k) != KNOBS[k].default}
         print("  knobs differing from the defaults: " +
               (", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"))
