@@ -2,7 +2,8 @@
 reference, every finding's evidence resolves to a trace that replays, and the same seed gives the
 same findings; the portfolio, its default engine, states what each verdict covers and which stage
 found each trace, and finds the 8-step break that Hypothesis and Z3 at depth 6 miss. Kept fast: the
-tiny scope or one small policy (vgem: the smallest tiny graphs), a few exporters, small budgets."""
+tiny scope or two policies on small (i915, and vgem, which the v4.11 dma_buf_export() refuses),
+a few exporters, small budgets."""
 import json
 import re
 
@@ -174,10 +175,11 @@ def test_a_bounded_miss_is_beyond_the_bound_only_below_another_engines_trace():
 
 @pytest.fixture(scope="module")
 def portfolio_small(tmp_path_factory):
-    """The portfolio on the review's default scope (small) for vgem, with a small Z3 depth and
-    Hypothesis budget: tiny searched exhaustively, Z3 and Hypothesis on small."""
+    """The portfolio on the review's default scope (small) for i915 and vgem, with a small Z3 depth
+    and Hypothesis budget: tiny searched exhaustively, Z3 and Hypothesis on small. vgem has no kmap
+    callbacks: the v4.11 dma_buf_export() refuses it, so it runs at v5.12 only."""
     cfg = ReviewConfig(scope=SCOPES["small"], seed=1, steps=10, timeout=20, portfolio_depth=3, portfolio_examples=5,
-                       engines=("portfolio",), exporters=(CATALOG["vgem"],), jobs=1)
+                       engines=("portfolio",), exporters=(CATALOG["i915"], CATALOG["vgem"]), jobs=1)
     data = collect(cfg)
     out = tmp_path_factory.mktemp("portfolio")
     return data, out, write_review(data, out)
@@ -195,25 +197,31 @@ def test_the_portfolio_is_the_default_engine_and_its_verdicts_say_what_they_cove
         for v in r.verdicts:
             assert v.verdict == "unknown" or v.evidence["guarantee"] in GUARANTEES, (v.property, v.evidence)
             assert {c["engine"] for c in v.evidence["covers"]} <= {"explicit", "z3", "hypothesis"}
-    # vgem has no kmap: found by the exhaustive search of tiny, the trace replayed on small
-    v = data.verdict("v4.11", "portfolio", "vgem", "P-KMAP-SUCCEEDS")
+    # i915's kmap stubs return NULL: found by the exhaustive search of tiny, the trace replayed on small
+    v = data.verdict("v4.11", "portfolio", "i915", "P-KMAP-SUCCEEDS")
     assert v.verdict == "violated" and len(v.trace) == 3 and "trace_scope" not in v.evidence
     assert (v.evidence["found_by"], v.evidence["guarantee"], v.evidence["scope"]) == ("explicit", "exhaustive", "tiny")
-    proved = data.verdict("v4.11", "portfolio", "vgem", "P-RELEASE-ONCE")
+    # vgem: nothing at v4.11, whose dma_buf_export() refuses it; checked at v5.12
+    assert data.verdict("v4.11", "portfolio", "vgem", "P-RELEASE-ONCE") is None
+    assert data.verdict("v5.12", "portfolio", "vgem", "P-RELEASE-ONCE") is not None
+    proved = data.verdict("v4.11", "portfolio", "i915", "P-RELEASE-ONCE")
     assert proved.verdict == "proved" and proved.evidence["scope"] == "small"
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "violated (3 steps; explicit: exhaustive, tiny)" in md
     assert f"proved ({proved.evidence['method']}, small)" in md
-    assert "exhaustive on tiny (explicit: 6,697 states" in md and "bounded on small (z3: depth 3;" in md
+    assert re.search(r"exhaustive on tiny \(explicit: [\d,]+ states", md) and "bounded on small (z3: depth 3;" in md
+    assert ("vgem: not exportable at v4.11 (dma_buf_export() refuses ops without kmap and kmap_atomic, corpus §3.5); "
+            "checked at v5.12 only") in md
     # F4 names, for each violation of a real-driver policy, the stage that found it
     f4 = next(f for f in findings(data) if f.id == "F4")
     text = " ".join(e.text for _, e in f4.detail)
     assert "P-KMAP-SUCCEEDS" in text and "3 steps; explicit: exhaustive, tiny" in text
     # the ITF file of that trace runs on small, where it fires
     report = json.loads(paths["json"].read_text(encoding="utf-8"))
-    key = TraceRef("v4.11", "portfolio", "vgem", "P-KMAP-SUCCEEDS").key()
+    key = TraceRef("v4.11", "portfolio", "i915", "P-KMAP-SUCCEEDS").key()
     itf = next(t["itf"] for t in report["traces"].values() if key in t["users"])
-    assert itf == "traces/v4.11/portfolio/vgem__P-KMAP-SUCCEEDS.itf.json"
+    assert itf == "traces/v4.11/portfolio/i915__P-KMAP-SUCCEEDS.itf.json"
+    assert "traces/v4.11/portfolio/vgem__" not in md
     outcome = replay_itf(read_itf(out / itf))
     assert outcome.ok and outcome.prop_fires_at is not None
     assert report["budget"]["portfolio"]["z3"]["depth"] == 3

@@ -5,6 +5,7 @@ P-KMAP-SUCCEEDS cites it; BEGIN-AVAILABLE is permissive; the undefined-behaviour
 claim what is not modelled; the bit-precise floor result is a finding; a declared break only two
 buffers can show is checked there or reported, never passed. Kept fast: the explicit engine on
 tiny within a small state budget."""
+import dataclasses
 import json
 import re
 import subprocess
@@ -12,6 +13,7 @@ import subprocess
 import pytest
 
 from model.catalog import CATALOG
+from model.policy import REVISIONS
 from model.scope import SCOPES
 from properties.attribution import classify, counts_against, rule
 from properties.report.review import (ReviewConfig, ReviewData, WIDE_ENGINE, _wide_checks, claim_status, collect,
@@ -21,12 +23,16 @@ from properties.report.doc_patch import corpus_files
 from properties.report.review_render import build, to_html, to_markdown, write_review
 
 NAMES = ("omapdrm", "vgem", "broken-pin-leak-on-interrupt")
+# vgem with kmap stubs that return NULL (as i915's): exportable at v4.11, where vgem itself is
+# not (dma_buf_export() refuses ops without kmap and kmap_atomic, corpus §3.5)
+VGEM_STUBS = dataclasses.replace(CATALOG["vgem"].with_knobs(has_kmap=True, has_kmap_atomic=True, kmap_returns_null=True),
+                                 name="vgem-kmap-stubs", revisions=REVISIONS)
 
 
 @pytest.fixture(scope="module")
 def data():
     return collect(ReviewConfig(scope=SCOPES["tiny"], seed=1, states=20000, timeout=20, engines=("explicit", "arith"),
-                                exporters=tuple(CATALOG[n] for n in NAMES), jobs=1))
+                                exporters=(*(CATALOG[n] for n in NAMES), VGEM_STUBS), jobs=1))
 
 
 def test_the_rules():
@@ -54,13 +60,34 @@ def test_the_interrupted_fence_wait_is_a_core_defect(data):
 
 
 def test_cited_for_context_or_permissive_is_not_broken(data):
-    assert data.verdict("v4.11", "explicit", "vgem", "P-KMAP-SUCCEEDS").verdict == "violated"
+    assert data.verdict("v4.11", "explicit", "vgem-kmap-stubs", "P-KMAP-SUCCEEDS").verdict == "violated"
     assert claim_status(data, "KCPU-REMAP", "v4.11").state != "violated"
     assert claim_status(data, "KCPU-ALWAYS-SUCCEED", "v4.11").state == "violated"
-    assert data.verdict("v4.11", "explicit", "vgem", "P-BEGIN-AVAILABLE").verdict == "violated"
+    assert data.verdict("v4.11", "explicit", "vgem-kmap-stubs", "P-BEGIN-AVAILABLE").verdict == "violated"
     assert claim_status(data, "BEGIN-AVAILABLE", "v4.11").state == "permissive"
-    vgem = dict(next(f for f in findings(data) if f.id == "F4").detail)["vgem"].text
-    assert "P-BEGIN-AVAILABLE" not in vgem.split("also reached", 1)[0] and "not a defect" in vgem
+    assert classify("P-BEGIN-AVAILABLE", VGEM_STUBS)[0] == "none"
+    assert "BEGIN-AVAILABLE" not in next(f for f in findings(data) if f.id == "F4").claims
+
+
+def test_what_v4_11_cannot_export_is_listed_never_checked(data):
+    """vgem has no kmap callbacks: the v4.11 dma_buf_export() refuses it. The review runs it at
+    v5.12 only, says why in F4, F3 (its refused export, one step) and the summary, and states
+    nothing it does at v4.11."""
+    assert [p.name for p in data.exporters("v4.11")] == ["omapdrm", "broken-pin-leak-on-interrupt", "vgem-kmap-stubs"]
+    assert all(v.exporter != "vgem" for r in data.runs if r.revision == "v4.11" for v in r.verdicts)
+    assert any(v.exporter == "vgem" for r in data.runs if r.revision == "v5.12" for v in r.verdicts)
+    why = "not exportable (dma_buf_export() refuses ops without kmap and kmap_atomic, corpus §3.5)"
+    fs = {f.id: f for f in findings(data)}
+    vgem = dict(fs["F4"].detail)["vgem"].text
+    assert f"v4.11: {why}, so not checked at v4.11" in vgem and "| v5.12: " in vgem
+    drift = " ".join(e.text for e in fs["F3"].evidence)
+    assert ("`vgem`: `dma_buf_export(buf=0) = -EINVAL` (dma_buf_export() refused: ops without kmap (WARN_ON, "
+            "corpus §3.5); dma_buf_export() refused: ops without kmap_atomic (WARN_ON, corpus §3.5))") in drift
+    md = to_markdown(build(data))
+    summary = md.split('<a id="summary"></a>', 1)[1].split("\n## ", 1)[0]
+    assert ("vgem: not exportable at v4.11 (dma_buf_export() refuses ops without kmap and kmap_atomic, "
+            "corpus §3.5); checked at v5.12 only") in summary
+    assert "traces/v4.11/explicit/vgem__" not in md and data.mismatches() == []
 
 
 def test_undefined_not_claimed_beyond_the_model_and_the_floor_is_reported(data):
