@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from model.policy import export_refusal
+
 from ..report.atomic import write_report, write_text_atomic
 from ..scenarios.itf import ItfError, read_itf
 from ..scenarios.litmus import litmus_from_trace
@@ -30,6 +32,10 @@ def cmd_replay(a: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     for n in out.notes:
         progress(f"note: {n}")
+    pol, rev = out.model.policy, out.model.revision
+    if not pol.exportable_at(rev):   # a trace of it at this revision can only show the refused export
+        progress(f"note: {pol.name}: not exportable at {rev} ({export_refusal(pol, rev)}): its dma_buf_export() "
+                 f"returns -EINVAL")
     print(format_outcome(out))
     if a.json:
         progress(f"report written to {write_report(to_json(out), a.json)}")
