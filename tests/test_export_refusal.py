@@ -135,3 +135,14 @@ def test_a_user_policy_that_cannot_be_exported_is_not_passed(tmp_path, capsys):
     f.write_text('name = "mine"\nbased_on = "udmabuf"\nrevisions = ["v5.12"]\n')
     assert main(["campaign", "--exporter", str(f), "--engine", "explicit", "--scope", "tiny", "--jobs", "1"]) == 0
     assert "mine: not exportable at v4.11" in capsys.readouterr().out
+
+
+def test_explore_lists_them_and_conform_refuses_v4_11(capsys):
+    assert main(["explore", "--exporter", "vgem"]) == 0
+    out = capsys.readouterr().out
+    assert "vgem: not exportable at v4.11 (dma_buf_export() refuses ops without kmap and kmap_atomic" in out
+    assert "0 verdicts" in out
+    # conform drives udmabuf, the system heap and vgem on 6.x kernels: v4.11 exports none of them
+    assert main(["conform", "--revision", "v4.11", "--exporter", "udmabuf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("conform: --revision v4.11: not exportable there") and "kmap_atomic" in err[-1]
