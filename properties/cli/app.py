@@ -63,7 +63,7 @@ def cmd_campaign(a: argparse.Namespace) -> int:
                                   if a.engine == "portfolio" else None)
         except (DatabaseError, ClusterError) as e:
             raise UsageError(str(e)) from None
-    models = {p.name: Model(p, scope, a.revision) for p in exporters}
+    models = {p.name: Model(p, scope, a.revision) for p in result.exporters}   # (not the refused ones)
     if a.shortest and not result.interrupted:
         progress("shortening every trace with the explicit engine (--shortest)")
         result.verdicts = shorten_verdicts(result.verdicts, models, a.shortest_states, progress)
