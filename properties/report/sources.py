@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 __all__ = ["SourceError", "SourceLine", "Block", "COMMITS", "CORPUS_FILE", "SEED_DIFF_FILE", "normalise",
-           "code_blocks", "corpus_code_text", "quote_in_corpus", "seed_header_base", "blocks", "locate", "claim_sources",
+           "code_blocks", "corpus_code_text", "quote_in_corpus", "seed_header_base", "blocks", "locate", "reconstruction", "starts_at", "claim_sources",
            "source_url"]
 
 SPEC = Path(__file__).resolve().parents[2] / "spec"
@@ -337,6 +337,28 @@ def locate(quote: str, revision: str, files: Iterable[str] | None = None, member
         raise SourceError(f"ambiguous: {len(hits)} places in the kernel text kept for {where} ("
                           + ", ".join(h.label() for h in hits) + f"): {want!r}")
     return hits[0]
+
+
+def reconstruction(file: str, revision: str) -> dict[int, str]:
+    """Line number -> line, for the lines of ``file`` at ``revision`` that the project's data
+    numbers (the rest of the file is not known)."""
+    out: dict[int, str] = {}
+    for b in blocks(revision):
+        if b.file == file and b.first is not None:
+            out.update({b.first + i: x for i, x in enumerate(b.lines)})
+    return out
+
+
+def starts_at(file: str, revision: str, line: int, quote: str) -> bool:
+    """Whether ``quote`` begins on ``line`` of the reconstruction of ``file`` at ``revision`` (and
+    goes on, verbatim, over the lines after it)."""
+    lines = reconstruction(file, revision)
+    if line not in lines:
+        return False
+    first = _line_words(lines[line])
+    rest = " ".join(w for w in (_line_words(lines[n]) for n in range(line + 1, line + 40) if n in lines) if w)
+    pos = f"{first} {rest}".find(normalise(quote))
+    return first != "" and 0 <= pos < len(first)
 
 
 # claims.md Source letters -> (revision, file, sections)
