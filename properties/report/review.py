@@ -45,7 +45,8 @@ from ..judge import claim_checks
 from ..runs.campaign import run_campaign
 from ..runs.runner import Call, Failure, TaskResult, plan_per_exporter, run
 from ..runs.workers import InlineWorkers, LocalWorkers
-from ..trace import Trace
+from ..scenarios.litmus import display_fires, run_litmus
+from ..trace import Trace, render
 from ..verdict import Verdict
 from .sources import SourceLine, claim_sources
 
@@ -1075,9 +1076,6 @@ def restart_trace(path: Path = RESTART_LITMUS) -> tuple[Any, str]:
     end_cpu_access. Returns (the outcome, the trace as text). Raises ``ValueError`` when the run
     does not show it: the file not as expected, or the pins after the restarted begin are not two
     with one bracket open, or not one after its end."""
-    from ..scenarios.litmus import display_fires, run_litmus
-    from ..trace import render
-
     out = run_litmus(path)
     if not out.ok:
         raise ValueError(f"{path.name}: " + "; ".join(out.differences))
