@@ -1,9 +1,9 @@
 """spec/claims.md: text in double quotes is the kernel's, verbatim (found in the project's corpus,
 whitespace aside), and every word of the project's own is marked as its reading (``Reading:``);
 the runtime readers show the label."""
+import json
 import re
 
-import pytest
 
 from properties.claims import READING, load_claims, marking_problem
 from properties.cli import main
@@ -30,7 +30,7 @@ def test_the_checks_can_fail():
            "or -EINTR when interrupted, and the call must be restarted. A failed begin must leave nothing half-done.")
     assert "not marked as the project's reading" in marking_problem(old)
     assert "not marked" in marking_problem('kmap calls "need to always succeed."')
-    assert marking_problem('"a" Reading: b Reading: c') and marking_problem('"unclosed') 
+    assert marking_problem('"a" Reading: b Reading: c') and marking_problem('"unclosed')
     assert marking_problem('"need to always succeed." Reading: "these calls" are kmap calls.') is None
     # a quote of the project's own wording is not in the corpus
     assert not quote_in_corpus("the call must be restarted")
@@ -38,7 +38,10 @@ def test_the_checks_can_fail():
     assert quote_in_corpus("needs  to be\n restarted")            # whitespace aside
 
 
-def test_the_claims_command_shows_the_reading(capsys):
-    assert main(["claims", "BEGIN-ERRORS", "LIFE-RELEASE"]) == 0
+def test_the_claims_command_shows_the_reading(capsys, tmp_path):
+    assert main(["claims", "BEGIN-ERRORS", "LIFE-RELEASE", "--json", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
     assert f"{READING} `ops->release`" in out and '"0 on success' in out
+    rows = {r["id"]: r for r in json.loads((tmp_path / "c.json").read_text())["claims"]}
+    assert rows["LIFE-RELEASE"]["kernel"] == [] and rows["LIFE-RELEASE"]["reading"].startswith("`ops->release`")
+    assert rows["BEGIN-ERRORS"]["kernel"][0].startswith("0 on success") and "half-done" in rows["BEGIN-ERRORS"]["reading"]
