@@ -4,7 +4,6 @@ the runtime readers show the label."""
 import json
 import re
 
-
 from properties.claims import READING, load_claims, marking_problem
 from properties.cli import main
 from properties.report.sources import quote_in_corpus
