@@ -23,6 +23,7 @@ import importlib
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 from model.actions import ACTIONS
@@ -1070,6 +1071,7 @@ def _core_ordering(data: ReviewData) -> Finding | None:
 RESTART_LITMUS = Path(__file__).resolve().parents[2] / "litmus" / "begin-restart-pins-again.litmus.toml"
 
 
+@lru_cache(maxsize=2)      # the same file gives the same run: one model compilation per process
 def restart_trace(path: Path = RESTART_LITMUS) -> tuple[Any, str]:
     """F6's restart, run on the model: the litmus file whose begin_cpu_access is interrupted in the
     fence wait (-ERESTARTSYS), restarted as the kernel tells the caller, and succeeds; then one
