@@ -1,7 +1,12 @@
 """The claim catalog, read from ``spec/claims.md`` (the project's own copy of the claims of the
-seed documentation, with IDs, sources and short quotes); the claims not modelled, with why; and
+seed documentation, with IDs, sources and quotes); the claims not modelled, with why; and
 the claims' revision metadata: which documentation revisions have each sentence
 (:func:`claim_revisions`) and what the later revision (v5.12) did to it (``CHANGES``).
+
+A claim's text is the kernel's words in double quotes, verbatim, then the project's own words
+after the label ``Reading:`` (``READING``; the convention at the top of ``spec/claims.md``):
+:attr:`Claim.quotes` are the kernel's, :attr:`Claim.reading` the project's, and
+:func:`marking_problem` says what is wrong with a text that mixes them unmarked.
 """
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Claim", "load_claims", "CLAIMS_FILE", "NOT_MODELLED", "claim_revisions", "CLAIM_REVISIONS",
+__all__ = ["Claim", "load_claims", "READING", "marking_problem", "CLAIMS_FILE", "NOT_MODELLED", "claim_revisions", "CLAIM_REVISIONS",
            "CHANGES", "LATER", "BOTH"]
 
 CLAIMS_FILE = Path(__file__).resolve().parent.parent / "spec" / "claims.md"
+
+READING = "Reading:"
+_QUOTE = re.compile(r'"([^"]*)"')
 
 _ROW = re.compile(r"^\|\s*([A-Z][A-Z0-9-]+)\s*\|\s*([^|]*)\|\s*(.*)\|\s*([^|]*)\|\s*$")
 
@@ -25,6 +33,21 @@ class Claim:
     text: str
     who: str
     section: str
+
+    @property
+    def kernel(self) -> str:
+        """The kernel's words: the quotes before the ``Reading:`` label ("" when there are none)."""
+        return self.text.split(READING, 1)[0].strip()
+
+    @property
+    def reading(self) -> str:
+        """The project's own words, after the ``Reading:`` label ("" when the claim is all quote)."""
+        return self.text.split(READING, 1)[1].strip() if READING in self.text else ""
+
+    @property
+    def quotes(self) -> tuple[str, ...]:
+        """The kernel sentences the claim quotes (before its reading), verbatim."""
+        return tuple(_QUOTE.findall(self.kernel))
 
     @property
     def revisions(self) -> tuple[str, ...]:
@@ -43,6 +66,23 @@ def load_claims(path: Path = CLAIMS_FILE) -> dict[str, Claim]:
         if m and m.group(1) != "ID":
             out[m.group(1)] = Claim(m.group(1), m.group(2).strip(), m.group(3).strip(), m.group(4).strip(), section)
     return out
+
+
+def marking_problem(text: str) -> str | None:
+    """What breaks the quote/reading convention in a claim's text, or None: the project's words
+    must follow ``Reading:`` (once); before it there may be only quotes (and punctuation between
+    them), and every double quote must be closed."""
+    if text.count('"') % 2:
+        return "an unclosed double quote"
+    if text.count(READING) > 1:
+        return f"{READING!r} more than once"
+    kernel = text.split(READING, 1)[0]
+    loose = re.sub(r"[\s.,;:]+", " ", _QUOTE.sub(" ", kernel)).strip()
+    if loose:
+        return f"words outside quotes not marked as the project's reading ({READING!r}): {loose!r}"
+    if not _QUOTE.search(kernel) and READING not in text:
+        return "neither a quote nor a reading"
+    return None
 
 
 # Claims of the v4.11 documentation that no property formalises, and why.

@@ -20,6 +20,7 @@ from properties.engines.interface import GUARANTEES
 from properties.report.review import DEFAULT_ENGINES, ReviewConfig, TraceRef, collect, findings
 from properties.report.review_render import anchor, build, to_html, to_markdown, write_review
 
+KERNEL_TREE = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/"
 EXPORTERS = ("omapdrm", "i915", "broken-kmap-unpinned", "reference")
 
 
@@ -59,7 +60,12 @@ def test_html_is_valid_html5_and_self_contained(written):
     _, _, paths = written
     page = paths["html"].read_text(encoding="utf-8")
     html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(page)  # raises on any error
-    assert "http://" not in page and "https://" not in page and "src=" not in page
+    # nothing is loaded from or linked outside the file; the kernel source lines' addresses are text
+    # (<code>), never an attribute
+    assert "src=" not in page and not re.search(r'=\s*"(?:https?:)?//', page)
+    text_urls = re.findall(r"https?://[^\s<\"]*", page)
+    assert text_urls and all(u.startswith(KERNEL_TREE) for u in text_urls)
+    assert all(f"<code>{u}</code>" in page for u in text_urls)
     assert "<script" not in page and "<link" not in page and "<img" not in page
     ids = set(re.findall(r'\sid="([^"]+)"', page))
     hrefs = re.findall(r'href="([^"]*)"', page)
@@ -268,3 +274,44 @@ def test_cli_review_portfolio_exit_status(tmp_path, capsys, monkeypatch):
                  "--exporter", "vgem", "--jobs", "1"]) == 1
     md = (tmp_path / "failed" / "review.md").read_text(encoding="utf-8")
     assert "the engine failed: MemoryError: no room" in md
+
+
+def test_each_finding_links_its_kernel_sentences(written):
+    """Every finding whose claims quote the kernel says where each sentence is: file and line at
+    the revision (the line holds the sentence in the project's reconstruction), or why the
+    project's data has no line; F6's text separates the kernel's words from the project's reading,
+    and shows the restart that pins again."""
+    from properties.report.sources import locate, starts_at
+
+    data, _, paths = written
+    report = json.loads(paths["json"].read_text(encoding="utf-8"))
+    md = paths["markdown"].read_text(encoding="utf-8")
+    claims = load_claims()
+    with_lines = 0
+    for f in report["findings"]:
+        quoted = [q for c in f["claims"] for q in claims[c].quotes]
+        assert len(f["sources"]) == len(quoted), f["id"]
+        section = md.split(f'<a id="{anchor("finding", f["id"])}"></a>', 1)[1].split("\n### ", 1)[0]
+        for s in f["sources"]:
+            if s["line"] is None:
+                assert s["no_line"] and f"`{s['file']} ({s['section']}) @ {s['commit']}`, no line number" in section
+                continue
+            with_lines += 1
+            label = f"{s['file']}:{s['line']} @ {s['commit']}"
+            assert f"[`{label}`]({s['url']})" in section and s["url"].endswith(f"?id={s['commit']}#n{s['line']}")
+            assert starts_at(s["file"], s["revision"], s["line"], s["quote"])
+    assert with_lines >= 10
+    f6 = next(f for f in report["findings"] if f["id"] == "F6")
+    assert {(s["file"], s["line"], s["commit"]) for s in f6["sources"]} == {
+        ("include/linux/dma-buf.h", 184, "0959a1683d78")}
+    assert "rests on the project's reading" in f6["summary"]
+    assert ('"0 on success or a negative error code on failure. This can for example fail when the backing storage '
+            "can't be allocated. Can also return -ERESTARTSYS or -EINTR when the call has been interrupted and needs "
+            'to be restarted."') in f6["summary"]
+    assert "Reading (the project's words): a failed begin must leave nothing half-done" in f6["summary"]
+    restart = next(e for e in f6["evidence"] if e.get("code"))
+    assert "2 pins for one bracket" in restart["text"]
+    assert "pinned by begin_cpu_access -> pinned by begin_cpu_access (2 pins)" in restart["code"]
+    # the claims section shows the reading apart from the quote
+    assert "Reading: a failed begin must leave nothing half-done" in md
+    assert locate("This callback is optional.", "v4.11", member="end_cpu_access").line == 200

@@ -88,7 +88,7 @@ def test_claims_lists_a_claim_with_its_properties_and_revisions(capsys):
     assert main(["claims", "P-DEVICE-HANDOFF"]) == 0     # a property ID gives its claims
     out = capsys.readouterr().out
     assert "DEV-COHERENT-HANDOFF (v4.11, v5.12; exporter): P-BEGIN-COHERENT, P-DEVICE-HANDOFF" in out
-    assert "Data written by the device" in out
+    assert "Reading: data written by the device" in out      # the project's words, marked as such
 
 
 def test_claims_refuses_an_unknown_id_in_one_line(capsys):

@@ -1,7 +1,8 @@
 """``dmabuf-check claims [ID...]``: the bridge between the two kinds of ID. A policy's ``breaks``
 names claims of ``spec/claims.md`` (``DEV-COHERENT-HANDOFF``); the campaign's table shows the
 properties that formalise them (``P-DEVICE-HANDOFF``). For each claim: its ID, its quote
-(shortened), the properties citing it and the documentation revisions that have it. An ID may
+(shortened; the kernel's words in double quotes, the project's own after ``Reading:``), the
+properties citing it and the documentation revisions that have it. An ID may
 also be a property's: its claims are listed. Exit 0, or 2 for an unknown ID.
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _select(ids: Sequence[str]) -> list[Claim]:
 
 
 def _to_json(c: Claim) -> dict[str, Any]:
-    return {"id": c.id, "quote": c.text, "source": c.source, "who": c.who, "section": c.section,
+    return {"id": c.id, "quote": c.text, "kernel": list(c.quotes), "reading": c.reading, "source": c.source, "who": c.who, "section": c.section,
             "properties": [p.id for p in by_claim(c.id)], "revisions": list(claim_revisions(c.id)),
             **({"later": CHANGES[c.id]} if c.id in CHANGES else {}),
             **({"not_modelled": NOT_MODELLED[c.id]} if c.id in NOT_MODELLED else {})}

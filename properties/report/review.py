@@ -21,10 +21,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 from model.actions import ACTIONS
+from model.constants import ERRNO
 from model.catalog import BROKEN, MUTANTS, REAL_DRIVERS
 from model.machine import Model
 from model.events import EVENT_WORDS, event_names
@@ -44,14 +47,16 @@ from ..judge import NotExportable, claim_checks, split_exportable
 from ..runs.campaign import run_campaign
 from ..runs.runner import Call, Failure, TaskResult, plan_per_exporter, run
 from ..runs.workers import InlineWorkers, LocalWorkers
-from ..trace import Trace
+from ..scenarios.litmus import display_fires, run_litmus
+from ..trace import Trace, render
 from ..verdict import Verdict
+from .sources import SourceLine, claim_sources
 
 __all__ = [
     "ENGINES", "DEFAULT_ENGINES", "ReviewConfig", "EngineRun", "ReviewData", "TraceRef", "Evidence",
     "Finding", "ClaimStatus", "collect", "findings", "claim_status", "exporter_kind",
     "project_version", "SYNTHESIS_SCOPE", "MAIN_ENGINES", "guarantee_note", "trace_note",
-    "engine_words",
+    "engine_words", "finding_sources", "restart_trace", "RESTART_LITMUS",
 ]
 
 ENGINES = ("portfolio", "hypothesis", "z3", "explicit", "synthesis", "arith")
@@ -171,11 +176,14 @@ class Evidence:
     text: str
     refs: tuple[TraceRef, ...] = ()
     table: tuple[tuple[str, ...], ...] = ()      # first row: the header
+    code: str = ""                               # a rendered trace shown as it is
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "traces": [r.key() for r in self.refs]}
         if self.table:
             out["table"] = [list(r) for r in self.table]
+        if self.code:
+            out["code"] = self.code
         return out
 
 
@@ -202,6 +210,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "class": CLASSES[self.cls], "reason": self.reason,
                 "severity": self.severity, "action": self.action, "claims": list(self.claims),
+                "sources": [dict(s.to_json(), claim=cid) for cid, s in finding_sources(self)],
                 "summary": self.summary, "evidence": [e.to_json() for e in self.evidence],
                 "detail": {name: e.to_json() for name, e in self.detail}}
 
@@ -708,6 +717,22 @@ def findings(data: ReviewData) -> list[Finding]:
     return [f for f in out if f is not None]
 
 
+def finding_sources(f: Finding) -> tuple[tuple[str, SourceLine], ...]:
+    """(claim, where its sentence is) for every kernel sentence a finding's claims quote: file and
+    line at the revision (``sources.py``; ``line`` None where the project's data has no line
+    number). Raises ``sources.SourceError`` when a quote is not in the kernel text kept for its
+    source, or is there more than once."""
+    claims = load_claims()
+    return tuple((cid, s) for cid in f.claims if cid in claims for s in claim_sources(claims[cid]))
+
+
+def said(cid: str) -> str:
+    """A claim's words for a finding's text: the kernel's quotes, then the project's reading,
+    labelled as such."""
+    c = load_claims()[cid]
+    return c.kernel + (f" (Reading, the project's words, not the kernel's: {c.reading})" if c.reading else "")
+
+
 def _main_engine(data: ReviewData, revision: str) -> str | None:
     """The engine whose verdicts the findings read at ``revision``: the portfolio when it ran
     (its verdicts are the strongest: each says what it covers), else the first of
@@ -792,7 +817,7 @@ def _fixme(data: ReviewData) -> Finding:
                 + "; ".join(f"`{pid}` {t}" for pid, t, _ in cells) + ".",
                 tuple(r for _, _, r in cells if r is not None)))
     summary = (f"The FIXME of `@begin_cpu_access` asks two things of one callback. [[claim:FIXME-NO-USER-PIN]]: "
-               f"{a.text} [[claim:FIXME-KMAP-PINNED]]: {b.text} Userspace (DMA_BUF_IOCTL_SYNC) and kernel importers "
+               f"{said(a.id)} [[claim:FIXME-KMAP-PINNED]]: {said(b.id)} Userspace (DMA_BUF_IOCTL_SYNC) and kernel importers "
                f"reach the same hook, and the core keeps no SYNC state, so a userspace SYNC_END also drops a pin a "
                f"kernel bracket relies on. {condition}")
     return Finding("F1", "The FIXME in @begin_cpu_access contradicts itself, reachably through the public API",
@@ -1047,10 +1072,10 @@ def _core_ordering(data: ReviewData) -> Finding | None:
     if not refs:
         return None
     ev = [Evidence(f"`{pid}`: {why}.") for pid, why in list(reasons.items())[1:]]
-    ev.append(Evidence("Policies that reach it (each trace ends with the failed begin and the pin still held; "
-                       "from the code, a call restarted after -ERESTARTSYS runs the hook again and pins a second "
-                       "time, so each interrupted attempt leaves one more pin):",
+    ev.append(Evidence("Policies that reach it (each trace ends with the failed begin and the pin still held):",
                        tuple(refs), tuple(rows)))
+    ev.append(_restart_evidence())
+    be = load_claims()["BEGIN-ERRORS"]
     return Finding("F6", "The core's ordering in dma_buf_begin_cpu_access() leaves the exporter's pin behind "
                          "when the fence wait is interrupted",
                    ("BEGIN-ERRORS", "BEGIN-FENCE-WAIT"),
@@ -1059,11 +1084,61 @@ def _core_ordering(data: ReviewData) -> Finding | None:
                    "MAX_SCHEDULE_TIMEOUT)` can return -ERESTARTSYS; the core then returns the error without calling "
                    "`ops->end_cpu_access`. An exporter that pins in its hook ("
                    + _names(sorted({r.exporter for r in refs})) + " here) is left pinned by a failed call, and the "
-                   "restart pins again.", tuple(ev), cls="core",
+                   "restart pins again. The verdict rests on the project's reading of [[claim:BEGIN-ERRORS]], not "
+                   f"on the kernel's words. The kernel says {be.kernel} (`@begin_cpu_access`, Returns): a caller is "
+                   "told to restart an interrupted call, and nothing about what a failed call may leave behind. "
+                   f"Reading (the project's words): {be.reading} What the core's ordering does to a caller "
+                   "that restarts as told is in the trace below, and does not depend on the reading.",
+                   tuple(ev), cls="core",
                    reason=next(iter(reasons.values())), severity="high",
                    action="in the core: wait for the fences before calling the exporter's hook, or call "
                           "end_cpu_access when the wait fails; until then, document that a hook must not acquire "
                           "what it cannot drop when the core's wait fails")
+
+
+RESTART_LITMUS = Path(__file__).resolve().parents[2] / "litmus" / "begin-restart-pins-again.litmus.toml"
+
+
+@lru_cache(maxsize=2)      # the same file gives the same run: one model compilation per process
+def restart_trace(path: Path = RESTART_LITMUS) -> tuple[Any, str]:
+    """F6's restart, run on the model: the litmus file whose begin_cpu_access is interrupted in the
+    fence wait (-ERESTARTSYS), restarted as the kernel tells the caller, and succeeds; then one
+    end_cpu_access. Returns (the outcome, the trace as text). Raises ``ValueError`` when the run
+    does not show it: the file not as expected, or the pins after the restarted begin are not two
+    with one bracket open, or not one after its end."""
+    out = run_litmus(path)
+    if not out.ok:
+        raise ValueError(f"{path.name}: " + "; ".join(out.differences))
+    tr = out.trace
+    names = tr.fields
+    pins, kopen = names.index("pins[0]"), names.index("kopen[0]")
+    steps = tr.steps
+    failed = next(i for i, st in enumerate(steps) if st.action == "dma_buf_begin_cpu_access"
+                  and st.ret == -ERRNO["ERESTARTSYS"])
+    again = next(i for i, st in enumerate(steps) if i > failed and st.action == "dma_buf_begin_cpu_access"
+                 and st.ret == 0)
+    end = next(i for i, st in enumerate(steps) if i > again and st.action == "dma_buf_end_cpu_access")
+    got = (steps[failed].state[pins], steps[again].state[pins], bool(steps[again].state[kopen]),
+           steps[end].state[pins])
+    if got != (1, 2, True, 1):
+        raise ValueError(f"{path.name}: pins after the failed begin, after the restart (bracket open), after "
+                         f"end: {got}, expected (1, 2, True, 1)")
+    return out, render(out.model, tr, display_fires(out.fired_init, out.fired)[1])
+
+
+def _restart_evidence() -> Evidence:
+    try:
+        out, text = restart_trace()
+    except (ValueError, StopIteration, OSError) as e:
+        return Evidence(f"The restart that pins again was not shown: {e}.")
+    t = out.test
+    return Evidence(
+        f"The restart, as the kernel tells the caller (`{t.policy.name}` at {t.revision}, scope `{t.scope.name}`; "
+        f"`{RESTART_LITMUS.relative_to(RESTART_LITMUS.parents[1]).as_posix()}`, which `dmabuf-check litmus` runs): "
+        "a device's write is pending, begin_cpu_access pins and its fence wait is interrupted (-ERESTARTSYS, the "
+        "pin stays); the fence signals and the caller restarts begin, which succeeds and pins again: **2 pins for "
+        "one bracket**. end_cpu_access drops one; one pin stays for good, and each interrupted attempt adds one.",
+        code=text)
 
 
 def _size_floor(data: ReviewData) -> Finding | None:

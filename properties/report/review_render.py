@@ -4,7 +4,9 @@ no script, no external reference; every link is an anchor inside the file).
 The document is built once as a list of blocks (headings with anchors, paragraphs, bullet lists,
 tables, quotes, code) whose text uses a small inline markup: `code`, **bold**,
 ``[[claim:ID]]`` (a link to the claim's section), ``[[trace:rev/engine/exporter/PID|label]]``
-(a link to that verdict's trace) and ``[[sec:anchor|label]]``. Both outputs are rendered from the
+(a link to that verdict's trace), ``[[sec:anchor|label]]`` and ``[[src:FILE:LINE@COMMIT]]`` (a
+kernel source line: in Markdown a link to git.kernel.org, in the HTML the same text and the address
+as text, never a link, so that the file references nothing outside itself). Both outputs are rendered from the
 same blocks, so they say the same thing. Traces are rendered with ``properties.trace.render``
 (kernel calls with their returns, the fields that changed, the events and the properties that
 fire), one section each, shared by every verdict whose trace reads the same; each is also written
@@ -35,13 +37,14 @@ from ..scenarios.itf import trace_filename, write_itf
 from ..scenarios.litmus import litmus_from_trace
 from ..trace import Trace, render, trace_model
 from .atomic import write_text_atomic
+from .sources import SourceLine, claim_sources, source_url
 from .doc_patch import DOC_EDITS, DocEdit, build_patch, edits_for
 from ..attribution import CLASSES, CONTEXT, PERMISSIVE, RULES
 from .review import (SEVERITIES, ClaimStatus, Finding, ReviewData, TraceRef, claim_status, engine_words,
-                     exporter_kind, findings, guarantee_note, trace_note)
+                     exporter_kind, finding_sources, findings, guarantee_note, trace_note)
 
 __all__ = ["Heading", "Para", "Bullets", "Table", "Quote", "Code", "Details", "Document", "build", "to_markdown",
-           "to_html", "write_review", "anchor"]
+           "to_html", "write_review", "anchor", "src_markup"]
 
 
 # --- blocks ---------------------------------------------------------------------------------------
@@ -109,7 +112,22 @@ def _claim_anchor(cid: str) -> str:
 
 # --- inline markup ----------------------------------------------------------------------------------
 
-_INLINE = re.compile(r"`([^`]*)`|\*\*(.+?)\*\*|\[\[(claim|trace|sec):([^\]|]+)(?:\|([^\]]+))?\]\]")
+_INLINE = re.compile(r"`([^`]*)`|\*\*(.+?)\*\*|\[\[(claim|trace|sec|src):([^\]|]+)(?:\|([^\]]+))?\]\]")
+
+
+def _src(ref: str) -> tuple[str, str]:
+    """``include/linux/dma-buf.h:184@0959a1683d78`` -> (its label, its git.kernel.org address)."""
+    where, commit = ref.rsplit("@", 1)
+    file, line = where.rsplit(":", 1)
+    return f"{file}:{line} @ {commit}", source_url(file, commit, int(line))
+
+
+def src_markup(s: SourceLine) -> str:
+    """A source line as inline markup: ``[[src:...]]`` with a line, else the file, the section and
+    why the project's data gives no line."""
+    if s.line is None:
+        return f"`{s.label()}`, no line number: {s.note}"
+    return f"[[src:{s.file}:{s.line}@{s.commit}]]"
 
 
 def _link_target(kind: str, ref: str, doc: Document) -> tuple[str, str] | None:
@@ -127,6 +145,9 @@ def _md_inline(text: str, doc: Document, in_table: bool = False) -> str:
             return m.group(0)
         if m.group(2) is not None:
             return m.group(0)
+        if m.group(3) == "src":
+            label, url = _src(m.group(4))
+            return f"[`{label}`]({url})"
         target = _link_target(m.group(3), m.group(4), doc)
         label = m.group(5)
         if target is None:
@@ -149,6 +170,10 @@ def _html_inline(text: str, doc: Document) -> str:
             out.append(f"<code>{html.escape(m.group(1))}</code>")
         elif m.group(2) is not None:
             out.append(f"<strong>{_html_inline(m.group(2), doc)}</strong>")
+        elif m.group(3) == "src":
+            # the address as text: the file stays free of references outside itself
+            label, url = _src(m.group(4))
+            out.append(f"<code>{html.escape(label)}</code> (<code>{html.escape(url)}</code>)")
         else:
             target = _link_target(m.group(3), m.group(4), doc)
             label = m.group(5)
@@ -426,6 +451,7 @@ class _Builder:
                                 f"([[trace:{lit[0].key()}|{len(lit[1].steps)} steps]]: `{lit[0].exporter}` at "
                                 f"{lit[0].revision}, `{lit[0].property}`); `dmabuf-check litmus` runs it.",)
                                if lit else ())))
+            self.sentences(f)
             doc.add(Para(f.summary))
             for e in f.evidence:
                 self.evidence(e, doc.blocks)
@@ -455,11 +481,29 @@ class _Builder:
             doc.add(Table((("run", "outcome"),) + tuple((m.split(": ", 1)[0], f"`{m.split(': ', 1)[1]}`")
                                                        for m in beyond)))
 
+    def sentences(self, f: Finding) -> None:
+        """The kernel sentences a finding is about: each quote, its claim, and its file and line at
+        the revision (or why the project's data has no line for it)."""
+        src = finding_sources(f)
+        if not src:
+            self.doc.add(Para("Kernel sentences: none quoted; the claims of this finding are the project's "
+                              "readings of the code."))
+            return
+        items = tuple(f"[[claim:{cid}]] {src_markup(s)}: \"{s.quote}\"" for cid, s in src)
+        lead = (f"The kernel's sentences this finding is about ({len(items)}), verbatim, with file and line at the "
+                "revision (the line where the quoted text begins):")
+        if len(items) > 6:
+            self.doc.add(Details(lead, (Bullets(items),)))
+        else:
+            self.doc.add(Para(lead), Bullets(items))
+
     def evidence(self, e, into: list) -> None:
         self.register_markup(e.text)
         for r in e.refs:
             self.register(r)
         into.append(Para(e.text))
+        if e.code:
+            into.append(Code(e.code))
         if e.table:
             for row in e.table:
                 for c in row:
@@ -508,8 +552,12 @@ class _Builder:
                 doc.add(Heading(3, section, anchor("claims", section)))
             revs = claim_revisions(cid)
             doc.add(Heading(4, f"{cid}", _claim_anchor(cid)))
-            doc.add(Quote(c.text))
-            doc.add(Bullets((
+            if c.kernel:
+                doc.add(Quote(c.kernel))
+            if c.reading:
+                doc.add(Para(f"Reading: {c.reading} (the project's words, not the kernel's)"))
+            where = tuple(src_markup(s) for s in claim_sources(c))
+            doc.add(Bullets(((f"Where: {'; '.join(where)}.",) if where else ()) + (
                 f"Source: {c.source}; carried by: {c.who}; in the documentation of: {', '.join(revs)}.",
                 f"At v5.12: {CHANGES.get(cid, 'no note')}.",
                 "Verdict: " + "; ".join(f"{rev}: {self.status_text(claim_status(d, cid, rev))}" for rev in REVISIONS)
