@@ -21,9 +21,16 @@ from .files import FileProblem, parse_toml, read_text
 from .terms import Term, var
 
 __all__ = ["ExporterPolicy", "Knob", "KNOBS", "PolicyError", "load_policy_file", "knob_vars",
-           "policy_from_mapping", "check_knob", "REVISIONS"]
+           "policy_from_mapping", "check_knob", "REVISIONS", "since"]
 
-REVISIONS = ("v4.11", "v5.12")
+REVISIONS = ("v4.11", "v5.12", "v6.12")
+
+
+def since(first: str) -> tuple[str, ...]:
+    """The revisions from ``first`` on, in order: ``since("v5.12")`` is ``("v5.12", "v6.12")``.
+    A later revision behaves like the one before it unless a rule of its own says otherwise, so
+    rules and properties name the revision they start at, once."""
+    return REVISIONS[REVISIONS.index(first):]
 
 
 class PolicyError(ValueError):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from model.policy import REVISIONS, since
+
 __all__ = ["Claim", "load_claims", "CLAIMS_FILE", "NOT_MODELLED", "claim_revisions", "CLAIM_REVISIONS",
            "CHANGES", "LATER", "BOTH"]
 
@@ -64,8 +66,8 @@ NOT_MODELLED: dict[str, str] = {
 
 
 # The documentation revisions, and which of them each claim's sentence exists in.
-LATER = ("v5.12",)
-BOTH = ("v4.11", "v5.12")
+LATER = since("v5.12")
+BOTH = REVISIONS
 
 # Claims whose sentence the later documentation no longer has; every other v4.11 claim is kept
 # (the M- claims exist at v5.12 only).

@@ -13,12 +13,13 @@ unpin without a pin is not part of the API (the exporter's pin count would under
 """
 from __future__ import annotations
 
+from ..policy import since
 from ..rules import buffers_of
 from ..state import LIFE_LIVE
 from ..terms import and_, eq, select
 from .registry import action
 
-_LATER = ("v5.12",)
+_LATER = since("v5.12")
 
 
 def _attached(m, att):
