@@ -88,9 +88,11 @@ _coherent = ExporterPolicy(
 _reference = ExporterPolicy(
     name="reference",
     description="a non-coherent exporter that keeps every documented exporter rule: storage is "
-                "never swapped (so kmap always finds it), begin syncs by direction, end flushes",
+                "never swapped (so kmap always finds it), begin syncs by direction, end flushes; "
+                "at v6.12 a dynamic exporter that moves storage under the reservation lock and "
+                "calls dma_buf_move_notify",
     why="the starting point of the broken policies",
-    swappable=False, begin_waits_fences=True,
+    swappable=False, begin_waits_fences=True, dynamic=True,
 )
 
 
@@ -148,6 +150,10 @@ BROKEN = (
     _broken("broken-own-file-no-ref", "redirects mmap to its own file without keeping the storage "
             "alive after release", ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"),
             mmap_own_file=True, own_file_keeps_backing=False),
+    _broken("broken-callback-takes-resv", "v6.12: its map_dma_buf, vmap, pin ... take the reservation "
+            "lock the core already holds (a deadlock)", ("L-EXPORTER-LOCKED-CB",), callback_takes_resv=True),
+    _broken("broken-move-no-notify", "v6.12: a dynamic exporter that moves storage without calling "
+            "dma_buf_move_notify", ("R-MOVE-NOTIFY",), move_notifies=False),
 )
 
 MUTANTS = (
@@ -161,6 +167,8 @@ MUTANTS = (
             ("BEGIN-FENCE-WAIT",), mutant_no_fence_wait=True, begin_waits_fences=False),
     _broken("mutant-vma-no-file-ref", "MUTANT core: a mapping holds no reference on its vm_file",
             ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"), mutant_vma_no_file_ref=True),
+    _broken("mutant-static-no-pin", "MUTANT core (v6.12): dma_buf_attach does not pin for a "
+            "non-dynamic importer", ("R-PIN-STATIC",), mutant_static_no_pin=True),
 )
 
 REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent, _vgem)

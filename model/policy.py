@@ -88,12 +88,21 @@ class ExporterPolicy:
                               "handler syncs for the CPU")
     zap_via: str = _k("own-file", "address space the exporter zaps PTEs through",
                       ("own-file", "anon-file"))
+    # --- dynamic dma-buf and the reservation lock (act at v6.12 only) --------------------------
+    dynamic: bool = _k(False, "v6.12: a dynamic exporter (ops->pin exists): it may move storage that "
+                       "dynamic attachments have mapped, under the reservation lock, and calls "
+                       "dma_buf_move_notify")
+    move_notifies: bool = _k(True, "v6.12: a move of storage calls dma_buf_move_notify (BROKEN when false)")
+    callback_takes_resv: bool = _k(False, "BROKEN (v6.12): a callback of the locked list (pin, unpin, "
+                                   "map_dma_buf, unmap_dma_buf, vmap, vunmap) takes dmabuf->resv itself")
     # --- mutants of the core (never set by a real driver) -------------------------------------
     mutant_vmap_no_refcount: bool = _k(False, "MUTANT core: calls ops->vmap on every dma_buf_vmap")
     mutant_no_size_check: bool = _k(False, "MUTANT core: mmap skips the size check")
     mutant_sync_stateful: bool = _k(False, "MUTANT core: SYNC_END without SYNC_START is refused")
     mutant_no_fence_wait: bool = _k(False, "MUTANT core: begin does not wait for implicit fences")
     mutant_vma_no_file_ref: bool = _k(False, "MUTANT core: a mapping holds no reference on vm_file")
+    mutant_static_no_pin: bool = _k(False, "MUTANT core (v6.12): dma_buf_attach does not pin the storage "
+                                    "of a dynamic exporter for a non-dynamic importer")
 
     @property
     def kmap_gives_pages(self) -> bool:

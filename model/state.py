@@ -102,6 +102,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     _b("att_mapped", A, "the attachment is mapped for DMA (dma_buf_map_attachment)"),
     _i("att_pins", A, _R, "dma_buf_pin calls on the attachment not yet undone by dma_buf_unpin "
        "(v5.12 only; always 0 at v4.11, which has no dma_buf_pin)"),
+    # --- the reservation lock and dynamic attachments (v6.12 only; constant before) -----------
+    _b("resv_held", B, "the kernel importer holds the buffer's reservation lock (dma_resv_lock(dmabuf->resv)); "
+       "v6.12 only (the locking convention, corpus §6.6), always false before"),
+    _b("att_dynamic", A, "the attachment was made with dma_buf_dynamic_attach (its importer_ops has "
+       "move_notify); v6.12 only, always false before"),
 )
 
 
@@ -194,7 +199,8 @@ def _attachment(at) -> str:
     if not at("att_live"):
         return "none"
     return (f"attached to dma-buf {at('att_buf')}" + (", mapped for DMA" if at("att_mapped") else "")
-            + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else ""))
+            + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else "")
+            + (", dynamic (importer_ops->move_notify)" if at("att_dynamic") else ""))
 
 
 FIELD_WORDS: tuple[FieldWords, ...] = (
@@ -221,7 +227,9 @@ FIELD_WORDS: tuple[FieldWords, ...] = (
                cleared="unmapped"),
     FieldWords(("pte",), "PTE of page {1} of vm_area_struct {0}",
                lambda at: "present" if at("pte") else "not present", cleared="zapped"),
-    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins"), "attachment {0}", _attachment),
+    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins", "att_dynamic"), "attachment {0}", _attachment),
+    FieldWords(("resv_held",), "reservation lock (dmabuf->resv) of dma-buf {0}",
+               lambda at: "held by the kernel importer" if at("resv_held") else "not held"),
 )
 
 WORDS_OF: dict[str, FieldWords] = {f: w for w in FIELD_WORDS for f in w.fields}
