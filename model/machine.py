@@ -107,7 +107,7 @@ def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tup
     """Trace every action instance of the scope into terms (knobs left free)."""
     if revision not in REVISIONS:
         raise ValueError(f"unknown revision {revision!r}; known: {', '.join(REVISIONS)}")
-    schema = Schema(scope)
+    schema = Schema(scope, revision)
     return schema, tuple(_trace(schema, scope, revision, inst) for inst in instances_for(scope, revision))
 
 

@@ -226,7 +226,7 @@ def state_at(ex: Explored, step: int) -> HtmlTable:
     before = ex.model.schema.as_dict(states[step - 1]) if step else now
     rows = []
     out = ["<table><tr>" + "".join(diagrams._th(h) for h in ("field", "value", "meaning")) + "</tr>"]
-    for spec in FIELDS:
+    for spec in (f for f in FIELDS if f.name in now):
         changed = now[spec.name] != before[spec.name]
         rows.append({"field": spec.name, "value": now[spec.name], "changed": changed})
         mark = diagrams._CHG if changed else ""
