@@ -14,6 +14,14 @@ citing it say which), so the FIXME claims count at v4.11 and the ``M-*`` claims 
 v5.12 the kmap knobs (``has_kmap``, ``has_kmap_atomic``, ``kmap_returns_null``, ``kmap_swaps_in``) have nothing to act
 on: the kmap family does not exist.
 
+v6.12 (the reservation-lock convention, dynamic attachments, ``L-*`` and ``R-*`` claims): the
+reference exporter is dynamic (``dynamic``: it moves storage under the lock and calls
+dma_buf_move_notify); the real drivers of the catalog are not (udmabuf, the system heap and the
+GEM shmem helpers vgem uses have no ``ops->pin`` at v6.12, so the core pins for every importer),
+and none of their locked-list callbacks takes the reservation lock, so they break no v6.12 claim.
+Their v6.12 callbacks otherwise keep the knobs above: the v6.12 sources were not re-read for
+other differences (corpus §7.4, §7.5 hold later text; see docs/review.md).
+
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is
 shown to be able to fail.
