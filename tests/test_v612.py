@@ -147,3 +147,18 @@ def test_z3_prove_finds_the_deadlock_at_v6_12(tmp_path):
     assert rep["revision"] == "v6.12"
     assert _verdict(rep, "broken-callback-takes-resv", "P-RESV-NO-DEADLOCK") == "violated"
     assert _verdict(rep, "broken-callback-takes-resv", "P-MOVE-NOTIFY") == "proved"
+
+
+def test_the_review_compares_three_revisions():
+    from properties.report.review import ReviewConfig, collect
+    from properties.report.review_render import build, to_markdown
+    from model import SCOPES
+
+    data = collect(ReviewConfig(revisions=("v6.12",), scope=SCOPES["tiny"], seed=1, states=3000,
+                                engines=("explicit",), exporters=(CATALOG["broken-callback-takes-resv"],), jobs=1))
+    md = to_markdown(build(data))
+    table = md.split('<a id="revisions"></a>', 1)[1].split('<a id="switches"></a>', 1)[0]
+    assert "| claim | who | v4.11 | v5.12 | v6.12 |" in table
+    row = next(line for line in table.splitlines() if "L-EXPORTER-LOCKED-CB" in line)
+    cells = [c.strip() for c in row.split("|")]
+    assert "violated" in cells[5] and "violated" not in cells[3] + cells[4], row
