@@ -64,8 +64,8 @@ PROPERTIES = (
     Property(
         "W-MOVE-NOTIFY", ("R-MOVE-NOTIFY", "R-MOVE-NOTIFY-LOCKED"), "core", "witness",
         "a dynamic exporter moves storage a dynamic attachment has mapped, and move_notify runs",
-        lambda v: v.ev.move_notify, on="step", action="exporter_move", applies=_DYNAMIC,
-        revisions=V6_12),
+        lambda v: v.ev.move_notify, on="step", action="exporter_move",
+        applies=lambda p: p.dynamic and p.move_notifies, revisions=V6_12),
     Property(
         "W-LOCKED-MAP", ("L-IMPORTER-LOCKED", "R-MOVE-NOTIFY-LOCKED"), "core", "witness",
         "an importer maps an attachment holding the reservation lock, as the convention asks",
