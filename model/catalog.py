@@ -27,6 +27,14 @@ on: the kmap family does not exist. (Before the export refusal was modelled, udm
 heap and vgem declared ``KCPU-ALWAYS-SUCCEED`` broken, and vgem ``BEGIN-AVAILABLE``: both claims
 exist at v4.11 only, where these drivers cannot be exported, so no kernel reaches those breaks.)
 
+v6.12 (the reservation-lock convention, dynamic attachments, ``L-*`` and ``R-*`` claims): the
+reference exporter is dynamic (``dynamic``: it moves storage under the lock and calls
+dma_buf_move_notify); the real drivers of the catalog are not (udmabuf, the system heap and the
+GEM shmem helpers vgem uses have no ``ops->pin`` at v6.12, so the core pins for every importer),
+and none of their locked-list callbacks takes the reservation lock, so they break no v6.12 claim.
+Their v6.12 callbacks otherwise keep the knobs above: the v6.12 sources were not re-read for
+other differences (corpus §7.4, §7.5 hold later text; see docs/review.md).
+
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is
 shown to be able to fail.
@@ -101,9 +109,11 @@ _coherent = ExporterPolicy(
 _reference = ExporterPolicy(
     name="reference",
     description="a non-coherent exporter that keeps every documented exporter rule: storage is "
-                "never swapped (so kmap always finds it), begin syncs by direction, end flushes",
+                "never swapped (so kmap always finds it), begin syncs by direction, end flushes; "
+                "at v6.12 a dynamic exporter that moves storage under the reservation lock and "
+                "calls dma_buf_move_notify",
     why="the starting point of the broken policies",
-    swappable=False, begin_waits_fences=True,
+    swappable=False, begin_waits_fences=True, dynamic=True,
 )
 
 
@@ -157,6 +167,10 @@ BROKEN = (
     _broken("broken-own-file-no-ref", "redirects mmap to its own file without keeping the storage "
             "alive after release", ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"),
             mmap_own_file=True, own_file_keeps_backing=False),
+    _broken("broken-callback-takes-resv", "v6.12: its map_dma_buf, vmap, pin ... take the reservation "
+            "lock the core already holds (a deadlock)", ("L-EXPORTER-LOCKED-CB",), callback_takes_resv=True),
+    _broken("broken-move-no-notify", "v6.12: a dynamic exporter that moves storage without calling "
+            "dma_buf_move_notify", ("R-MOVE-NOTIFY",), move_notifies=False),
 )
 
 MUTANTS = (
@@ -170,6 +184,8 @@ MUTANTS = (
             ("BEGIN-FENCE-WAIT",), mutant_no_fence_wait=True, begin_waits_fences=False),
     _broken("mutant-vma-no-file-ref", "MUTANT core: a mapping holds no reference on its vm_file",
             ("LIFE-RELEASE", "MMAP-SURVIVES-CLOSE"), mutant_vma_no_file_ref=True),
+    _broken("mutant-static-no-pin", "MUTANT core (v6.12): dma_buf_attach does not pin for a "
+            "non-dynamic importer", ("R-PIN-STATIC",), mutant_static_no_pin=True),
 )
 
 REAL_DRIVERS = (_i915, _omapdrm, _udmabuf, _system_heap, _coherent, _vgem)

@@ -59,6 +59,20 @@ EVENTS: tuple[tuple[str, str], ...] = (
     ("export_without_kmap", "dma_buf_export() refused: ops without kmap (WARN_ON, corpus §3.5)"),
     ("export_without_kmap_atomic", "dma_buf_export() refused: ops without kmap_atomic (WARN_ON, corpus §3.5)"),
     ("export_without_mmap", "dma_buf_export() refused: ops without mmap (WARN_ON, corpus §3.5)"),
+    ("resv_not_held", "an importer called a function of the locked list (dma_buf_pin, dma_buf_unpin, "
+     "dma_buf_map_attachment, dma_buf_unmap_attachment, dma_buf_vmap, dma_buf_vunmap) without holding "
+     "the buffer's reservation lock (v6.12)"),
+    ("resv_held_unlocked_call", "an importer called a function it must call without the buffer's "
+     "reservation lock (dma_buf_attach, dma_buf_get, dma_buf_begin_cpu_access, the _unlocked "
+     "variants, ...) while holding it (v6.12)"),
+    ("resv_deadlock", "an exporter callback invoked with the reservation lock held (pin, unpin, "
+     "map_dma_buf, unmap_dma_buf, vmap, vunmap) took the lock itself: a deadlock (v6.12)"),
+    ("move_notify", "the exporter moved the storage and the core called importer_ops->move_notify "
+     "of a dynamic attachment (dma_buf_move_notify, v6.12)"),
+    ("moved_unnotified", "the exporter moved storage that a dynamic attachment is attached to without "
+     "calling dma_buf_move_notify (v6.12)"),
+    ("moved_static", "the exporter moved storage that a non-dynamic attachment is attached to, which "
+     "the core should have pinned at dma_buf_attach (v6.12)"),
 )
 
 EVENT_BIT: dict[str, int] = {name: 1 << i for i, (name, _) in enumerate(EVENTS)}

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from .actions import ACTIONS, ActionSpec
 from .actions.registry import VALUE_RANGES
+from .actions.resv import apply_convention
 from .constants import DIRECTIONS, errno_name, sync_flags_name
 from .events import EVENTS, EVENT_BIT
 from .policy import ExporterPolicy, REVISIONS, knob_vars
@@ -94,6 +95,7 @@ def _trace(schema: Schema, scope: Scope, revision: str, inst: Instance) -> Trans
     """One instance's transition definition, traced into terms (knobs left free)."""
     m = Step(scope, schema.sym(), Knobs(knob_vars()), revision)
     ret = lift(ACTIONS[inst.name].fn(m, **inst.kwargs))
+    apply_convention(m, inst.name, inst.kwargs)   # v6.12: the reservation lock (actions/resv.py)
     if ret.sort != "int":
         raise TypeError(f"{inst}: a transition must return an int term")
     return TransitionTerms(inst, m.guard, tuple(m.n.flat()), ret, m.subject_buf, dict(m.events),
@@ -105,7 +107,7 @@ def transition_terms(scope: Scope, revision: str = "v4.11") -> tuple[Schema, tup
     """Trace every action instance of the scope into terms (knobs left free)."""
     if revision not in REVISIONS:
         raise ValueError(f"unknown revision {revision!r}; known: {', '.join(REVISIONS)}")
-    schema = Schema(scope)
+    schema = Schema(scope, revision)
     return schema, tuple(_trace(schema, scope, revision, inst) for inst in instances_for(scope, revision))
 
 

@@ -22,9 +22,16 @@ from .terms import Term, var
 
 __all__ = ["ExporterPolicy", "Knob", "KNOBS", "PolicyError", "load_policy_file", "knob_vars",
            "policy_from_mapping", "check_knob", "REVISIONS", "EXPORT_REQUIRES_V4_11", "export_requires",
-           "export_refusal"]
+           "export_refusal", "since", "knobs_at"]
 
-REVISIONS = ("v4.11", "v5.12")
+REVISIONS = ("v4.11", "v5.12", "v6.12")
+
+
+def since(first: str) -> tuple[str, ...]:
+    """The revisions from ``first`` on, in order: ``since("v5.12")`` is ``("v5.12", "v6.12")``.
+    A later revision behaves like the one before it unless a rule of its own says otherwise, so
+    rules and properties name the revision they start at, once."""
+    return REVISIONS[REVISIONS.index(first):]
 
 # What dma_buf_export() refuses, the one definition that the export action's guard
 # (model/actions/lifecycle.py), the catalog's revisions and the reports all read. The members of
@@ -60,8 +67,8 @@ class PolicyError(ValueError):
     """A policy file or knob value that cannot be used; the message names the place."""
 
 
-def _k(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"doc": doc, "choices": choices, "knob": True})
+def _k(default: Any, doc: str, choices: tuple[str, ...] | None = None, since: str = "") -> Any:
+    return field(default=default, metadata={"doc": doc, "choices": choices, "knob": True, "since": since})
 
 
 @dataclass(frozen=True)
@@ -111,12 +118,25 @@ class ExporterPolicy:
                               "handler syncs for the CPU")
     zap_via: str = _k("own-file", "address space the exporter zaps PTEs through",
                       ("own-file", "anon-file"))
+    # --- dynamic dma-buf and the reservation lock (act at v6.12 only) --------------------------
+    dynamic: bool = _k(False, "v6.12: a dynamic exporter (ops->pin exists): it may move storage that "
+                       "dynamic attachments have mapped, under the reservation lock, and calls "
+                       "dma_buf_move_notify",
+        since="v6.12")
+    move_notifies: bool = _k(True, "v6.12: a move of storage calls dma_buf_move_notify (BROKEN when false)",
+        since="v6.12")
+    callback_takes_resv: bool = _k(False, "BROKEN (v6.12): a callback of the locked list (pin, unpin, "
+                                   "map_dma_buf, unmap_dma_buf, vmap, vunmap) takes dmabuf->resv itself",
+        since="v6.12")
     # --- mutants of the core (never set by a real driver) -------------------------------------
     mutant_vmap_no_refcount: bool = _k(False, "MUTANT core: calls ops->vmap on every dma_buf_vmap")
     mutant_no_size_check: bool = _k(False, "MUTANT core: mmap skips the size check")
     mutant_sync_stateful: bool = _k(False, "MUTANT core: SYNC_END without SYNC_START is refused")
     mutant_no_fence_wait: bool = _k(False, "MUTANT core: begin does not wait for implicit fences")
     mutant_vma_no_file_ref: bool = _k(False, "MUTANT core: a mapping holds no reference on vm_file")
+    mutant_static_no_pin: bool = _k(False, "MUTANT core (v6.12): dma_buf_attach does not pin the storage "
+                                    "of a dynamic exporter for a non-dynamic importer",
+        since="v6.12")
 
     @property
     def kmap_gives_pages(self) -> bool:
@@ -166,13 +186,21 @@ class Knob:
     default: Any
     doc: str
     choices: tuple[str, ...] | None
+    since: str = ""             # the first revision whose rules read the knob ("": all)
 
 
 KNOBS: dict[str, Knob] = {
     f.name: Knob(f.name, "int" if f.metadata["choices"] else "bool", f.default, f.metadata["doc"],
-                 f.metadata["choices"])
+                 f.metadata["choices"], f.metadata["since"])
     for f in fields(ExporterPolicy) if f.metadata.get("knob")
 }
+
+
+def knobs_at(revision: str) -> tuple[str, ...]:
+    """The knobs the rules of ``revision`` read: a knob introduced for a later revision has nothing
+    to act on before it (a search over the policies of an earlier revision leaves it out)."""
+    return tuple(k.name for k in KNOBS.values()
+                 if not k.since or REVISIONS.index(revision) >= REVISIONS.index(k.since))
 
 
 def knob_vars() -> dict[str, Term]:

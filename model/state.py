@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, Callable, Iterator, Sequence
 
+from .policy import REVISIONS
 from .scope import Scope
 from .terms import Term, lift, select, ite, eq, var
 
@@ -42,10 +43,12 @@ class FieldSpec:
     init: int | bool = 0
     ghost: bool = False                      # not kept by the kernel; kept to judge the docs
     doc: str = ""
+    since: str = ""                          # the first revision whose state has the field ("": all)
 
 
-def _b(name: str, dims: tuple[str, ...], doc: str, init: bool = False, ghost: bool = False) -> FieldSpec:
-    return FieldSpec(name, dims, lambda sc: 1, "bool", init, ghost, doc)
+def _b(name: str, dims: tuple[str, ...], doc: str, init: bool = False, ghost: bool = False,
+       since: str = "") -> FieldSpec:
+    return FieldSpec(name, dims, lambda sc: 1, "bool", init, ghost, doc, since)
 
 
 def _i(name: str, dims: tuple[str, ...], hi: Callable[[Scope], int], doc: str, ghost: bool = False) -> FieldSpec:
@@ -102,6 +105,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _b("att_mapped", A, "the attachment is mapped for DMA (dma_buf_map_attachment)"),
     _i("att_pins", A, _R, "dma_buf_pin calls on the attachment not yet undone by dma_buf_unpin "
        "(v5.12 only; always 0 at v4.11, which has no dma_buf_pin)"),
+    # --- the reservation lock and dynamic attachments: v6.12 only (the state of an earlier ------
+    # --- revision has no such fields, so its searches and proofs are those of before) ---------
+    _b("resv_held", B, "the kernel importer holds the buffer's reservation lock (dma_resv_lock(dmabuf->resv)); "
+       "the locking convention, corpus §6.6", since="v6.12"),
+    _b("att_dynamic", A, "the attachment was made with dma_buf_dynamic_attach (its importer_ops has "
+       "move_notify)", since="v6.12"),
 )
 
 
@@ -194,7 +203,8 @@ def _attachment(at) -> str:
     if not at("att_live"):
         return "none"
     return (f"attached to dma-buf {at('att_buf')}" + (", mapped for DMA" if at("att_mapped") else "")
-            + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else ""))
+            + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else "")
+            + (", dynamic (importer_ops->move_notify)" if at("att_dynamic") else ""))
 
 
 FIELD_WORDS: tuple[FieldWords, ...] = (
@@ -221,7 +231,9 @@ FIELD_WORDS: tuple[FieldWords, ...] = (
                cleared="unmapped"),
     FieldWords(("pte",), "PTE of page {1} of vm_area_struct {0}",
                lambda at: "present" if at("pte") else "not present", cleared="zapped"),
-    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins"), "attachment {0}", _attachment),
+    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins", "att_dynamic"), "attachment {0}", _attachment),
+    FieldWords(("resv_held",), "reservation lock (dmabuf->resv) of dma-buf {0}",
+               lambda at: "held by the kernel importer" if at("resv_held") else "not held"),
 )
 
 WORDS_OF: dict[str, FieldWords] = {f: w for w in FIELD_WORDS for f in w.fields}
@@ -232,6 +244,11 @@ def _split(flat: str) -> tuple[str, str]:
     """``cache[0][1]`` -> ``("cache", "[0][1]")``."""
     i = flat.find("[")
     return (flat, "") if i < 0 else (flat[:i], flat[i:])
+
+
+def _get(state: Sequence[Any], offset: dict[str, int], flat: str) -> Any:
+    """A field of ``state``, or 0 for one its revision's state does not have (``FieldSpec.since``)."""
+    return state[offset[flat]] if flat in offset else 0
 
 
 def describe_changes(names: Sequence[str], pre: Sequence[Any], post: Sequence[Any]) -> list[str]:
@@ -249,16 +266,16 @@ def describe_changes(names: Sequence[str], pre: Sequence[Any], post: Sequence[An
         if (w.subject, idx) in done:
             continue
         done.add((w.subject, idx))
-        old = w.value(lambda f: pre[offset[f + idx]])
+        old = w.value(lambda f: _get(pre, offset, f + idx))
         if w.cleared and post[offset[w.fields[0] + idx]] != pre[offset[w.fields[0] + idx]] \
                 and not post[offset[w.fields[0] + idx]]:
             new = w.cleared
         else:
-            new = w.value(lambda f: post[offset[f + idx]])
+            new = w.value(lambda f: _get(post, offset, f + idx))
         ix = [int(x) for x in idx.strip("[]").split("][")] if idx else []
         if old == new:   # a change the words do not show (a field of an object that does not exist)
             raw = ", ".join(f"{f}{idx}: {pre[offset[f + idx]]!r}->{post[offset[f + idx]]!r}" for f in w.fields
-                            if pre[offset[f + idx]] != post[offset[f + idx]])
+                            if f + idx in offset and pre[offset[f + idx]] != post[offset[f + idx]])
             lines.append((_ORDER[w.subject], idx, f"{w.subject.format(*ix)}: {old} ({raw})"))
         else:
             lines.append((_ORDER[w.subject], idx, f"{w.subject.format(*ix)}: {old} -> {new}"))
@@ -314,16 +331,25 @@ class Arr:
             self[i] = ite(eq(index, i), value, self.items[i])
 
 
-class Schema:
-    """The flat layout of the state for one scope."""
+def _has(spec: FieldSpec, revision: str) -> bool:
+    """Is field ``spec`` part of the state at ``revision``?"""
+    return not spec.since or REVISIONS.index(revision) >= REVISIONS.index(spec.since)
 
-    def __init__(self, scope: Scope) -> None:
+
+class Schema:
+    """The flat layout of the state for one scope at one documentation revision (a field declared
+    ``since`` a later revision is not part of an earlier revision's state)."""
+
+    def __init__(self, scope: Scope, revision: str = "v4.11") -> None:
         self.scope = scope
+        self.revision = revision
         self.names: list[str] = []
         self.specs: list[FieldSpec] = []
         self.groups: dict[str, list] = {}
         self.offset: dict[str, int] = {}
         for spec in FIELDS:
+            if not _has(spec, revision):
+                continue
             shape = [getattr(scope, d) for d in spec.dims]
             self.groups[spec.name] = shape
             for idx in product(*(range(n) for n in shape)):

@@ -8,7 +8,9 @@ writes effects to ``m.n`` (reads of ``m.n`` see earlier writes of the same step)
 with ``m.event(name, cond)``, names the buffer it acted on with ``m.subject(buf)``, and returns
 its return value as a term or an int.
 
-``m.revision`` is the documentation revision the model is built for (``"v4.11"`` or ``"v5.12"``),
+``m.revision`` is the documentation revision the model is built for (``"v4.11"``, ``"v5.12"`` or
+``"v6.12"``; ``model.policy.since`` orders them, and a later revision behaves like the one before
+it unless a rule of its own says otherwise),
 a static value: a transition may branch on it in Python (it is not state). The semantic switches
 that read it, each naming the revisions it applies to (docs/review.md has the full table):
 
@@ -23,6 +25,13 @@ mmap of a byte range past ULONG_MAX            size check (-EINVAL)            -
 dma_buf_export of ops without kmap,            -EINVAL, WARN_ON, nothing       accepted (optional
 kmap_atomic or mmap (``export_requires``)      created (corpus §3.5)           from v4.19, §6.1)
 =============================================  ==============================  ====================
+
+v6.12 is v5.12 plus the reservation lock and dynamic attachments (``model/actions/resv.py``): the
+state fields ``resv_held`` and ``att_dynamic`` (``FieldSpec.since``: an earlier revision's state
+has neither), the actions ``dma_resv_lock``, ``dma_resv_unlock``, the ``_unlocked`` variants,
+``dma_buf_dynamic_attach`` and ``exporter_move``, the knobs ``dynamic``, ``move_notifies``,
+``callback_takes_resv`` and ``mutant_static_no_pin`` (``Knob.since``), and the locking
+convention's events, applied to every step by ``resv.apply_convention``.
 
 (The action sets are switched by the ``revisions`` of each action's registration; the others
 read ``m.revision``.) What begin and end *do* stays the exporter's knobs at both revisions; what

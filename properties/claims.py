@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from model.policy import REVISIONS, since
+
 __all__ = ["Claim", "load_claims", "READING", "marking_problem", "CLAIMS_FILE", "NOT_MODELLED", "claim_revisions", "CLAIM_REVISIONS",
-           "CHANGES", "LATER", "BOTH"]
+           "CHANGES", "LATER", "BOTH", "V6_12"]
 
 CLAIMS_FILE = Path(__file__).resolve().parent.parent / "spec" / "claims.md"
 
@@ -100,12 +102,29 @@ NOT_MODELLED: dict[str, str] = {
     "FIXME-NO-KMAP-USERS": "a statement about which kernel callers existed in 2016; the FIXME's "
                            "question with and without kmap users is a policy-synthesis query for "
                            "the Z3 engine, not a property of one policy.",
+    # v6.12 (properties/locking.py has the others)
+    "L-EXPORTER-UNLOCKED-CB": "a promise of the core that no step of the model can break: the core "
+                              "itself never holds the lock around these callbacks (the model's "
+                              "_unlocked variants hold it only around map/unmap/vmap/vunmap), and the "
+                              "importer holding it around them is L-IMPORTER-UNLOCKED's finding "
+                              "(P-RESV-UNLOCKED-CALL); the model's callbacks take no lock of their own.",
+    "L-EXPORTER-MOVE-NOTIFY": "the model's exporter_move always holds the lock (its guard waits while "
+                              "the importer holds it); an exporter calling dma_buf_move_notify "
+                              "without the lock is not a knob (no real driver in the catalog is "
+                              "dynamic).",
+    "R-MOVE-NOTIFY-REMAP": "'as soon as possible' sets no point by which the importer must have "
+                           "re-mapped, and the old mapping 'stay[s] valid': a move changes no data "
+                           "of the model, so no state or step can break it.",
+    "R-PIN-NO-MOVE": "kept by exporter_move's guard (a pinned buffer is not moved); an exporter "
+                     "evicting pinned storage is the knob evict_pinned, judged through reclaim by "
+                     "P-MIGRATE-MAPPED and W-PIN-HOLDS (LIFE-MIGRATE, M-PIN-NOT-USER).",
 }
 
 
 # The documentation revisions, and which of them each claim's sentence exists in.
-LATER = ("v5.12",)
-BOTH = ("v4.11", "v5.12")
+LATER = since("v5.12")
+BOTH = REVISIONS
+V6_12 = since("v6.12")   # the L- and R- claims: the v6.12 revision
 
 # Claims whose sentence the later documentation no longer has; every other v4.11 claim is kept
 # (the M- claims exist at v5.12 only).
@@ -168,6 +187,16 @@ CHANGES: dict[str, str] = {
     "M-BEGIN-COHERENCY-ONLY": "new in de9114ece5df (v5.12)",
     "M-PIN-NOT-USER": "new: dma_buf_pin (v5.7) and its kerneldoc (c545781e1c55, v5.12)",
     "M-END-UNDO": "new in de9114ece5df (v5.12)",
+    "L-IMPORTER-LOCKED": "new: the locking convention (ae2e7f28a170, v6.2)",
+    "L-IMPORTER-UNLOCKED": "new: the locking convention (v6.2), the _unlocked variants (v6.2)",
+    "L-EXPORTER-UNLOCKED-CB": "new (v6.2); mmap() joined this list in v6.6",
+    "L-EXPORTER-LOCKED-CB": "new (v6.2); mmap() left this list in v6.6",
+    "L-EXPORTER-MOVE-NOTIFY": "new (v6.2)",
+    "R-MOVE-NOTIFY": "new: dynamic DMA-buf (bb42df4662a4, v5.7), documented in the model's v6.12 revision",
+    "R-MOVE-NOTIFY-LOCKED": "new: dynamic DMA-buf (v5.7)",
+    "R-MOVE-NOTIFY-REMAP": "new: dynamic DMA-buf (v5.7)",
+    "R-PIN-NO-MOVE": "new: the @pin op (v5.7), reworded by c545781e1c55 (v5.12)",
+    "R-PIN-STATIC": "new: the @pin op (v5.7); the code moved the pin to map time in ~v6.16",
 }
 
 
@@ -175,6 +204,8 @@ def claim_revisions(cid: str) -> tuple[str, ...]:
     """The documentation revisions whose text has claim ``cid``."""
     if cid.startswith("M-"):
         return LATER
+    if cid.startswith(("L-", "R-")):
+        return V6_12
     return ("v4.11",) if cid in _GONE else BOTH
 
 

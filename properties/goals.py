@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from model.policy import REVISIONS, since
 from model.state import LIFE_LIVE, LIFE_RELEASED
 from model.terms import Term, and_, eq, or_
 
@@ -34,7 +35,7 @@ class Goal:
     doc: str
     pending: Callable[[StateView], Term]
     done: Callable[[StateView], Term]
-    revisions: tuple[str, ...] = ("v4.11", "v5.12")
+    revisions: tuple[str, ...] = REVISIONS
 
 
 def _per_buffer(b: int) -> list[Goal]:
@@ -44,14 +45,14 @@ def _per_buffer(b: int) -> list[Goal]:
         Goal(f"unpin[{b}]", ("END-FLUSH-UNPIN",), f"buffer {b}'s storage is pinned and the pin can never be dropped",
              lambda v: v.s.pins[b] > 0, lambda v: eq(v.s.pins[b], 0), revisions=("v4.11",)),
         Goal(f"unpin[{b}]", ("M-END-UNDO",), f"buffer {b}'s storage is pinned and the pin can never be dropped",
-             lambda v: v.s.pins[b] > 0, lambda v: eq(v.s.pins[b], 0), revisions=("v5.12",)),
+             lambda v: v.s.pins[b] > 0, lambda v: eq(v.s.pins[b], 0), revisions=since("v5.12")),
     ]
 
 
 _DEVICE_UNPIN = Goal(
     "device-unpin", ("LIFE-DETACH",), "an attachment holds a dma_buf_pin that can never be dropped",
     lambda v: or_(*(v.s.att_pins[a] > 0 for a in range(v.scope.attachments))),
-    lambda v: and_(*(eq(v.s.att_pins[a], 0) for a in range(v.scope.attachments))), revisions=("v5.12",))
+    lambda v: and_(*(eq(v.s.att_pins[a], 0) for a in range(v.scope.attachments))), revisions=since("v5.12"))
 
 
 def goals_for_scope(buffers: int, revision: str) -> list[Goal]:

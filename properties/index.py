@@ -1,7 +1,7 @@
 """The property catalog: every property, by ID."""
 from __future__ import annotations
 
-from . import callbacks, invariants, kernel_access, later_revision, lifecycle, mappings, witnesses
+from . import callbacks, invariants, kernel_access, later_revision, lifecycle, locking, mappings, witnesses
 from .property import Property
 
 __all__ = ["PROPERTIES", "get_property", "by_claim"]
@@ -9,7 +9,7 @@ __all__ = ["PROPERTIES", "get_property", "by_claim"]
 PROPERTIES: tuple[Property, ...] = (
     *lifecycle.PROPERTIES, *kernel_access.PROPERTIES, *callbacks.PROPERTIES,
     *mappings.PROPERTIES, *witnesses.PROPERTIES, *later_revision.PROPERTIES,
-    *invariants.PROPERTIES,
+    *invariants.PROPERTIES, *locking.PROPERTIES,
 )
 
 _BY_ID = {p.id: p for p in PROPERTIES}

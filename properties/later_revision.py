@@ -19,6 +19,7 @@ claim metadata: ``properties.claims`` (``claim_revisions``, ``CHANGES``).
 from __future__ import annotations
 
 from model.constants import ERRNO
+from model.policy import since
 from model.derived import device_mapped, device_pinned
 from model.terms import and_, eq, implies, le, lt, not_, or_
 
@@ -26,7 +27,7 @@ from .property import Property
 
 __all__ = ["PROPERTIES", "LATER"]
 
-LATER = ("v5.12",)
+LATER = since("v5.12")
 
 
 def _on_buf(v, fn):

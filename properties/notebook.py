@@ -22,7 +22,7 @@ import networkx as nx
 from model.actions import ACTIONS
 from model.catalog import CATALOG, get_policy
 from model.machine import Model
-from model.policy import ExporterPolicy, KNOBS
+from model.policy import REVISIONS, ExporterPolicy, KNOBS
 from model.scope import get_scope
 from model.state import FIELDS, Schema
 
@@ -226,7 +226,7 @@ def state_at(ex: Explored, step: int) -> HtmlTable:
     before = ex.model.schema.as_dict(states[step - 1]) if step else now
     rows = []
     out = ["<table><tr>" + "".join(diagrams._th(h) for h in ("field", "value", "meaning")) + "</tr>"]
-    for spec in FIELDS:
+    for spec in (f for f in FIELDS if f.name in now):
         changed = now[spec.name] != before[spec.name]
         rows.append({"field": spec.name, "value": now[spec.name], "changed": changed})
         mark = diagrams._CHG if changed else ""
@@ -351,8 +351,10 @@ def fields_table(scope: str = "small") -> HtmlTable:
         shape = "x".join(str(getattr(sc, d)) for d in f.dims)
         rows.append({"field": f.name, "indexed by": ", ".join(f.dims), "shape": shape,
                      "values": "bool" if f.sort == "bool" else f"0..{f.hi(sc)}",
-                     "kept by": "ghost (judges the docs)" if f.ghost else "kernel", "meaning": f.doc})
-    return _table(rows, f"The state at scope {scope}: {len(rows)} field groups, {Schema(sc).width} fields")
+                     "kept by": "ghost (judges the docs)" if f.ghost else "kernel",
+                     "meaning": f.doc + (f" (from {f.since})" if f.since else "")})
+    return _table(rows, f"The state at scope {scope}: {len(rows)} field groups, {Schema(sc, REVISIONS[-1]).width} "
+                        f"fields (at {REVISIONS[-1]}; a field of a later revision says so)")
 
 
 def actions_table(revision: str = "v4.11") -> HtmlTable:

@@ -17,7 +17,7 @@ predicate to the steps of one action.
 
 ``revisions`` names the documentation revisions a property applies to (docs/design.md, point 9): a
 property formalising a sentence the later revision deleted (the FIXME, kmap) is ``("v4.11",)``,
-one formalising a later claim (``M-*``) is ``("v5.12",)``. ``applies_at`` refines ``applies``
+one formalising a later claim (``M-*``) applies from v5.12 on (``since("v5.12")``). ``applies_at`` refines ``applies``
 where whether a property applies to a policy depends on the revision.
 """
 from __future__ import annotations

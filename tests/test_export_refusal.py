@@ -85,7 +85,7 @@ def test_a_near_variant_is_refused_at_v4_11_and_accepted_at_v5_12(knob, member):
     pol = _variant(f"reference-without-{member}", **{knob: False})
     assert _export(pol, "v4.11") == (-22, [f"export_without_{member}"], True)
     assert _export(pol, "v5.12") == (0, [], False)
-    assert pol.exportable_revisions == ("v5.12",)
+    assert pol.exportable_revisions == ("v5.12", "v6.12")
     assert export_refusal(pol, "v4.11") == f"dma_buf_export() refuses ops without {member}, corpus §3.5"
     # the refused export is the drift: one step, the whole graph one state
     res = ExplicitEngine(keep_edges=False).check(Model(pol, "tiny", "v4.11"),

@@ -138,7 +138,7 @@ def _file(tmp_path, text, name="t.litmus.toml"):
     ('"dma_buf_kmap(buf=0, page=0)"', '"dma_buf_kmapp(buf=0, page=0)"',
      "step 4 (line 8): unknown action 'dma_buf_kmapp' (did you mean dma_buf_kmap?)"),
     ('"dma_buf_kmap(buf=0, page=0)"', '"dma_buf_unpi(att=0)"',   # no suggestion absent at v4.11
-     "step 4 (line 8): unknown action 'dma_buf_unpi' (dma_buf_unpin exists at revision v5.12, not at v4.11)"),
+     "step 4 (line 8): unknown action 'dma_buf_unpi' (dma_buf_unpin exists at revision v5.12, v6.12, not at v4.11)"),
     ('"dma_buf_kmap(buf=0, page=0)"', '"dma_buf_kmap(buf=0, page=5)"',
      "step 4 (line 8): dma_buf_kmap: page=5 is outside the scope small"),
     ('"dma_buf_kmap(buf=0, page=0)"', '"dma_buf_kmap(buf=0, pages=0)"',

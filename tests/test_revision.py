@@ -15,6 +15,8 @@ from properties.trace import ReplayError, replay
 
 KMAPS = {"dma_buf_kmap", "dma_buf_kunmap", "dma_buf_kmap_atomic", "dma_buf_kunmap_atomic"}
 PINS = {"dma_buf_pin", "dma_buf_unpin"}
+V6_12_ACTIONS = {"dma_resv_lock", "dma_resv_unlock", "dma_buf_map_attachment_unlocked", "dma_buf_unmap_attachment_unlocked",
+                 "dma_buf_vmap_unlocked", "dma_buf_vunmap_unlocked", "dma_buf_dynamic_attach", "exporter_move"}
 
 
 def model(name, revision="v5.12", scope="tiny"):
@@ -118,15 +120,21 @@ def test_every_claim_names_its_revisions_and_properties_stay_inside_them():
     claims = load_claims()
     assert set(CLAIM_REVISIONS) == set(claims) == set(CHANGES)
     for cid, c in claims.items():
-        # the seed's claims are in the v4.11 text; the later revision's (M-*) only in v5.12's
+        # the seed's claims are in the v4.11 text; the later revision's (M-*) from v5.12 on, the
+        # v6.12 revision's (L-*, R-*) in v6.12's only
         assert c.revisions == CLAIM_REVISIONS[cid]
-        assert c.revisions == (("v5.12",) if cid.startswith("M-") else c.revisions) and (
-            "v4.11" in c.revisions) != cid.startswith("M-")
+        if cid.startswith("M-"):
+            assert c.revisions == ("v5.12", "v6.12")
+        elif cid.startswith(("L-", "R-")):
+            assert c.revisions == ("v6.12",)
+        else:
+            assert "v4.11" in c.revisions
     for p in PROPERTIES:
         allowed = set().union(*(CLAIM_REVISIONS[c] for c in p.claims))
         assert set(p.revisions) <= allowed, p.id
     for a, spec in ACTIONS.items():
-        assert spec.revisions == (("v4.11",) if a in KMAPS else ("v5.12",) if a in PINS else ("v4.11", "v5.12"))
+        assert spec.revisions == (("v4.11",) if a in KMAPS else ("v5.12", "v6.12") if a in PINS
+                                  else ("v6.12",) if a in V6_12_ACTIONS else ("v4.11", "v5.12", "v6.12"))
 
 
 def test_hypothesis_finds_the_m_claims_broken_by_omapdrm_only():

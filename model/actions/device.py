@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..constants import ERRNO
 from ..derived import pinned
+from ..policy import since
 from ..rules import (buffers_of, complete_fence, device_read_page, device_write_page, evict,
                      invalidate, lowest_free, not_held, writeback)
 from ..state import FENCE_EXCL, FENCE_NONE, FENCE_SHARED, LIFE_LIVE
@@ -53,6 +54,8 @@ def dma_buf_detach(m, att):
     n.att_buf[att] = 0
     n.att_mapped[att] = False
     n.att_pins[att] = 0   # v5.12: the pin goes with the attachment (an importer bug, see the event)
+    if m.revision in since("v6.12"):
+        n.att_dynamic[att] = False
     return 0
 
 

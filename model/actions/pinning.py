@@ -1,24 +1,26 @@
 """Pinning for device access (the later revision): dma_buf_pin and dma_buf_unpin.
 
-Revisions: v5.12 only (``dma_buf_pin``/``dma_buf_unpin`` and the ``@pin``/``@unpin`` ops came
+Revisions: v5.12 on (``since("v5.12")``; ``dma_buf_pin``/``dma_buf_unpin`` and the ``@pin``/``@unpin`` ops came
 with dynamic DMA-buf in v5.7, corpus §6.1; v4.11 has neither). Documentation: the ``@pin``
 kerneldoc ("lets the exporter know that the DMA-buf can't be moved any more", corpus §6.3) and
 ``dma_buf_pin()``'s: "It is not permitted to allow userspace to pin arbitrary amounts of buffers
 through this interface" (§6.2). The v5.12 patch that deleted the FIXME moved pinning here: it is a
 device-access matter, and only a kernel importer (never userspace) calls it.
 
-The model does not tell dynamic from static importers: any attachment may pin. A pin brings the
+The model does not tell dynamic from static importers here: any attachment may pin (at v6.12 the
+reservation lock's convention and dynamic attachments are ``resv.py``'s). A pin brings the
 storage in and holds it until unpinned (``derived.pinned``: memory pressure cannot evict it). An
 unpin without a pin is not part of the API (the exporter's pin count would underflow): the guard.
 """
 from __future__ import annotations
 
+from ..policy import since
 from ..rules import buffers_of
 from ..state import LIFE_LIVE
 from ..terms import and_, eq, select
 from .registry import action
 
-_LATER = ("v5.12",)
+_LATER = since("v5.12")
 
 
 def _attached(m, att):

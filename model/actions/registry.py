@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..constants import DIRECTIONS, PGOFF_MAX, U64_MAX, ULONG_MAX
+from ..policy import REVISIONS
 from ..scope import Scope
 
 __all__ = ["ActionSpec", "ACTIONS", "action", "DOMAINS", "VALUE_RANGES", "SYNC_FLAG_VALUES"]
@@ -54,7 +55,7 @@ class ActionSpec:
 ACTIONS: dict[str, ActionSpec] = {}
 
 
-def action(actor: str, *params: str, revisions: tuple[str, ...] = ("v4.11", "v5.12"),
+def action(actor: str, *params: str, revisions: tuple[str, ...] = REVISIONS,
            optional: tuple[str, ...] = ()):
     """Register a transition definition; its name is the function's name."""
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:

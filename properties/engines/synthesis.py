@@ -42,7 +42,7 @@ import z3
 from model.catalog import CATALOG
 from model.events import EVENTS
 from model.machine import Model, transition_terms
-from model.policy import ExporterPolicy, KNOBS
+from model.policy import ExporterPolicy, KNOBS, knobs_at
 from model.scope import Scope, get_scope
 from model.terms import FALSE, TRUE, Term, and_, lift, not_, or_, substitute, to_z3
 
@@ -279,7 +279,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
         kn = KNOBS[k]
         fixed_vals["k." + k] = kn.choices.index(v) if kn.choices else v
     extra = dict(fixed or {})              # knobs the caller fixed, by name (policy values)
-    free_names = [k for k in KNOBS if "k." + k not in fixed_vals]
+    free_names = [k for k in knobs_at(revision) if "k." + k not in fixed_vals]
     free = knob_z3_vars(free_names)
     include = [t.instance.index for t in terms if t.instance.name not in set(exclude_actions)]
     enc = Encoding(schema, terms, fixed=fixed_vals, free=free, include=include)
@@ -653,7 +653,7 @@ def prove_for_every_policy(props: Sequence[Property], scope: Scope | str = "smal
     sc = get_scope(scope) if isinstance(scope, str) else scope
     schema, terms = transition_terms(sc, revision)
     fixed = {"k." + k: False for k in EXCLUDED_KNOBS}
-    free = knob_z3_vars([k for k in KNOBS if "k." + k not in fixed])
+    free = knob_z3_vars([k for k in knobs_at(revision) if "k." + k not in fixed])
     enc = Encoding(schema, terms, fixed=fixed, free=free)
     cands = [p for p in PROPERTIES if p.kind == "always" and p.fits(sc) and revision in p.revisions]
     cands += [p for p in props if p.kind == "always" and p not in cands]

@@ -98,6 +98,7 @@ class ReviewConfig:
     engines: tuple[str, ...] = DEFAULT_ENGINES
     exporters: tuple[ExporterPolicy, ...] = ()
     jobs: int = 1
+    revisions: tuple[str, ...] = REVISIONS   # the documentation revisions run (the report's columns: all)
     # the portfolio (the default campaign's engine): the tiny scope searched exhaustively within
     # ``max_states`` states (and ``memory`` bytes per worker, None: no bound), Z3 to
     # ``portfolio_depth`` on ``scope`` (within ``z3_seconds`` per exporter; None: no time bound, so
@@ -366,7 +367,7 @@ def _collect(cfg: ReviewConfig, data: ReviewData, say: Callable[[str], None]) ->
             raise KeyboardInterrupt
         return [v for r in out.results for v in r.verdicts]
 
-    for rev in REVISIONS:
+    for rev in cfg.revisions:
         pols = data.exporters(rev)
         if data.engine_status["portfolio"] == "available":
             say(f"review: portfolio at {rev} ({len(pols)} exporters: tiny exhaustively, then Z3 to depth "

@@ -629,17 +629,21 @@ class _Builder:
 
     def revisions(self) -> None:
         d, doc = self.data, self.doc
-        doc.add(Heading(2, "Revision comparison: v4.11 and v5.12", "revisions"))
-        doc.add(Para("Each claim's verdict at the seed documentation (v4.11, commit 0959a1683d78) and at the "
+        doc.add(Heading(2, "Revision comparison: v4.11, v5.12 and v6.12", "revisions"))
+        doc.add(Para("Each claim's verdict at the seed documentation (v4.11, commit 0959a1683d78), at the "
                      "later revision (v5.12: kmap removed in v5.6, the FIXME deleted by de9114ece5df, pinning "
-                     "moved to `dma_buf_pin`), what v5.12 did to the sentence, and whether that resolved what the "
-                     "model found. \"Real-driver policies\" are the catalog's policies modelled on drivers; the "
+                     "moved to `dma_buf_pin`) and at v6.12 (the reservation-lock convention, dynamic "
+                     "attachments and `move_notify`: the `L-*` and `R-*` claims), what the later text did to "
+                     "the sentence, and whether v5.12 resolved what the model found at v4.11. \"Real-driver "
+                     "policies\" are the catalog's policies modelled on drivers; the "
                      "others are the reference exporter, deliberately broken exporters and core mutants (which "
                      "break claims by design)."))
-        rows: list[tuple[str, ...]] = [("claim", "who", "v4.11", "v5.12", "what v5.12 did", "outcome")]
+        rows: list[tuple[str, ...]] = [("claim", "who", "v4.11", "v5.12", "v6.12", "what the later text did",
+                                        "outcome")]
         for cid, c in load_claims().items():
             old, new = claim_status(d, cid, "v4.11"), claim_status(d, cid, "v5.12")
             rows.append((f"[[claim:{cid}]]", c.who, self.status_text(old), self.status_text(new),
+                         self.status_text(claim_status(d, cid, "v6.12")),
                          CHANGES.get(cid, ""), _outcome(cid, old, new)))
         doc.add(Table(tuple(rows)))
 
@@ -906,8 +910,7 @@ def _outcome(cid: str, old: ClaimStatus, new: ClaimStatus) -> str:
             "none": "witnesses only", "unknown": "unknown"}.get(new.state, new.state)
 
 
-SWITCHES: tuple[tuple[str, ...], ...] = (
-    ("switch", "v4.11", "v5.12", "where"),
+_SWITCHES_V5_12: tuple[tuple[str, ...], ...] = (
     ("`dma_buf_kmap`, `dma_buf_kunmap`, `dma_buf_kmap_atomic`, `dma_buf_kunmap_atomic`",
      "actions exist", "removed (kmap_atomic in v4.19, kmap in v5.6)", "`model/actions/kernel_access.py` (`revisions=`)"),
     ("`dma_buf_pin`, `dma_buf_unpin`, state field `att_pins`", "no such actions; `att_pins` stays 0",
@@ -929,6 +932,24 @@ SWITCHES: tuple[tuple[str, ...], ...] = (
      "refused (`WARN_ON`, -EINVAL, corpus §3.5): `P-EXPORT-OPS-DRIFT` (drift); such a policy is not exportable "
      "and not checked at v4.11", "accepted (optional since v4.19, corpus §6.1)",
      "`model/actions/lifecycle.py` (`m.revision`, `model.policy.export_requires`)"),
+)
+
+_SWITCHES_V6_12: tuple[tuple[str, ...], ...] = (
+    ("reservation lock: state field `resv_held`, actions `dma_resv_lock`, `dma_resv_unlock`", "no lock",
+     "no lock", "the importer holds it or not; the convention's lists judged by `P-RESV-LOCKED-CALL`, "
+     "`P-RESV-UNLOCKED-CALL`, `P-RESV-NO-DEADLOCK`", "`model/actions/resv.py`, `properties/locking.py`"),
+    ("`dma_buf_map_attachment_unlocked`, `dma_buf_unmap_attachment_unlocked`, `dma_buf_vmap_unlocked`, "
+     "`dma_buf_vunmap_unlocked`", "no such actions", "no such actions", "actions exist (v6.2)",
+     "`model/actions/resv.py`"),
+    ("`dma_buf_dynamic_attach`, `exporter_move` (`move_notify`), state field `att_dynamic`", "no such actions",
+     "no such actions (the model's v5.12 has no dynamic attachments)", "actions exist; `P-MOVE-NOTIFY`, "
+     "`P-STATIC-PINNED`", "`model/actions/resv.py`, `properties/locking.py`"),
+)
+
+SWITCHES: tuple[tuple[str, ...], ...] = (
+    ("switch", "v4.11", "v5.12", "v6.12", "where"),
+    *((r[0], r[1], r[2], "as at v5.12", r[3]) for r in _SWITCHES_V5_12),
+    *_SWITCHES_V6_12,
 )
 
 
