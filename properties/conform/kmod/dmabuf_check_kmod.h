@@ -2,17 +2,8 @@
 #ifndef DMABUF_CHECK_KMOD_H
 #define DMABUF_CHECK_KMOD_H
 
-#ifdef __KERNEL__
 #include <linux/types.h>
 #include <linux/ioctl.h>
-#else
-#include <stdint.h>
-#include <sys/ioctl.h>
-typedef uint32_t __u32;
-typedef int32_t __s32;
-typedef uint64_t __u64;
-typedef int64_t __s64;
-#endif
 
 /* ops (struct dmabuf_check_op.op) */
 enum {
