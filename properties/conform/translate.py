@@ -47,9 +47,45 @@ What is left out, and why:
   they are exhausted it returns -EMFILE (dup, dma_buf_fd) or -ENOMEM (mmap), where the runner
   (1024 of each) succeeds. Those returns are artefacts of the bounded model, not predictions:
   random traces never take such a step, and a litmus trace is cut just before one (``notes``).
-- Kernel-side actions (attachments, devices, fences, kmap, reclaim, ``dma_buf_get``): the
-  runner is an ordinary process and cannot perform them, so a litmus file using any of them
-  is not a userspace litmus file and is not translated.
+- Kernel-side actions without a module step (devices, fences, kmap, reclaim) and, without
+  ``kernel_side``, every kernel-side action: a litmus file using them is skipped.
+
+Kernel-side actions (``KERNEL_ACTIONS``; ``kernel_side`` in ``random_traces`` and
+``litmus_traces``) run in the module ``kmod/dmabuf_check_kmod.c`` (protocol.py, the ``k`` ops).
+The module only reaches a buffer through an fd of the trace (``dma_buf_get``), so buffers stay
+the model's buffers; ``_Kernel`` keeps its handles, attachments and vmaps in step:
+
+========================================  ==========================  ===========================
+model call                                runner step                 predicted outcome
+========================================  ==========================  ===========================
+dma_buf_get(fd)                           ``kget <fd>``               ``ok=<handle>`` / ``EBADF``
+dma_buf_put(buf)                          ``kput <newest handle>``    ``ok``; ``err:busy`` for
+                                                                      the last handle while the
+                                                                      module holds attachments or
+                                                                      vmaps of it (random traces
+                                                                      never do this)
+dma_buf_attach(buf)                       ``kattach`` / ``kdattach``  ``ok=<attachment>``
+dma_buf_detach(att)                       ``kdetach``                 ``ok`` (``err:mapped`` /
+                                                                      ``err:busy`` while mapped or
+                                                                      pinned: importer bugs)
+dma_buf_map_attachment(att, dir)          ``kmap <att> <dir> <l>``    the return (``ok``)
+dma_buf_unmap_attachment(att)             ``kunmap <att> <l>``        ``ok``
+dma_buf_begin/end_cpu_access(buf, dir)    ``kbegin``/``kend``         the return
+dma_buf_vmap(buf) / dma_buf_vunmap(buf)   ``kvmap``/``kvunmap``       ``ok=<vmap>`` / ``ok``
+kernel_write(buf, page)                   ``kwrite <vmap> <page> v``  ``ok``; ``err:noslot``
+                                                                      without a vmap (the model's
+                                                                      -EFAULT)
+kernel_read(buf, page)                    ``kread <vmap> <page>``     the value, as for ``read``
+                                                                      (any value when the model
+                                                                      reports kernel_stale_read)
+dma_buf_pin(att) / dma_buf_unpin(att)     ``kpin``/``kunpin``         the return
+========================================  ==========================  ===========================
+
+``<l>``: map and vmap alternate between the calls under ``dma_resv_lock`` and the ``_unlocked``
+ones (by step index), which the model does not tell apart. The model has no dynamic importers:
+an attachment that the trace pins is made with ``dma_buf_dynamic_attach`` (6.12's dma_buf_pin
+WARNs on a static one), and every third other one too. Interrupted begin/end calls are dropped
+like interrupted SYNCs.
 """
 from __future__ import annotations
 
@@ -69,6 +105,7 @@ from ..scenarios.litmus import LitmusError, collect, load_litmus
 
 __all__ = [
     "USERSPACE_ACTIONS",
+    "KERNEL_ACTIONS",
     "POLICY_OF",
     "Step",
     "ConformTrace",
