@@ -173,3 +173,56 @@ def test_a_wrong_prediction_is_caught(boot):
         broken.append(dataclasses.replace(t, steps=tuple(steps)))
     verdicts = compare_result(broken, res, known)
     assert sum(v.status == "disagree" for v in verdicts) >= 10
+
+
+# ---------------------------------------------------------------------------- build pieces
+
+
+def test_headers_paths_are_redirected_into_the_unpacked_tree(tmp_path):
+    from properties.conform.module import _redirect
+    root = tmp_path / "root"
+    tree = root / "usr" / "src" / "linux-headers-9.9-cloud"
+    tree.mkdir(parents=True)
+    (tree / "Makefile").write_text("include /usr/src/linux-headers-9.9-common/Makefile\n")
+    (tree / "scripts").symlink_to("/usr/lib/linux-kbuild-9.9/scripts")
+    (tree / "rel").symlink_to("../../lib/linux-kbuild-9.9/tools")
+    _redirect(tree, root)
+    assert (tree / "Makefile").read_text() == f"include {root}/usr/src/linux-headers-9.9-common/Makefile\n"
+    assert str((tree / "scripts").readlink()) == f"{root}/usr/lib/linux-kbuild-9.9/scripts"
+    assert str((tree / "rel").readlink()) == "../../lib/linux-kbuild-9.9/tools"   # relative: left alone
+    with pytest.raises(GuestError, match="unpacking the headers: no Makefile"):
+        _redirect(tmp_path / "nothing", root)
+
+
+def test_kernel_trouble_lines():
+    from properties.conform.protocol import MARKER, kernel_trouble, parse_output, format_line
+    log = "\n".join([
+        format_line({"hello": 1, "uname": "x", "exporters": {}, "modules": {}, "ntraces": 0}),
+        "[    9.1] WARNING: CPU: 0 PID: 41 at drivers/dma-buf/dma-buf.c:1120 dma_buf_pin+0x2a/0x40",
+        "[    9.2] dmabuf_check_kmod: loading out-of-tree module taints kernel.",
+        format_line({"done": 0}),
+    ])
+    assert kernel_trouble(log) == ("[    9.1] WARNING: CPU: 0 PID: 41 at drivers/dma-buf/dma-buf.c:1120 "
+                                   "dma_buf_pin+0x2a/0x40",)
+    assert parse_output(log).trouble == kernel_trouble(log)
+    assert kernel_trouble(MARKER + "BUG: in a runner line is data") == ()
+
+
+@pytest.mark.qemu
+def test_a_module_that_does_not_build_names_the_step(tmp_path, monkeypatch):
+    """A compile error is one line naming the step (uses the cached kernel and headers)."""
+    from properties.conform import kernels, module
+    try:
+        fk = kernels.fetch_kernel(KERNEL, progress=None)
+    except GuestError as e:
+        pytest.skip(f"kernel {KERNEL} cannot be fetched here: {e}")
+    src = tmp_path / "kmod"
+    src.mkdir()
+    for p in module.KMOD_DIR.iterdir():
+        (src / p.name).write_bytes(p.read_bytes())
+    c = src / "dmabuf_check_kmod.c"
+    c.write_text(c.read_text().replace("static int __init dck_init(void)\n{", "static int __init dck_init(void)\n{ oops"))
+    monkeypatch.setattr(module, "KMOD_DIR", src)
+    with pytest.raises(GuestError, match=r"^building the module: make failed: .*error") as e:
+        module.build_module(fk, cache_dir=None, progress=None)
+    assert "\n" not in str(e.value)
