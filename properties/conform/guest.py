@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import kernels as _kernels
 from .kernels import DEFAULT_KERNEL, FetchedKernel, fetch_kernel
+from .module import MODULE_NAME, build_module
 from .protocol import GuestError, GuestResult, parse_line, parse_output, write_batch
 
 __all__ = [
@@ -312,7 +313,6 @@ def run_batch(
         fk = fetch_kernel(kernel, cache_dir, progress=progress)
     modules: list[Path] = list(fk.modules) if fk else []
     if kmod and fk is not None:
-        from .module import build_module
         modules.append(build_module(fk, cache_dir, progress=say))
     with tempfile.TemporaryDirectory(prefix="dmabuf-conform-") as tmp_s:
         tmp = Path(tmp_s)
@@ -338,7 +338,6 @@ def run_batch(
     if fk is not None and result.uname != fk.uname:
         raise GuestError(f"guest reports uname {result.uname!r}, expected {fk.uname!r}", text)
     if kmod and fk is not None:
-        from .module import MODULE_NAME
         err = result.modules.get(f"{MODULE_NAME}.ko")
         if err != 0:
             raise GuestError(f"loading {MODULE_NAME}.ko in the guest failed: "
