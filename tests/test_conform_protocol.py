@@ -67,7 +67,7 @@ def test_write_batch_empty():
 
 @pytest.mark.parametrize("bad, msg", [
     ({"id": 1, "exporter": "ion", "npages": 1, "steps": []}, "unknown exporter"),
-    ({"id": 1, "exporter": "udmabuf", "npages": 1, "steps": [("kmap", ())]}, "unknown op"),
+    ({"id": 1, "exporter": "udmabuf", "npages": 1, "steps": [("kfrob", ())]}, "unknown op"),
     ({"id": 1, "exporter": "udmabuf", "npages": 1, "steps": [("mmap", (0, 0))]}, "takes 3 args"),
     ({"id": 1, "exporter": "udmabuf", "npages": 1, "steps": [("sync", (0, 2**64))]}, "64 bits"),
     ({"id": 1, "exporter": "udmabuf", "npages": 1, "steps": [("read", (0, "1"))]}, "must be an int"),
@@ -460,7 +460,7 @@ def test_runner_parses_write_batch_output(harness, tmp_path):
 
 
 @pytest.mark.parametrize("batch, why", [
-    ("B 1\nT 1 udmabuf 1\nS kmap\nE\n", "unknown op"),
+    ("B 1\nT 1 udmabuf 1\nS kfrob\nE\n", "unknown op"),
     ("B 1\nT 1 udmabuf 1\nS mmap 0 0\nE\n", "wrong number of arguments"),
     ("B 2\nT 1 udmabuf 1\nE\n", "declares 2 traces but holds 1"),
     ("B 1\nT 1 ion 1\nE\n", "unknown exporter"),

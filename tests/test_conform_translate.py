@@ -133,7 +133,7 @@ def test_scope_exhaustion_cuts_the_trace(models):
 @pytest.mark.parametrize("calls,msg", [
     ([("dma_buf_export", {"buf": 0}), ("dup", {"fd": 0})], "step 1: dma_buf_export(buf=0) is not followed by dma_buf_fd"),
     ([("dma_buf_fd", {"buf": 0})], "step 1: dma_buf_fd without the dma_buf_export"),
-    (CREATE + [("dma_buf_attach", {"buf": 0})], "step 3: dma_buf_attach is not a userspace action"),
+    (CREATE + [("reclaim", {"buf": 0})], "step 3: reclaim is neither a userspace action nor a kernel-side one"),
     (CREATE + [("mmap", {"fd": 7, "pgoff": 0, "npages": 1})], "step 3: mmap: fd=7 is outside the scope"),
     (CREATE + CREATE, "step 3: dma_buf_export(buf=0) is not enabled"),
 ])

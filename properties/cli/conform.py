@@ -142,20 +142,22 @@ def cmd_conform(a: argparse.Namespace) -> int:
     for kernel, exporters in plan:
         t0 = time.monotonic()
         try:
-            traces, skipped = build_traces(exporters, a.traces, a.seed, scope.name, a.revision, litmus)
+            traces, skipped = build_traces(exporters, a.traces, a.seed, scope.name, a.revision, litmus,
+                                           kernel_side=a.kernel_side)
         except TranslateError as e:
             raise UsageError(str(e)) from None
         n_litmus = sum(1 for t in traces if t.id >= LITMUS_ID) // max(1, len(exporters))
         progress(f"conform: {kernel}: {len(traces)} traces ({a.traces} random per exporter for "
                   f"{', '.join(exporters)}, {n_litmus} litmus), {sum(len(t.steps) for t in traces)} steps, "
                   f"generated in {time.monotonic() - t0:.1f} s")
-        run = conform_kernel(kernel, traces, known, timeout=a.timeout, cache_dir=a.cache)
+        run = conform_kernel(kernel, traces, known, timeout=a.timeout, cache_dir=a.cache, kmod=a.kernel_side)
         if run.error:
             print(f"conform: {run.error}", file=sys.stderr, flush=True)
         runs.append(run)
     lit = f", {n_litmus} userspace litmus files" if n_litmus else ""
+    side = " (userspace and kernel-side)" if a.kernel_side else ""
     print(f"dmabuf-check conform: revision {a.revision}, scope {scope.name}, seed {a.seed}, "
-          f"{a.traces} random traces per exporter{lit}")
+          f"{a.traces} random traces per exporter{side}{lit}")
     print(format_table(runs))
     kl = _known_lines(runs, known)
     if kl:
@@ -205,6 +207,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     c.add_argument("--litmus", action="append", metavar="PATH",
                    help="litmus files or folders (default: the project's litmus/ library)")
     c.add_argument("--no-litmus", action="store_true", help="random traces only")
+    c.add_argument("--kernel-side", action="store_true",
+                   help="mix kernel-side actions (dma_buf_get/put, attach/detach, map/unmap, begin/end_cpu_access, "
+                   "vmap/vunmap and loads and stores through it, pin/unpin) into the traces; they run in a "
+                   "module built from the kernel's Debian headers (use with --revision v5.12)")
     c.add_argument("--known", default=None, metavar="FILE",
                    help="known-differences file (default: properties/conform/known.toml)")
     c.add_argument("--timeout", type=TIMEOUT, default=None,

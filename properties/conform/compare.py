@@ -304,7 +304,7 @@ def summarise(kernel: str, uname: str, verdicts: Iterable[TraceVerdict]) -> list
         steps = [s for v in vs for s in v.steps]
         sst = Counter(s.status for s in steps)
         kid = Counter(s.known for s in steps if s.known)
-        loads = sum(1 for s in steps if s.step.op == "read" and s.got is not None and s.got.startswith("val="))
+        loads = sum(1 for s in steps if s.step.op in ("read", "kread") and s.got is not None and s.got.startswith("val="))
         out.append(Summary(kernel=kernel, uname=uname, exporter=exporter, policy=vs[0].trace.policy,
                            traces=len(vs), steps=len(steps), agree=st["agree"], known=st["known"],
                            disagree=st["disagree"], unknown=st["unknown"], steps_agree=sst["agree"],

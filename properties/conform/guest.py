@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import kernels as _kernels
 from .kernels import DEFAULT_KERNEL, FetchedKernel, fetch_kernel
+from .module import MODULE_NAME, build_module
 from .protocol import GuestError, GuestResult, parse_line, parse_output, write_batch
 
 __all__ = [
@@ -279,6 +280,7 @@ def run_batch(
     strict: bool = True,
     progress: Progress | None = _stderr_progress,
     command: Sequence[str] | None = None,
+    kmod: bool = False,
 ) -> GuestResult:
     """Run `traces` (see ``write_batch``) in catalog kernel `kernel` and return the results.
 
@@ -289,6 +291,10 @@ def run_batch(
     `command` is a test seam: when given, it is run instead of QEMU (no kernel is
     fetched, QEMU is not installed); ``{kernel}`` and ``{initrd}`` in it are replaced
     by the paths QEMU would get (the kernel path is empty).
+
+    `kmod`: build the kernel-side runner module for this kernel (``module.build_module``:
+    fetches the kernel's headers the first time) and load it in the guest after the
+    kernel's own modules; a module that does not load is a GuestError.
     """
     say = progress or _quiet
     traces = list(traces)
@@ -305,13 +311,16 @@ def run_batch(
                              + (f"; use kernel {better[0]!r}" if better else ""))
         qemu = ensure_qemu(say)
         fk = fetch_kernel(kernel, cache_dir, progress=progress)
+    modules: list[Path] = list(fk.modules) if fk else []
+    if kmod and fk is not None:
+        modules.append(build_module(fk, cache_dir, progress=say))
     with tempfile.TemporaryDirectory(prefix="dmabuf-conform-") as tmp_s:
         tmp = Path(tmp_s)
         t0 = time.monotonic()
         runner = build_runner(tmp)
         initrd = build_initramfs(
             tmp / "initramfs.cpio", runner, batch,
-            modules=fk.modules if fk else (),
+            modules=modules,
             decompress_modules=bool(fk) and not fk.module_decompress,
         )
         say(f"built runner and initramfs ({initrd.stat().st_size / 1e6:.1f} MB) in "
@@ -328,4 +337,9 @@ def run_batch(
     result = parse_output(text, strict=strict, expect=traces)
     if fk is not None and result.uname != fk.uname:
         raise GuestError(f"guest reports uname {result.uname!r}, expected {fk.uname!r}", text)
+    if kmod and fk is not None:
+        err = result.modules.get(f"{MODULE_NAME}.ko")
+        if err != 0:
+            raise GuestError(f"loading {MODULE_NAME}.ko in the guest failed: "
+                             + (f"errno {err} ({os.strerror(err)})" if err else "it was not loaded"), text)
     return dataclasses.replace(result, kernel=fk, boot_seconds=seconds)

@@ -18,6 +18,32 @@ Ops (all arguments are decimal integers)::
     read <vma> <page>           -> 0, plus "val" (u64 at the start of the page)
     write <vma> <page> <value>  -> 0 (value: u64)
 
+Kernel-side ops (one ioctl on ``/dev/dmabuf_check``, the module in ``kmod/``; the module's
+tables are per trace: the child opens the device at its first kernel-side step and its exit
+undoes whatever is left)::
+
+    kget <slot>                 -> buffer handle (lowest free; dma_buf_get of the slot's fd)
+    kput <handle>               -> 0 (dma_buf_put)
+    kattach <handle>            -> attachment (lowest free; dma_buf_attach)
+    kdattach <handle>           -> attachment (dma_buf_dynamic_attach, move_notify counting)
+    kdetach <att>               -> 0 (dma_buf_detach)
+    kmap <att> <dir> <locked>   -> 0 (dma_buf_map_attachment under dma_resv_lock, or _unlocked)
+    kunmap <att> <locked>       -> 0
+    kbegin <handle> <dir>       -> dma_buf_begin_cpu_access(); kend: _end_cpu_access()
+    kvmap <handle> <locked>     -> vmap index (dma_buf_vmap under the lock, or _unlocked)
+    kvunmap <kvmap> <locked>    -> 0
+    kread <kvmap> <page>        -> 0, plus "val" (u64 at the start of the page, via the vmap)
+    kwrite <kvmap> <page> <value> -> 0
+    kpin <att> / kunpin <att>   -> dma_buf_pin()/dma_buf_unpin() under the lock (dynamic only)
+    kmoves <att>                -> 0, plus "val" (move_notify calls so far)
+
+The module refuses what would make the kernel misbehave instead of answering (``err``:
+"noslot" a handle/attachment/vmap that is not there, "full" its table (16) is full, "range" a
+direction or page out of range, "static" a pin of a static attachment, "busy" a put of the last
+handle while attachments or vmaps of its buffer remain, or a detach while pinned, "mapped" /
+"unmapped" a map of a mapped or an unmap of an unmapped attachment; "nokmod" the device is
+missing). ``kdetach`` adds ``"moves"`` when move_notify was called.
+
 Guest -> host: one JSON object per line on the serial console, each prefixed by
 ``MARKER`` and followed by `` ~xxxxxxxx`` (FNV-1a 32-bit of the JSON text, so a line
 garbled by interleaved kernel output is detected). In order::
@@ -62,6 +88,9 @@ __all__ = [
     "MARKER",
     "EXPORTERS",
     "OPS",
+    "SLOT_OPS",
+    "KERNEL_OPS",
+    "KERNEL_TROUBLE",
     "GuestError",
     "StepResult",
     "TraceResult",
@@ -85,7 +114,28 @@ OPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "sync": ("slot", "flags"),
     "read": ("vma", "page"),
     "write": ("vma", "page", "value"),
+    # kernel side (kmod/dmabuf_check_kmod.c through /dev/dmabuf_check)
+    "kget": ("slot",),
+    "kput": ("handle",),
+    "kattach": ("handle",),
+    "kdattach": ("handle",),
+    "kdetach": ("att",),
+    "kmap": ("att", "direction", "locked"),
+    "kunmap": ("att", "locked"),
+    "kbegin": ("handle", "direction"),
+    "kend": ("handle", "direction"),
+    "kvmap": ("handle", "locked"),
+    "kvunmap": ("kvmap", "locked"),
+    "kread": ("kvmap", "page"),
+    "kwrite": ("kvmap", "page", "value"),
+    "kpin": ("att",),
+    "kunpin": ("att",),
+    "kmoves": ("att",),
 })
+#: ops whose success returns a new slot or handle (outcome ``ok=<n>``)
+SLOT_OPS = frozenset({"create", "dup", "mmap", "kget", "kattach", "kdattach", "kvmap"})
+#: ops that the kernel-side module performs
+KERNEL_OPS = frozenset(op for op in OPS if op.startswith("k"))
 #: arguments that are raw u64 (negative Python ints are taken modulo 2**64)
 _U64_ARGS = {"flags", "value", "pgoff", "npages"}
 _I64_MIN, _I64_MAX, _U64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
@@ -272,7 +322,7 @@ class StepResult:
             return self.errno_name or f"ret={self.ret}"
         if self.val is not None:
             return f"val={self.val}"
-        if self.op in ("create", "dup", "mmap"):
+        if self.op in SLOT_OPS:
             return f"ok={self.ret}"
         return "ok"
 
@@ -302,6 +352,7 @@ class GuestResult:
     done: bool
     modules: Mapping[str, int] = field(default_factory=dict)  # module file -> errno (0 = loaded)
     garbled: tuple[str, ...] = ()
+    trouble: tuple[str, ...] = ()  # kernel log lines: oops, BUG, WARN, panic (kernel_trouble)
     kernel: Any = field(default=None, compare=False)  # kernels.FetchedKernel when from run_batch
     boot_seconds: float | None = field(default=None, compare=False)
     log: str = field(default="", compare=False, repr=False)
@@ -320,6 +371,17 @@ class GuestResult:
     @property
     def complete(self) -> bool:
         return self.done and not self.garbled and all(t.complete for t in self.traces)
+
+
+#: kernel log lines that mean the kernel itself misbehaved (a step failure, not a result)
+KERNEL_TROUBLE = re.compile(r"BUG:|Oops|WARNING:|general protection fault|Kernel panic|"
+                            r"kernel NULL pointer|UBSAN:|KASAN:|refcount_t:")
+
+
+def kernel_trouble(text: str) -> tuple[str, ...]:
+    """The kernel log lines of `text` that report an oops, a BUG, a WARN or a panic."""
+    return tuple(line.strip()[:200] for line in text.splitlines()
+                 if MARKER not in line and KERNEL_TROUBLE.search(line))
 
 
 def _kernel_hint(text: str) -> str:
@@ -483,5 +545,6 @@ def parse_output(
         traces=tuple(traces),
         done=done is not None,
         garbled=tuple(garbled),
+        trouble=kernel_trouble(text),
         log=text,
     )

@@ -60,15 +60,21 @@ def default_timeout(traces: Sequence[Any]) -> float:
 
 
 def build_traces(exporters: Sequence[str], n: int, seed: int, scope: str = "default",
-                 revision: str = "v5.12", litmus: Sequence[str | Path] = ()) -> tuple[list[Any], list[str]]:
-    """``n`` random traces per exporter, then the userspace litmus files for every exporter.
+                 revision: str = "v5.12", litmus: Sequence[str | Path] = (),
+                 kernel_side: bool = False) -> tuple[list[Any], list[str]]:
+    """``n`` random traces per exporter, then the userspace litmus files for every exporter
+    (``kernel_side``: random traces mix in kernel-side actions, and litmus files with the
+    kernel-side actions the module performs are used too).
     Returns ``(traces, skipped litmus files with the reason)``."""
     traces: list[Any] = []
     for j, e in enumerate(exporters):
-        traces += random_traces(e, n, seed, scope=scope, revision=revision, first_id=j * _ID_STRIDE)
+        traces += random_traces(e, n, seed, scope=scope, revision=revision, first_id=j * _ID_STRIDE,
+                                kernel_side=kernel_side,
+                                **({"min_len": 8, "max_len": 40} if kernel_side else {}))
     skipped: list[str] = []
     if litmus:
-        lt, skipped = litmus_traces(litmus, exporters, first_id=LITMUS_ID, revision=revision)
+        lt, skipped = litmus_traces(litmus, exporters, first_id=LITMUS_ID, revision=revision,
+                                    kernel_side=kernel_side)
         traces += lt
     return traces, skipped
 
@@ -76,17 +82,18 @@ def build_traces(exporters: Sequence[str], n: int, seed: int, scope: str = "defa
 def conform_kernel(kernel: str, traces: Sequence[Any], known: Sequence[Any] = (), *,
                    timeout: float | None = None, cache_dir: str | Path | None = None,
                    progress: Callable[[str], None] | None = None,
-                   command: Sequence[str] | None = None) -> KernelRun:
+                   command: Sequence[str] | None = None, kmod: bool = False) -> KernelRun:
     """Boot ``kernel`` once with ``traces`` and compare. A boot that fails (QEMU missing, no
     power-off within the timeout, a guest crash) gives a KernelRun with ``error`` set and every
-    trace unknown; it does not raise. ``command`` is run_batch's test seam."""
+    trace unknown; it does not raise. ``command`` is run_batch's test seam; ``kmod`` loads the
+    kernel-side runner module (traces with kernel-side steps need it)."""
     kwargs: dict[str, Any] = {"strict": False}
     if progress is not None:
         kwargs["progress"] = progress
     t = timeout if timeout is not None else default_timeout(traces)
     try:
         res = run_batch([tr.batch() for tr in traces], kernel=kernel, timeout=t, cache_dir=cache_dir,
-                        command=command, **kwargs)
+                        command=command, kmod=kmod, **kwargs)
     except GuestError as e:
         verdicts = [compare_trace(tr, None, "", known) for tr in traces]
         saved = _save_log(kernel, e.log, cache_dir)
@@ -95,7 +102,9 @@ def conform_kernel(kernel: str, traces: Sequence[Any], known: Sequence[Any] = ()
                          f"{kernel}: {e}" + (f" (console log: {saved})" if saved else ""))
     verdicts = compare_result(traces, res, known)
     error = ""
-    if not res.done:
+    if res.trouble:
+        error = f"{kernel}: the kernel reported trouble: {res.trouble[0]}"
+    elif not res.done:
         error = f"{kernel}: the guest stopped before the end of the batch (no done line)"
     elif res.garbled:
         error = f"{kernel}: {len(res.garbled)} runner lines garbled on the console"

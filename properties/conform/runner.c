@@ -40,6 +40,8 @@
 #include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
 
+#include "kmod/dmabuf_check_kmod.h"
+
 /* ---- DRM uapi (include/uapi/drm/drm.h, drm_mode.h): not installed, so defined here ---- */
 struct drm_version_ {
 	int version_major, version_minor, version_patchlevel;
@@ -85,9 +87,23 @@ _Static_assert(DMA_BUF_IOCTL_SYNC == 0x40086200, "DMA_BUF_IOCTL_SYNC");
 #define MAX_ARGS 3
 #define TRACE_TIMEOUT_S 60
 
-enum op { OP_CREATE, OP_DUP, OP_CLOSE, OP_MMAP, OP_MUNMAP, OP_SYNC, OP_READ, OP_WRITE, N_OPS };
-static const char *op_names[N_OPS] = {"create", "dup", "close", "mmap", "munmap", "sync", "read", "write"};
-static const int op_nargs[N_OPS] = {0, 1, 1, 3, 1, 2, 2, 3};
+enum op { OP_CREATE, OP_DUP, OP_CLOSE, OP_MMAP, OP_MUNMAP, OP_SYNC, OP_READ, OP_WRITE,
+	  /* kernel side: one DMABUF_CHECK_IOC_OP on /dev/dmabuf_check each (kmod/) */
+	  OP_KGET, OP_KPUT, OP_KATTACH, OP_KDATTACH, OP_KDETACH, OP_KMAP, OP_KUNMAP, OP_KBEGIN, OP_KEND,
+	  OP_KVMAP, OP_KVUNMAP, OP_KREAD, OP_KWRITE, OP_KPIN, OP_KUNPIN, OP_KMOVES, N_OPS };
+static const char *op_names[N_OPS] = {"create", "dup", "close", "mmap", "munmap", "sync", "read", "write",
+	"kget", "kput", "kattach", "kdattach", "kdetach", "kmap", "kunmap", "kbegin", "kend",
+	"kvmap", "kvunmap", "kread", "kwrite", "kpin", "kunpin", "kmoves"};
+static const int op_nargs[N_OPS] = {0, 1, 1, 3, 1, 2, 2, 3,
+	1, 1, 1, 1, 1, 3, 2, 2, 2, 2, 2, 2, 3, 1, 1, 1};
+/* runner op -> module op, and which arguments go to a0, a1, a2 / value */
+static const unsigned kop[N_OPS] = {[OP_KGET] = DCK_GET, [OP_KPUT] = DCK_PUT, [OP_KATTACH] = DCK_ATTACH,
+	[OP_KDATTACH] = DCK_DYN_ATTACH, [OP_KDETACH] = DCK_DETACH, [OP_KMAP] = DCK_MAP,
+	[OP_KUNMAP] = DCK_UNMAP, [OP_KBEGIN] = DCK_BEGIN, [OP_KEND] = DCK_END, [OP_KVMAP] = DCK_VMAP,
+	[OP_KVUNMAP] = DCK_VUNMAP, [OP_KREAD] = DCK_VREAD, [OP_KWRITE] = DCK_VWRITE, [OP_KPIN] = DCK_PIN,
+	[OP_KUNPIN] = DCK_UNPIN, [OP_KMOVES] = DCK_MOVES};
+static const char *krefuse[] = {"?", "noslot", "full", "range", "static", "busy", "mapped", "unmapped",
+				"badop"};
 
 enum exporter { EXP_UDMABUF, EXP_HEAP, EXP_VGEM, N_EXP };
 static const char *exp_names[N_EXP] = {"udmabuf", "system-heap", "vgem"};
@@ -378,6 +394,10 @@ static struct vma {
 	uint64_t npages;
 } vmas[MAX_VMAS];
 static int vgem_fd = -1;
+static int kmod_fd = -1;
+
+/* one kernel-side step through the module */
+static void kernel_step(const struct trace *t, size_t s, const struct step *st);
 
 static sigjmp_buf fault_jb;
 static volatile sig_atomic_t fault_armed;
@@ -640,6 +660,12 @@ static void run_trace(const struct trace *t)
 			report(t, s, r, r < 0 ? errno : 0);
 			break;
 		}
+		case OP_KGET: case OP_KPUT: case OP_KATTACH: case OP_KDATTACH: case OP_KDETACH:
+		case OP_KMAP: case OP_KUNMAP: case OP_KBEGIN: case OP_KEND: case OP_KVMAP:
+		case OP_KVUNMAP: case OP_KREAD: case OP_KWRITE: case OP_KPIN: case OP_KUNPIN:
+		case OP_KMOVES:
+			kernel_step(t, s, st);
+			break;
 		case OP_READ:
 		case OP_WRITE: {
 			struct vma *vm = get_vma(a0);
@@ -664,6 +690,58 @@ static void run_trace(const struct trace *t)
 			break;
 		}
 		}
+	}
+}
+
+static void kernel_step(const struct trace *t, size_t s, const struct step *st)
+{
+	if (kmod_fd < 0) {
+		kmod_fd = open("/dev/dmabuf_check", O_RDWR | O_CLOEXEC);
+		if (kmod_fd < 0) {
+			refuse(t, s, "nokmod");
+			return;
+		}
+	}
+	struct dmabuf_check_op op;
+	memset(&op, 0, sizeof op);
+	op.op = kop[st->op];
+	op.a0 = (int64_t)st->a[0];
+	switch (st->op) {
+	case OP_KGET:
+		op.a0 = slot_fd((int64_t)st->a[0]); /* -1 for a closed slot: EBADF */
+		break;
+	case OP_KMAP:
+		op.a1 = (int64_t)st->a[1];
+		op.a2 = (int64_t)st->a[2];
+		break;
+	case OP_KUNMAP: case OP_KVMAP: case OP_KVUNMAP:
+		op.a2 = (int64_t)st->a[1];
+		break;
+	case OP_KBEGIN: case OP_KEND: case OP_KREAD:
+		op.a1 = (int64_t)st->a[1];
+		break;
+	case OP_KWRITE:
+		op.a1 = (int64_t)st->a[1];
+		op.value = st->a[2];
+		break;
+	default:
+		break;
+	}
+	if (ioctl(kmod_fd, DMABUF_CHECK_IOC_OP, &op) < 0) {
+		report(t, s, -1, errno);
+		return;
+	}
+	if (op.ret <= -(int64_t)DCK_REFUSE_BASE) {
+		int64_t r = -op.ret - DCK_REFUSE_BASE;
+		refuse(t, s, r > 0 && r < (int64_t)(sizeof krefuse / sizeof *krefuse) ? krefuse[r] : "?");
+	} else if (op.ret < 0) {
+		report(t, s, -1, (int)-op.ret);
+	} else if (st->op == OP_KREAD || st->op == OP_KMOVES) {
+		emit(SSTEP ",\"ret\":0,\"errno\":0,\"val\":%" PRIu64 "}", t->id, s, op_names[st->op], op.out);
+	} else if (st->op == OP_KDETACH && op.out) {
+		emit(SSTEP ",\"ret\":0,\"errno\":0,\"moves\":%" PRIu64 "}", t->id, s, op_names[st->op], op.out);
+	} else {
+		report(t, s, op.ret, 0);
 	}
 }
 

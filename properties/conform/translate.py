@@ -47,9 +47,45 @@ What is left out, and why:
   they are exhausted it returns -EMFILE (dup, dma_buf_fd) or -ENOMEM (mmap), where the runner
   (1024 of each) succeeds. Those returns are artefacts of the bounded model, not predictions:
   random traces never take such a step, and a litmus trace is cut just before one (``notes``).
-- Kernel-side actions (attachments, devices, fences, kmap, reclaim, ``dma_buf_get``): the
-  runner is an ordinary process and cannot perform them, so a litmus file using any of them
-  is not a userspace litmus file and is not translated.
+- Kernel-side actions without a module step (devices, fences, kmap, reclaim) and, without
+  ``kernel_side``, every kernel-side action: a litmus file using them is skipped.
+
+Kernel-side actions (``KERNEL_ACTIONS``; ``kernel_side`` in ``random_traces`` and
+``litmus_traces``) run in the module ``kmod/dmabuf_check_kmod.c`` (protocol.py, the ``k`` ops).
+The module only reaches a buffer through an fd of the trace (``dma_buf_get``), so buffers stay
+the model's buffers; ``_Kernel`` keeps its handles, attachments and vmaps in step:
+
+========================================  ==========================  ===========================
+model call                                runner step                 predicted outcome
+========================================  ==========================  ===========================
+dma_buf_get(fd)                           ``kget <fd>``               ``ok=<handle>`` / ``EBADF``
+dma_buf_put(buf)                          ``kput <newest handle>``    ``ok``; ``err:busy`` for
+                                                                      the last handle while the
+                                                                      module holds attachments or
+                                                                      vmaps of it (random traces
+                                                                      never do this)
+dma_buf_attach(buf)                       ``kattach`` / ``kdattach``  ``ok=<attachment>``
+dma_buf_detach(att)                       ``kdetach``                 ``ok`` (``err:mapped`` /
+                                                                      ``err:busy`` while mapped or
+                                                                      pinned: importer bugs)
+dma_buf_map_attachment(att, dir)          ``kmap <att> <dir> <l>``    the return (``ok``)
+dma_buf_unmap_attachment(att)             ``kunmap <att> <l>``        ``ok``
+dma_buf_begin/end_cpu_access(buf, dir)    ``kbegin``/``kend``         the return
+dma_buf_vmap(buf) / dma_buf_vunmap(buf)   ``kvmap``/``kvunmap``       ``ok=<vmap>`` / ``ok``
+kernel_write(buf, page)                   ``kwrite <vmap> <page> v``  ``ok``; ``err:noslot``
+                                                                      without a vmap (the model's
+                                                                      -EFAULT)
+kernel_read(buf, page)                    ``kread <vmap> <page>``     the value, as for ``read``
+                                                                      (any value when the model
+                                                                      reports kernel_stale_read)
+dma_buf_pin(att) / dma_buf_unpin(att)     ``kpin``/``kunpin``         the return
+========================================  ==========================  ===========================
+
+``<l>``: map and vmap alternate between the calls under ``dma_resv_lock`` and the ``_unlocked``
+ones (by step index), which the model does not tell apart. The model has no dynamic importers:
+an attachment that the trace pins is made with ``dma_buf_dynamic_attach`` (6.12's dma_buf_pin
+WARNs on a static one), and every third other one too. Interrupted begin/end calls are dropped
+like interrupted SYNCs.
 """
 from __future__ import annotations
 
@@ -69,6 +105,7 @@ from ..scenarios.litmus import LitmusError, collect, load_litmus
 
 __all__ = [
     "USERSPACE_ACTIONS",
+    "KERNEL_ACTIONS",
     "POLICY_OF",
     "Step",
     "ConformTrace",
@@ -91,6 +128,14 @@ POLICY_OF: Mapping[str, str] = {"udmabuf": "udmabuf", "system-heap": "system-hea
 #: the predicted outcome of a read whose value the model does not pin down
 ANY_VALUE = "val=*"
 
+#: the model's kernel-side actions the runner performs through the module (kmod/), and the
+#: runner op of each (dma_buf_attach becomes kattach or kdattach, see _Kernel)
+KERNEL_ACTIONS = ("dma_buf_get", "dma_buf_put", "dma_buf_attach", "dma_buf_detach", "dma_buf_map_attachment",
+                  "dma_buf_unmap_attachment", "dma_buf_begin_cpu_access", "dma_buf_end_cpu_access",
+                  "dma_buf_vmap", "dma_buf_vunmap", "kernel_read", "kernel_write", "dma_buf_pin",
+                  "dma_buf_unpin")
+#: the module's table sizes (kmod/dmabuf_check_kmod.c: NBUF, NATT, NVMAP)
+KMOD_SLOTS = 16
 _OP_OF = {"dup": "dup", "close": "close", "mmap": "mmap", "munmap": "munmap", "ioctl_sync": "sync",
           "cpu_read": "read", "cpu_write": "write"}
 #: the largest page offset and count the runner passes to mmap (runner.c: the byte offset must
@@ -98,10 +143,18 @@ _OP_OF = {"dup": "dup", "close": "close", "mmap": "mmap", "munmap": "munmap", "i
 RUNNER_PGOFF_MAX = (2**63 - 1) // 4096
 RUNNER_NPAGES_MAX = (2**64 - 1) // 4096
 _STALE = EVENT_BIT["user_stale_read"]
+_KSTALE = EVENT_BIT["kernel_stale_read"]
+#: importer bugs the module refuses (a kernel would misbehave, not answer): never in random traces
+_IMPORTER_BUGS = EVENT_BIT["detach_while_mapped"] | EVENT_BIT["detach_while_pinned"] | EVENT_BIT["vunmap_bug"]
 _EMFILE, _ENOMEM = -ERRNO["EMFILE"], -ERRNO["ENOMEM"]
 #: how often the random walk picks each kind of step (when it can)
 _WEIGHTS = {"create": 2, "dup": 1, "close": 1, "mmap": 3, "munmap": 1, "ioctl_sync": 3,
             "cpu_read": 3, "cpu_write": 3}
+#: the same for kernel-side steps (random traces with ``kernel_side``)
+_KWEIGHTS = {"dma_buf_get": 3, "dma_buf_put": 1, "dma_buf_attach": 2, "dma_buf_detach": 1,
+             "dma_buf_map_attachment": 2, "dma_buf_unmap_attachment": 1, "dma_buf_begin_cpu_access": 2,
+             "dma_buf_end_cpu_access": 2, "dma_buf_vmap": 2, "dma_buf_vunmap": 1, "kernel_read": 3,
+             "kernel_write": 3, "dma_buf_pin": 1, "dma_buf_unpin": 1}
 #: how often the random walk prefers a step that does something over one that fails
 _P_USEFUL = 0.8
 
@@ -177,9 +230,9 @@ def access_predictions(steps: Sequence[Step], page_of: Callable[[Step], int] = b
     values: dict[tuple[int, int], int] = {}
     out: list[str | None] = []
     for s in steps:
-        if s.op in ("read", "write") and s.buf is not None and s.ret == 0:
+        if s.op in ("read", "write", "kread", "kwrite") and s.buf is not None and s.ret == 0:
             key = (s.buf, page_of(s))
-            if s.op == "write":
+            if s.op in ("write", "kwrite"):
                 values[key] = s.value  # type: ignore[assignment]
                 out.append("ok")
             else:
@@ -209,6 +262,7 @@ class _Replayer:
         self.state = model.init
         self.off = model.schema.offset
         self.steps: list[Step] = []
+        self.k = _Kernel()
 
     def get(self, field_name: str) -> Any:
         return self.state[self.off[field_name]]
@@ -274,6 +328,103 @@ class _Replayer:
         self.steps.append(step)
         return None
 
+    # --- kernel side ----------------------------------------------------------------------
+    def kernel(self, n: int, name: str, args: Mapping[str, Any]) -> str | None:
+        """One kernel-side model call -> one module step (``_Kernel`` keeps the module's
+        handles, attachments and vmaps in step with the model's buffers and attachments)."""
+        inst = self.instance(n, name, args)
+        a = inst.kwargs
+        nxt, ret, ev, _b = self.apply(n, inst)
+        k = self.k
+        call = str(inst)
+        idx = len(self.steps)
+        locked = (self.trace_id + idx) % 2   # both variants of map/vmap, alternately
+        ok = "ok" if ret == 0 else _errno_outcome(ret)
+        if name == "dma_buf_get":
+            if ret >= 0:
+                h = k.lowest(k.handles)
+                if h is None:
+                    return f"step {n}: {call} needs a 17th module handle; trace cut before it"
+                k.handles[h] = ret
+                step = Step("kget", (a["fd"],), call, ret, f"ok={h}")
+            else:
+                step = Step("kget", (a["fd"],), call, ret, ok)
+        elif name == "dma_buf_put":
+            h = k.handle(a["buf"])
+            last = sum(1 for b in k.handles.values() if b == a["buf"]) == 1
+            busy = last and (a["buf"] in k.atts.values() or a["buf"] in k.vmaps.values())
+            if not busy and h is not None:
+                del k.handles[h]
+            step = Step("kput", (-1 if h is None else h,), call, ret, "err:busy" if busy else ok)
+        elif name == "dma_buf_attach":
+            if ret < 0:
+                return (f"step {n}: {call} returns {self.model.describe_ret(ret)} only because the model "
+                        f"has {self.model.scope.attachments} attachment slots; trace cut before it")
+            slot = k.lowest(k.atts)
+            if slot is None:
+                return f"step {n}: {call} needs a 17th module attachment; trace cut before it"
+            h = k.handle(a["buf"])
+            k.atts[slot] = a["buf"]
+            k.att_of[ret] = slot
+            k.att_step[slot] = idx
+            step = Step("kattach", (h,), call, ret, f"ok={slot}")
+        elif name in ("dma_buf_detach", "dma_buf_map_attachment", "dma_buf_unmap_attachment",
+                      "dma_buf_pin", "dma_buf_unpin"):
+            slot = k.att_of.get(a["att"], -1)
+            if name == "dma_buf_detach":
+                mapped = bool(self.get(f"att_mapped[{a['att']}]"))
+                pinned = self.get(f"att_pins[{a['att']}]") > 0
+                expect = "err:mapped" if mapped else "err:busy" if pinned else ok
+                if not (mapped or pinned):
+                    k.atts.pop(slot, None)
+                    k.att_of.pop(a["att"], None)
+                step = Step("kdetach", (slot,), call, ret, expect)
+            elif name == "dma_buf_map_attachment":
+                step = Step("kmap", (slot, a["direction"], locked), call, ret, ok)
+            elif name == "dma_buf_unmap_attachment":
+                step = Step("kunmap", (slot, locked), call, ret, ok)
+            else:
+                if slot in k.att_step:
+                    k.dynamic.add(k.att_step[slot])   # dma_buf_pin needs a dynamic importer on 6.12
+                step = Step("kpin" if name == "dma_buf_pin" else "kunpin", (slot,), call, ret, ok)
+        elif name in ("dma_buf_begin_cpu_access", "dma_buf_end_cpu_access"):
+            h = k.handle(a["buf"])
+            op = "kbegin" if name == "dma_buf_begin_cpu_access" else "kend"
+            step = Step(op, (-1 if h is None else h, a["direction"]), call, ret, ok)
+        elif name == "dma_buf_vmap":
+            h = k.handle(a["buf"])
+            if ret == 0:
+                v = k.lowest(k.vmaps)
+                if v is None:
+                    return f"step {n}: {call} needs a 17th module vmap; trace cut before it"
+                k.vmaps[v] = a["buf"]
+                step = Step("kvmap", (h, locked), call, ret, f"ok={v}")
+            else:
+                step = Step("kvmap", (h, locked), call, ret, ok)
+        elif name == "dma_buf_vunmap":
+            v = k.vmap(a["buf"])
+            if v is not None:
+                del k.vmaps[v]
+            step = Step("kvunmap", (-1 if v is None else v, locked), call, ret,
+                        "err:noslot" if v is None else ok)
+        else:  # kernel_read, kernel_write
+            v = k.vmap(a["buf"])
+            store = name == "kernel_write"
+            value = write_value(self.trace_id, idx) if store else None
+            vv = -1 if v is None else v
+            args_ = (vv, a["page"], value) if store else (vv, a["page"])
+            if v is None:
+                expect = "err:noslot"     # the model: -EFAULT, no kernel mapping to go through
+            elif ret != 0:
+                raise TranslateError(f"{call}: unexpected model return {ret}")
+            else:
+                expect = _PREDICTED
+            step = Step("kwrite" if store else "kread", args_, call, ret, expect, buf=a["buf"], pgoff=0,
+                        page=a["page"], value=value, stale=bool(ev & _KSTALE))
+        self.state = nxt
+        self.steps.append(step)
+        return None
+
     def access(self, name: str, a: Mapping[str, Any], call: str, ret: int, ev: int) -> Step:
         vma, page = a["vma"], a["page"]
         live = bool(self.get(f"vma_live[{vma}]"))
@@ -294,6 +445,44 @@ class _Replayer:
             expect = _PREDICTED      # filled in by access_predictions once the trace is whole
         return Step(_OP_OF[name], args, call, ret, expect, buf=buf, pgoff=pgoff, page=page,
                     value=value, stale=stale)
+
+
+class _Kernel:
+    """The module's tables as the translation fills them: handle -> model buffer, attachment
+    slot -> model buffer, vmap slot -> model buffer, model attachment -> module slot; the steps
+    whose attachment must be dynamic (it is pinned later)."""
+
+    def __init__(self) -> None:
+        self.handles: dict[int, int] = {}
+        self.atts: dict[int, int] = {}
+        self.vmaps: dict[int, int] = {}
+        self.att_of: dict[int, int] = {}
+        self.att_step: dict[int, int] = {}
+        self.dynamic: set[int] = set()
+
+    @staticmethod
+    def lowest(table: Mapping[int, int]) -> int | None:
+        return next((i for i in range(KMOD_SLOTS) if i not in table), None)
+
+    def handle(self, buf: int) -> int | None:
+        """The newest module handle of model buffer ``buf`` (the one a put drops)."""
+        hs = [h for h, b in self.handles.items() if b == buf]
+        return max(hs) if hs else None
+
+    def vmap(self, buf: int) -> int | None:
+        vs = [v for v, b in self.vmaps.items() if b == buf]
+        return max(vs) if vs else None
+
+
+def _dynamic(steps: list[Step], k: _Kernel, trace_id: int) -> list[Step]:
+    """Attachments that are pinned, and every third other one, are made with
+    dma_buf_dynamic_attach (``kdattach``); the model does not tell the two apart."""
+    out = []
+    for i, st in enumerate(steps):
+        if st.op == "kattach" and (i in k.dynamic or (trace_id + i) % 3 == 0):
+            st = dataclasses.replace(st, op="kdattach")
+        out.append(st)
+    return out
 
 
 def _calls(calls: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Sequence]]) -> list[tuple[str, dict]]:
@@ -337,8 +526,17 @@ def translate(
             i += 2
         elif name == "dma_buf_fd":
             raise TranslateError(f"step {n}: dma_buf_fd without the dma_buf_export just before it")
+        elif name in KERNEL_ACTIONS and not (name.endswith("cpu_access") and args.get("interrupted")):
+            cut = rp.kernel(n, name, args)
+            i += 1
+        elif name in KERNEL_ACTIONS:
+            notes.append(f"step {n}: {format_call(name, tuple(args.items()))} dropped: a real guest cannot be "
+                         f"interrupted on demand")
+            i += 1
+            continue
         elif name not in USERSPACE_ACTIONS:
-            raise TranslateError(f"step {n}: {name} is not a userspace action; the runner cannot perform it")
+            raise TranslateError(f"step {n}: {name} is neither a userspace action nor a kernel-side one "
+                                 f"the module performs; the runner cannot perform it")
         elif name == "ioctl_sync" and args.get("interrupted"):
             notes.append(f"step {n}: {format_call(name, tuple(args.items()))} dropped: a real guest cannot be "
                          f"interrupted on demand")
@@ -352,6 +550,7 @@ def translate(
             break
     steps = [dataclasses.replace(s, expect=p) if s.expect == _PREDICTED else s
              for s, p in zip(rp.steps, access_predictions(rp.steps))]
+    steps = _dynamic(steps, rp.k, trace_id)
     return ConformTrace(id=trace_id, exporter=exporter, policy=model.policy.name, npages=model.scope.pages,
                         source=source, steps=tuple(steps), notes=tuple(notes), scope=model.scope.name)
 
@@ -360,22 +559,27 @@ def translate(
 # random traces
 
 
-def _user_instances(model: Model) -> dict[str, list[int]]:
+def _user_instances(model: Model, kernel_side: bool = False) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    for name in USERSPACE_ACTIONS:
+    for name in USERSPACE_ACTIONS + (KERNEL_ACTIONS if kernel_side else ()):
         out[name] = [i for i in model.by_name.get(name, ())
                      if not model.instances[i].kwargs.get("interrupted", False)]
     return out
 
 
-def random_calls(model: Model, rng: random.Random, length: int) -> list[tuple[str, dict[str, Any]]]:
-    """A seeded random walk of ``length`` runner steps through the model's userspace actions.
+def random_calls(model: Model, rng: random.Random, length: int,
+                 kernel_side: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """A seeded random walk of ``length`` runner steps through the model's userspace actions
+    (and, with ``kernel_side``, its kernel-side ones, ``KERNEL_ACTIONS``).
 
     The first step creates a buffer. Each further step picks a kind of step (weighted, among
     those possible now), then one of its instances at random; steps whose return is a scope
-    artefact (-EMFILE, -ENOMEM) are never taken, nor interrupted SYNCs.
+    artefact (-EMFILE, -ENOMEM) are never taken, nor interrupted SYNCs and begin/end calls,
+    nor the importer bugs the module refuses (a detach while mapped or pinned, a vunmap
+    without a vmap, a put of the last reference while attachments or vmaps remain).
     """
-    inst = _user_instances(model)
+    weights_of = dict(_WEIGHTS, **(_KWEIGHTS if kernel_side else {}))
+    inst = _user_instances(model, kernel_side)
     exports = model.by_name["dma_buf_export"]
     fd_of = {model.instances[i].kwargs["buf"]: model.find("dma_buf_fd", **model.instances[i].kwargs).index
              for i in exports}
@@ -383,9 +587,9 @@ def random_calls(model: Model, rng: random.Random, length: int) -> list[tuple[st
     calls: list[tuple[str, dict[str, Any]]] = []
     steps = 0
     while steps < length:
-        kinds = ["create"] if steps == 0 else list(_WEIGHTS)
+        kinds = ["create"] if steps == 0 else [k for k in weights_of if k == "create" or inst.get(k)]
         while kinds:
-            weights = [_WEIGHTS[k] for k in kinds]
+            weights = [weights_of[k] for k in kinds]
             kind = rng.choices(kinds, weights)[0]
             kinds.remove(kind)
             took = _take(model, rng, state, kind, inst, exports, fd_of)
@@ -427,6 +631,8 @@ def _take(model, rng, state, kind, inst, exports, fd_of):
         ret = r[1]
         if (kind == "dup" and ret == _EMFILE) or (kind == "mmap" and ret == _ENOMEM):
             continue
+        if kind in KERNEL_ACTIONS and not _kernel_step_ok(model, state, i, r):
+            continue
         if kind == "munmap":
             ok = bool(state[off[f"vma_live[{model.instances[i].kwargs['vma']}]"]])
         else:
@@ -441,6 +647,29 @@ def _take(model, rng, state, kind, inst, exports, fd_of):
     return r[0], [(kind, a)]
 
 
+def _kernel_step_ok(model: Model, state: tuple, i: int, r: tuple) -> bool:
+    """Whether a random trace may take kernel-side instance ``i`` (result ``r``) in ``state``."""
+    name = model.instances[i].name
+    kw = model.instances[i].kwargs
+    if r[2] & _IMPORTER_BUGS:
+        return False
+    if name == "dma_buf_attach" and r[1] < 0:
+        return False      # the model's attachment table is full: a scope artefact
+    off = model.schema.offset
+    if name == "dma_buf_put":
+        b = kw["buf"]
+        if state[off[f"kref[{b}]"]] == 1:
+            if state[off[f"vmapping_counter[{b}]"]] > 0:
+                return False
+            if any(state[off[f"att_live[{a}]"]] and state[off[f"att_buf[{a}]"]] == b
+                   for a in range(model.scope.attachments)):
+                return False
+    if name in ("dma_buf_get", "dma_buf_attach", "dma_buf_vmap"):
+        # the module's tables (16 each) are larger than any scope's; keep it that way
+        pass
+    return True
+
+
 def random_traces(
     exporter: str,
     n: int,
@@ -452,6 +681,7 @@ def random_traces(
     min_len: int = 4,
     max_len: int = 24,
     model: Model | None = None,
+    kernel_side: bool = False,
 ) -> list[ConformTrace]:
     """``n`` random traces for ``exporter`` (ids ``first_id``...), predicted by its catalog policy.
 
@@ -463,7 +693,7 @@ def random_traces(
     out = []
     for k in range(n):
         rng = random.Random(f"dmabuf-check conform {seed} {exporter} {k}")
-        calls = random_calls(m, rng, rng.randint(min_len, max_len))
+        calls = random_calls(m, rng, rng.randint(min_len, max_len), kernel_side)
         out.append(translate(m, calls, trace_id=first_id + k, exporter=exporter,
                              source=f"random seed={seed} #{k}"))
     return out
@@ -473,8 +703,9 @@ def random_traces(
 # litmus files (docs/interface.md, "Litmus files"; read by properties.scenarios.litmus)
 
 
-def _is_userspace(action: str) -> bool:
-    return action in USERSPACE_ACTIONS or action in ("dma_buf_export", "dma_buf_fd")
+def _is_userspace(action: str, kernel_side: bool = False) -> bool:
+    return (action in USERSPACE_ACTIONS or action in ("dma_buf_export", "dma_buf_fd")
+            or (kernel_side and action in KERNEL_ACTIONS))
 
 
 def litmus_traces(
@@ -483,6 +714,7 @@ def litmus_traces(
     *,
     first_id: int = 0,
     revision: str = "v5.12",
+    kernel_side: bool = False,
 ) -> tuple[list[ConformTrace], list[str]]:
     """Every userspace litmus file among ``paths`` (files, or folders searched for
     ``*.litmus.toml``) as one trace per exporter, predicted by that exporter's policy in the
@@ -506,9 +738,10 @@ def litmus_traces(
             lt = load_litmus(path, as_test=False)   # its steps, not its expectations
         except LitmusError as e:
             raise TranslateError(str(e)) from None
-        other = sorted({s.action for s in lt.steps if not _is_userspace(s.action)})
+        other = sorted({s.action for s in lt.steps if not _is_userspace(s.action, kernel_side)})
         if other:
-            skipped.append(f"{path}: not userspace ({', '.join(other)})")
+            skipped.append(f"{path}: not userspace ({', '.join(other)})" if not kernel_side else
+                           f"{path}: actions the runner cannot perform ({', '.join(other)})")
             continue
         calls = [(s.action, dict(s.args)) for s in lt.steps]
         if any(a == "dma_buf_export" and (i + 1 == len(calls) or calls[i + 1] != ("dma_buf_fd", args))
@@ -524,6 +757,11 @@ def litmus_traces(
                 traces.append(translate(models[key], calls, trace_id=tid, exporter=exporter,
                                         source=str(path)))
             except TranslateError as e:
+                if kernel_side and any(s.action in KERNEL_ACTIONS for s in lt.steps):
+                    # e.g. a buffer exported without an fd: the module only reaches buffers
+                    # through the fds the userspace runner made
+                    skipped.append(f"{path}: cannot be performed ({e})")
+                    break
                 raise TranslateError(f"{path}: {e}") from None
             tid += 1
     return traces, skipped
