@@ -356,7 +356,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             raise ValueError("partial-order reduction with symmetry is not implemented (see properties.engines.por)")
         if avoid_ids:
             raise ValueError("partial-order reduction cannot leave out steps (avoid): search without it")
-        po = partial_order(model, checked, [st.index for st in vm.steps], drop=por_drop)
+        po = partial_order(model, checked, [st.index for st in vm.steps], drop=por_drop,
+                           noop=[not st.fields for st in vm.steps])
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
@@ -583,6 +584,9 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     stopped = why
                     cut = True
                     break
+            if po is not None:
+                po.rows_reduced += int(np.count_nonzero(reduced & ~bad))
+                po.rows_proviso += int(np.count_nonzero(reduced & bad))
             if po is not None and not cut:
                 for st, rows, keys, r in deferred:     # the rows the proviso expands fully
                     keep = bad[rows]

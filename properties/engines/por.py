@@ -259,11 +259,16 @@ class PartialOrder:
     mode = "por"
 
     def __init__(self, model: Model, observers: Iterable[Property], steps: Sequence[int],
-                 drop: str | None = None) -> None:
+                 drop: str | None = None, noop: Sequence[bool] | None = None) -> None:
         self.model, self.drop = model, drop
+        # steps that never change the state: a set with one enabled is a self-loop, which the
+        # cycle proviso expands fully anyway, so such sets are not chosen
+        self.noop = np.zeros(len(steps), bool) if noop is None else np.asarray(noop, bool)
         self.idx = np.asarray(steps, np.int64)
         self.n = len(self.idx)
         self.reduced_sets = 0                      # distinct enabled sets with a proper choice
+        self.rows_reduced = 0                      # states expanded by a proper stubborn set
+        self.rows_proviso = 0                      # states the cycle proviso expanded fully
         self.observed: frozenset[str] = frozenset()
         self.observe(observers)
 
@@ -300,7 +305,7 @@ class PartialOrder:
         if len(en) < 2:
             return None
         on = set(en)
-        vis = self.visible
+        vis = self.visible | self.noop
         best: list[int] | None = None
         for seed in en:
             if vis[seed]:
@@ -353,7 +358,7 @@ class PartialOrder:
 
 
 def partial_order(model: Model, observers: Iterable[Property], steps: Sequence[int],
-                  drop: str | None = None) -> PartialOrder:
+                  drop: str | None = None, noop: Sequence[bool] | None = None) -> PartialOrder:
     """The stubborn-set choice for ``model`` checked against ``observers``, for the compiled steps
-    ``steps`` (instance indices)."""
-    return PartialOrder(model, observers, steps, drop)
+    ``steps`` (instance indices; ``noop``: those that never change the state)."""
+    return PartialOrder(model, observers, steps, drop, noop)
