@@ -90,7 +90,7 @@ from .reduce import _env, _folded, accesses
 __all__ = ["MODES", "parse_mode", "Relations", "relations", "PartialOrder"]
 
 MODES = ("dead", "none", "por", "dead+por")
-DROPS = (None, "write-read", "enable", "visible")
+DROPS = (None, "write-read", "enable", "visible", "labels", "dependence")
 
 
 def parse_mode(mode: str) -> tuple[str, bool]:
@@ -125,6 +125,9 @@ class _Analysis:
         self._step: dict[str, dict[int, frozenset]] = {}
         self._state: dict[str, frozenset[int]] = {}
         self._solver = None
+        self._spec: dict[int, list] = {}
+        self._commute: dict[tuple, bool] = {}
+        self._enable: dict[tuple, bool] = {}
 
     def step(self, p: Property) -> dict[int, frozenset]:
         """Instance -> pre-state fields read, for the instances ``p`` can fire on."""
@@ -150,7 +153,98 @@ class _Analysis:
             if c.op == "const" and c.args[0] != fires_when:
                 continue
             out[i] = reads([c], memo)[0]
+            self._spec.setdefault(i, []).append(c)
         self._step[p.id] = out
+        return out
+
+    def _z3(self):
+        if self._solver is None:
+            import z3   # only the semantic checks need it
+
+            m = self.model
+            self._zz = z3
+            self._z = {n: z3.Bool(n) if b else z3.Int(n) for n, b in zip(self.names, m.schema.is_bool)}
+            self._memo: dict[int, object] = {}
+            sv = z3.Solver()
+            sv.set("timeout", 2000)
+            for n, (lo, hi), b in zip(self.names, m.schema.bounds, m.schema.is_bool):
+                if not b:
+                    sv.add(self._z[n] >= lo, self._z[n] <= hi)
+            self._solver = sv
+        return self._solver
+
+    def commute(self, a: int, b: int, labels: bool = True) -> bool:
+        """Do instances ``a`` and ``b`` commute in every state within the schema's bounds where
+        both are enabled: neither disables the other, both orders reach the same state, and each
+        one's return, subject buffer, events and specialised step predicates (of the properties
+        analysed so far: :meth:`step`) are the same before and after the other (Z3; unknown is
+        no). ``labels: False`` leaves out the last condition (the tests' mutation only)."""
+        key = (min(a, b), max(a, b), labels)
+        hit = self._commute.get(key)
+        if hit is not None:
+            return hit
+        sv = self._z3()
+        z3 = self._zz
+        if self._folded is None:
+            self._folded = _folded(self.model)
+        f = self._folded
+        names = self.names
+        Z = self._z
+
+        def after(i: int) -> dict[str, object]:
+            nx = f.nxt[i]
+            got = to_z3(list(nx), Z, self._memo)
+            return dict(zip(names, got))
+
+        A, B = after(a), after(b)
+        conds = []
+        ga, gb = f.outs[a][0], f.outs[b][0]
+        ga_z, gb_z = to_z3([ga, gb], Z, self._memo)
+        lab_a = list(f.outs[a][1:]) + (list(self._spec.get(a, ())) if labels else [])
+        lab_b = list(f.outs[b][1:]) + (list(self._spec.get(b, ())) if labels else [])
+        if not labels:
+            lab_a, lab_b = [], []
+        # a after b and b after a
+        a_on_B = to_z3([ga, *f.nxt[a], *lab_a], B, {})
+        b_on_A = to_z3([gb, *f.nxt[b], *lab_b], A, {})
+        conds += [a_on_B[0], b_on_A[0]]
+        nb = len(names)
+        ab = b_on_A[1:1 + nb]          # b after a
+        ba = a_on_B[1:1 + nb]          # a after b
+        acc = self.acc
+        for k, n in enumerate(names):
+            if n in acc[a].writes or n in acc[b].writes:
+                conds.append(ab[k] == ba[k])
+        if lab_a:
+            conds += [x == y for x, y in zip(a_on_B[1 + nb:], to_z3(lab_a, Z, self._memo))]
+        if lab_b:
+            conds += [x == y for x, y in zip(b_on_A[1 + nb:], to_z3(lab_b, Z, self._memo))]
+        sv.push()
+        sv.add(ga_z, gb_z, z3.Not(z3.And(*conds)))
+        out = sv.check() == z3.unsat
+        sv.pop()
+        self._commute[key] = out
+        return out
+
+    def can_enable(self, a: int, b: int) -> bool:
+        """Can ``b`` enable ``a``: a state within bounds where ``a`` is disabled, ``b`` enabled,
+        and ``a`` enabled after ``b`` (Z3; unknown is yes)."""
+        key = (a, b)
+        hit = self._enable.get(key)
+        if hit is not None:
+            return hit
+        sv = self._z3()
+        z3 = self._zz
+        f = self._folded if self._folded is not None else _folded(self.model)
+        self._folded = f
+        B = dict(zip(self.names, to_z3(list(f.nxt[b]), self._z, self._memo)))
+        ga, gb = to_z3([f.outs[a][0], f.outs[b][0]], self._z, self._memo)
+        (ga_b,) = to_z3([f.outs[a][0]], B, {})
+        sv.push()
+        sv.add(z3.Not(ga), gb, ga_b)
+        out = sv.check() != z3.unsat
+        sv.pop()
+        self._enable[key] = out
         return out
 
     def state(self, p: Property) -> frozenset[int]:
@@ -168,16 +262,7 @@ class _Analysis:
         f = self._folded
         (term,) = substitute([p.term(m.schema)], _env(m))
         rd = reads([term])[0]
-        if self._solver is None:
-            self._z = {n: z3.Bool(n) if b else z3.Int(n) for n, b in zip(self.names, m.schema.is_bool)}
-            self._memo: dict[int, object] = {}
-            sv = z3.Solver()
-            sv.set("timeout", 2000)
-            for n, (lo, hi), b in zip(self.names, m.schema.bounds, m.schema.is_bool):
-                if not b:
-                    sv.add(self._z[n] >= lo, self._z[n] <= hi)
-            self._solver = sv
-        sv = self._solver
+        sv = self._z3()
         out = set()
         (pz,) = to_z3([term], self._z, self._memo)
         for a in self.acc:
@@ -204,7 +289,8 @@ def _analysis(model: Model) -> _Analysis:
     return a
 
 
-def relations(model: Model, observers: Sequence[Property], drop: str | None = None) -> Relations:
+def relations(model: Model, observers: Sequence[Property], drop: str | None = None,
+              semantic: bool = False) -> Relations:
     """The static relations of ``model``'s instances for the checked properties ``observers``
     (those that apply to the model). ``drop`` switches one condition off (only the tests do, to see
     that the agreement test notices): ``"write-read"`` leaves out dependence through a field one
@@ -241,11 +327,21 @@ def relations(model: Model, observers: Sequence[Property], drop: str | None = No
     ww = (W @ W.T) > 0
     wr = (W @ R.T) > 0                        # [a, b]: a writes what b reads
     dep = ww if drop == "write-read" else ww | wr | wr.T
+    if drop == "dependence":
+        dep[:] = False
     np.fill_diagonal(dep, False)
     en = (Gd @ W.T) > 0                       # [a, b]: b writes what a's guard reads
     if drop == "enable":
         en[:] = False
     np.fill_diagonal(en, False)
+    if semantic:
+        # the fields say who may interfere; Z3 on the terms says who does
+        for x, y in zip(*np.nonzero(np.triu(dep))):
+            if an.commute(int(x), int(y), labels=drop != "labels"):
+                dep[x, y] = dep[y, x] = False
+        for x, y in zip(*np.nonzero(en)):
+            if not an.can_enable(int(x), int(y)):
+                en[x, y] = False
     vis = np.array([bool(w) for w in why]) if drop != "visible" else np.zeros(n, bool)
     return Relations(dep, en, vis, tuple(tuple(sorted(w)) for w in why))
 
@@ -259,8 +355,8 @@ class PartialOrder:
     mode = "por"
 
     def __init__(self, model: Model, observers: Iterable[Property], steps: Sequence[int],
-                 drop: str | None = None, noop: Sequence[bool] | None = None) -> None:
-        self.model, self.drop = model, drop
+                 drop: str | None = None, noop: Sequence[bool] | None = None, semantic: bool = False) -> None:
+        self.model, self.drop, self.semantic = model, drop, semantic
         # steps that never change the state: a set with one enabled is a self-loop, which the
         # cycle proviso expands fully anyway, so such sets are not chosen
         self.noop = np.zeros(len(steps), bool) if noop is None else np.asarray(noop, bool)
@@ -279,7 +375,7 @@ class PartialOrder:
         if ids == self.observed and hasattr(self, "_dep"):
             return
         self.observed = ids
-        rel = relations(self.model, observers, self.drop)
+        rel = relations(self.model, observers, self.drop, self.semantic)
         idx = self.idx
         self.visible = rel.visible[idx]
         dep = rel.dependent[np.ix_(idx, idx)]
