@@ -18,6 +18,22 @@ properties checked (the *observers*):
   on it, and that is all a label can share;
 * ``b`` *can enable* ``a`` when ``b`` writes a field ``a``'s guard reads (a subset of dependence).
 
+With ``semantic=True`` (:func:`relations`; off in the search, see the figures below) each pair the
+fields call dependent is asked of Z3 on the terms: do the two commute in every state within the
+schema's bounds where both are enabled (neither disables the other, both orders reach the same
+state, each one's return, subject buffer, events and specialised step predicates the same before
+and after the other)? And each enabling pair: is there a state where ``a`` is disabled, ``b``
+enabled, and ``a`` enabled after ``b``? Pairs proved independent (not enabling) are dropped.
+
+*Visibility changes during the search*: a property that has fired is settled (its verdict and,
+after shortening, its trace do not depend on what the search does next), so the engine re-chooses
+with the properties not yet found as observers at each level (:meth:`PartialOrder.observe`). The
+conditions below only need to hold, at each state, for the observers of every property whose
+verdict is still open; a smaller set of observers is a weaker requirement, so the choices made
+earlier with more observers satisfy it too. An instance that never changes the state (no field
+written after knob folding) is never chosen into a proper set: its step is a self-loop, which the
+cycle proviso would expand fully anyway.
+
 **Stubborn sets** (:class:`PartialOrder`). In a state ``s`` with enabled instances ``En(s)``, a set
 ``T`` is built from a seed by closure: an enabled member brings every instance dependent on it, a
 disabled member every instance that can enable it (Valmari's strong stubborn sets with the
@@ -64,6 +80,13 @@ read as applying to reachability). So:
   on a search without it (:class:`properties.engines.explicit.ExplicitEngine`).
 * counts of states and edges are of the reduced graph; ``transitions`` counts every enabled
   instance of every reached state, as without it.
+
+**What it gives on this model (2026-12-04).** Nothing yet: on ``tiny`` no state of any catalog
+policy has a proper stubborn set (``docs/explicit.md``, "Partial-order reduction"). Sampled
+reachable states of ``vgem`` have 10 to 28 enabled instances that change the state, and these form
+one connected component of the dependence relation, syntactic or semantic: with one buffer, every
+action reads or writes that buffer's reference count, fd table, bracket or write-class fields. A
+strong stubborn set is closed under dependence of its enabled members, so it holds them all.
 
 **Combinations.** With the dead-variable reduction (``"dead+por"``): that reduction is a
 bisimulation that keeps instance labels and every observation (``reduce``'s docstring), so the
