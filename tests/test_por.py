@@ -10,7 +10,8 @@ from model.machine import Model
 from model.scope import Scope
 from properties.bench.explicit import por_agreement
 from properties.engines.explicit import Budget, check, explore
-from properties.engines.por import parse_mode, relations
+from properties.cli import main
+from properties.engines.por import PartialOrder, Relations, parse_mode, relations
 from properties.engines.reduce import accesses
 from properties.index import PROPERTIES, get_property
 
@@ -110,3 +111,44 @@ def test_pairs_the_solver_finds_independent_commute_on_reachable_states():
 def test_the_whole_catalog_agrees_on_tiny(policy):
     r = por_agreement(Model(get_policy(policy), "tiny"), PROPERTIES)
     assert r["differences"] == []
+
+
+def _choice(dep, en, vis, noop=None):
+    rel = Relations(np.array(dep, bool), np.array(en, bool), np.array(vis, bool), ((),) * len(vis))
+    po = PartialOrder.__new__(PartialOrder)
+    po.n, po.noop = len(vis), np.zeros(len(vis), bool) if noop is None else np.array(noop, bool)
+    po.visible = rel.visible
+    po._dep = [tuple(np.flatnonzero(r).tolist()) for r in rel.dependent]
+    po._en = [tuple(np.flatnonzero(r).tolist()) for r in rel.enables]
+    po._cache, po.reduced_sets = {}, 0
+    return po
+
+
+def test_a_stubborn_set_is_closed_under_dependence_and_enabling():
+    # steps 0-1 dependent, 2-3 dependent; 4 can enable 1 (4 writes what 1's guard reads)
+    dep = np.zeros((5, 5), bool)
+    dep[0, 1] = dep[1, 0] = dep[2, 3] = dep[3, 2] = dep[1, 4] = dep[4, 1] = True
+    en = np.zeros((5, 5), bool)
+    en[1, 4] = True
+    po = _choice(dep, en, [False] * 5)
+    # everything enabled but 1: {0} brings its dependent 1, disabled, which brings its enabler 4
+    # (enabled: {0, 4}); {4} brings 1, disabled, whose only enabler is 4 (enabled: {4}, the least)
+    a = po.ample(np.array([True, False, True, True, True]))
+    assert np.flatnonzero(a).tolist() == [4]
+    # a visible member rules a set out; with every set ruled out the state is expanded fully
+    po = _choice(dep, en, [False, False, False, False, True])
+    assert np.flatnonzero(po.ample(np.array([True, False, True, True, True]))).tolist() == [2, 3]
+    po = _choice(dep, en, [False, False, True, False, True])
+    assert po.ample(np.array([True, False, True, True, True])) is None
+    # one enabled step: nothing to leave out
+    assert po.ample(np.array([True, False, False, False, False])) is None
+    # a step that never changes the state is not chosen
+    po = _choice(np.zeros((3, 3), bool), np.zeros((3, 3), bool), [False] * 3, noop=[True, False, False])
+    assert np.flatnonzero(po.ample(np.ones(3, bool))).tolist() == [1]
+
+
+@pytest.mark.parametrize("extra", [["--symmetry"], ["--coverage"], ["--cluster", "tcp://127.0.0.1:1"]])
+def test_the_command_line_refuses_partial_order_reduction_where_it_is_not_sound(extra, capsys):
+    assert main(["explore", "--exporter", "vgem", "--reduce", "dead+por", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "partial-order" in err[0]
