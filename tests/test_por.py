@@ -152,3 +152,15 @@ def test_the_command_line_refuses_partial_order_reduction_where_it_is_not_sound(
     assert main(["explore", "--exporter", "vgem", "--reduce", "dead+por", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "partial-order" in err[0]
+
+
+def test_stuck_states_under_partial_order_reduction_come_from_a_search_without_it():
+    from properties.engines.explicit import ExplicitEngine
+    from properties.engines.interface import Budget as EngineBudget
+
+    m = Model(get_policy("broken-end-keeps-pin"), MICRO)
+    out = {}
+    for mode in ("dead", "dead+por"):
+        r = ExplicitEngine(stuck=True, reduce=mode).check(m, PROPERTIES, EngineBudget())
+        out[mode] = [(f.goal, f.stuck, f.pending, len(f.trace)) for f in r.extras["stuck"]]
+    assert out["dead"] and out["dead"] == out["dead+por"]

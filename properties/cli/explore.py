@@ -185,13 +185,16 @@ def _explore(a: argparse.Namespace) -> int:
           + (f", on the Dask cluster at {a.cluster}" if a.cluster else ""))
     print("\n".join(f"{s['exporter']}: {_space_line(s)}" for s in spaces))
     print(text)
+    por_note = (" (from a search without partial-order reduction, which does not keep them)"
+                if a.reduce.endswith("por") else "")
     if stuck_lines:
-        print("\nStuck states (no path from them discharges the obligation):")
+        print(f"\nStuck states (no path from them discharges the obligation){por_note}:")
         print("\n".join(stuck_lines))
     elif a.cluster and not a.no_stuck and spaces:
         print("\nStuck states: not analysed (the distributed search counts the edges, it does not keep them)")
     elif not a.no_stuck and spaces:
-        print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)")
+        print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)"
+              + por_note)
     if cover_lines:
         print(f"\nCoverage of the reachable graph by a Hypothesis campaign ({a.examples} examples x "
               f"{a.steps} steps, seed {a.seed}):")

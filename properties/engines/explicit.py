@@ -1254,8 +1254,10 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
 class ExplicitEngine:
     """``symmetry``: merge states that differ only in interchangeable slots; ``keep_edges``:
     keep the graph's edges (graph export, stuck states); ``stuck``: look for stuck states once the
-    graph is complete (``extras["stuck"]``); ``reduce``: ``"dead"`` for the dead-variable
-    reduction (:mod:`properties.engines.reduce`). The budget's ``states``, ``seconds``, ``depth`` and
+    graph is complete (``extras["stuck"]``; under partial-order reduction from a second search
+    without it, ``extras["stuck_searched"]``); ``reduce``: ``"dead"`` for the dead-variable
+    reduction (:mod:`properties.engines.reduce`), ``"por"``/``"dead+por"`` with partial-order
+    reduction (:mod:`properties.engines.por`). The budget's ``states``, ``seconds``, ``depth`` and
     ``memory`` bound the search; a cut search says ``unknown`` for what it did not find."""
 
     symmetry: bool = False
