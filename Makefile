@@ -35,7 +35,7 @@ bench-scale: $(STAMP)
 # Figures of the explicit-state engine (docs/explicit.md): states/s, memory, growth with the scope,
 # every catalog policy's whole tiny graph.
 bench-explicit: $(STAMP)
-	$(BIN)/python -m properties.bench.explicit --catalog --reduce --json reports/bench-explicit.json
+	$(BIN)/python -m properties.bench.explicit --catalog --reduce --por --json reports/bench-explicit.json
 
 # Overhead per level of the explicit search on a loopback Dask cluster of two workers
 # (docs/explicit.md, "On a Dask cluster").

@@ -26,6 +26,11 @@ Prints, measured in the same run (the machines are shared and noisy: compare the
    dead-variable reduction against the one without (:func:`reduction_agreement`): states and
    seconds of each, and whether verdicts, shortest lengths, findings and (``--reduce-stuck``, edges
    kept) stuck states agree. Only section 9 runs with ``--reduce-only``.
+10. with ``--por``: for every catalog policy (or ``--only``) on ``tiny``, the search with the
+   dead-variable reduction against the one with partial-order reduction on top
+   (:func:`por_agreement`): states, transitions and seconds of each, the states a proper stubborn
+   set expanded and those the cycle proviso expanded fully, and whether verdicts, shortest lengths,
+   findings and ``undefined`` findings agree. Only section 10 runs with ``--por-only``.
 
 Each measurement runs in a forked child (``os.fork``/``os.wait4``), so that its peak resident set
 is its own.
@@ -57,7 +62,7 @@ from model.machine import Model
 from model.scope import SCOPES
 
 from ..engines.explicit import (Budget, Finding, StateSpace, _FRONTIER_CHUNK, _check_states, _keys_of,
-                                _packing, check, explore, resident_bytes)
+                                _packing, check, explore, resident_bytes, verdicts)
 from ..engines.hypothesis_engine import run_hypothesis
 from ..engines.stuck import find_stuck
 from ..engines.vectorize import VecModel, columns
@@ -67,7 +72,7 @@ from ..monitor import Monitor
 from ..property import Property
 from ..report.atomic import write_report
 
-__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine", "speedup", "committed_explore"]
+__all__ = ["main", "trivial_bfs", "compare_engines", "cross_engine", "speedup", "committed_explore", "por_agreement"]
 
 
 def trivial_bfs(counters: int = 6, top: int = 9) -> tuple[int, float]:
@@ -408,6 +413,50 @@ def reduction_agreement(model: Model, props: Sequence[Property], reduce: Any = "
     return res
 
 
+def por_agreement(model: Model, props: Sequence[Property], base: str = "dead", drop: str | None = None,
+                  budget: Any = None) -> dict[str, Any]:
+    """The search of ``model`` with partial-order reduction on top of ``base`` against the one
+    with ``base`` alone, both through :func:`check` (traces of the reduced search shortened by a
+    search without it): each one's states, transitions and seconds, the reduced search's rows
+    (states expanded by a proper stubborn set, and those the cycle proviso expanded fully), and
+    the differences in verdicts, trace lengths, properties fired and ``undefined`` findings
+    (``differences``: empty when they agree). ``drop``: a condition of the relations left out
+    (the mutation check)."""
+    props = list(props)
+    res: dict[str, Any] = {}
+    runs = {}
+    por = "dead+por" if base == "dead" else "por"
+    for name, mode in (("base", base), ("por", por)):
+        t = time.monotonic()
+        if mode == por and drop is not None:
+            space = explore(model, props, keep_edges=False, reduce=mode, por_drop=drop, budget=budget)
+            vs = verdicts(space, props)
+        else:
+            space, vs = check(model, props, keep_edges=False, reduce=mode, budget=budget)
+        res[name] = {"states": space.n_states, "transitions": space.transitions,
+                     "seconds": round(time.monotonic() - t, 2), "complete": space.complete}
+        if space.partial_order is not None:
+            po = space.partial_order
+            res[name].update(rows_reduced=po.rows_reduced, rows_proviso=po.rows_proviso,
+                             reduced_sets=po.reduced_sets)
+        o = outcomes(space, vs, False)
+        if drop is not None:      # the mutation: compared without shortening
+            o["verdicts"] = {k: v[0] for k, v in o["verdicts"].items()}
+        runs[name] = o
+        del space
+    diff = []
+    a, b = runs["base"], runs["por"]
+    for key in a:
+        if a[key] != b[key]:
+            if key == "verdicts":
+                diff += [f"{p}: {a[key][p]} without, {b[key].get(p)} with partial-order reduction"
+                         for p in a[key] if a[key][p] != b[key].get(p)]
+            else:
+                diff.append(f"{key}: differ")
+    res["differences"] = diff
+    return res
+
+
 def _row(d: dict[str, Any]) -> str:
     if "error" in d:
         return f"  ERROR {d['error']}"
@@ -436,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reduce", action="store_true", help="also section 9: every catalog policy's tiny "
                     "with and without the dead-variable reduction, and whether they agree")
     ap.add_argument("--reduce-only", action="store_true", help="section 9 only")
+    ap.add_argument("--por", action="store_true", help="also section 10: every catalog policy's tiny with "
+                    "and without partial-order reduction (on top of the dead-variable reduction)")
+    ap.add_argument("--por-only", action="store_true", help="section 10 only")
     ap.add_argument("--reduce-stuck", action="store_true", help="section 9: also compare the stuck states "
                     "(edges kept: about 1 KB a state of the unreduced search)")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
@@ -454,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         a.skip += ["1", "2", "3", "4", "7"]
     if a.reduce_only:
         a.reduce = True
+    if a.por_only:
+        a.por = True
         a.skip += ["1", "2", "3", "4", "7"]
     if "1" not in a.skip:
         n, secs = trivial_bfs()
@@ -555,6 +609,24 @@ def main(argv: list[str] | None = None) -> int:
             say(f"  {pol:<32} {n['states']:>11,} states {n['seconds']:>7.1f} s | reduced {r['states']:>10,} "
                 f"states {r['seconds']:>6.1f} s + {d['analysis_seconds']:.1f} s analysis "
                 f"({n['states'] / max(1, r['states']):.1f}x) "
+                + ("agree" if not d["differences"] else "DIFFER: " + "; ".join(d["differences"][:3])))
+    if a.por:
+        say("10. partial-order reduction (tiny, every property checked, no edges, on top of the dead-variable "
+            "reduction), each pair of searches in a forked child:")
+        figures["por"] = []
+        for pol in policies:
+            def one_por(pol=pol) -> dict[str, Any]:
+                from ..index import PROPERTIES as props  # (the property catalog: only this section)
+                return por_agreement(Model(CATALOG[pol], "tiny"), props)
+            d = {"policy": pol, **_in_child(one_por)}
+            figures["por"].append(d)
+            if "error" in d:
+                say(f"  {pol:<32} ERROR {d['error']}")
+                continue
+            n, r = d["base"], d["por"]
+            say(f"  {pol:<32} dead {n['states']:>10,} states {n['transitions']:>12,} tr {n['seconds']:>6.1f} s | "
+                f"dead+por {r['states']:>10,} states {r['transitions']:>12,} tr {r['seconds']:>6.1f} s; "
+                f"rows reduced {r['rows_reduced']:,}, proviso {r['rows_proviso']:,} "
                 + ("agree" if not d["differences"] else "DIFFER: " + "; ".join(d["differences"][:3])))
     if a.json:
         write_report(figures, a.json)

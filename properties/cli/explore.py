@@ -53,11 +53,14 @@ def add_parser(sub: Any, common: Any) -> argparse.ArgumentParser:
     e.set_defaults(scope=None)
     e.add_argument("--symmetry", action="store_true",
                    help="merge states that differ only in interchangeable slots and buffers")
-    e.add_argument("--reduce", choices=("dead", "none"), default=None,
+    e.add_argument("--reduce", choices=("dead", "none", "por", "dead+por"), default=None,
                    help="dead (the default; none with --coverage, which counts concrete states, and with "
                         "--cluster): merge states that differ only in fields no continuation reads before "
                         "writing them (the same verdicts, shortest traces and stuck states; counts are of "
-                        "merged states); none: every state")
+                        "merged states); none: every state; por, dead+por: also follow stubborn sets only "
+                        "(partial-order reduction: the same verdicts and findings, traces shortened by a search "
+                        "without it, stuck states from a search without it; not with --symmetry, --coverage "
+                        "or --cluster)")
     e.add_argument("--max-states", type=STATES, default=_DEFAULT_MAX_STATES,
                    help=f"stop after this many states: what is not found is unknown (1 to 10**12; default "
                    f"{_DEFAULT_MAX_STATES})")
@@ -113,6 +116,9 @@ def _explore(a: argparse.Namespace) -> int:
         raise UsageError("explore: --coverage counts concrete states: leave out --symmetry")
     if a.cluster and a.reduce == "dead":
         raise UsageError("explore: --cluster searches every state (no reduction there yet): leave out --reduce dead")
+    if a.reduce in ("por", "dead+por") and (a.symmetry or a.coverage or a.cluster):
+        raise UsageError(f"explore: --reduce {a.reduce} (partial-order reduction) is not sound here with "
+                         "--symmetry, --coverage or --cluster: leave them out or use --reduce dead")
     if a.reduce is None:
         a.reduce = "none" if a.coverage or a.cluster else "dead"
     memory = a.max_memory if a.max_memory is not None else _default_memory()
@@ -181,13 +187,16 @@ def _explore(a: argparse.Namespace) -> int:
           + (f", on the Dask cluster at {a.cluster}" if a.cluster else ""))
     print("\n".join(f"{s['exporter']}: {_space_line(s)}" for s in spaces))
     print(text)
+    por_note = (" (from a search without partial-order reduction, which does not keep them)"
+                if a.reduce.endswith("por") else "")
     if stuck_lines:
-        print("\nStuck states (no path from them discharges the obligation):")
+        print(f"\nStuck states (no path from them discharges the obligation){por_note}:")
         print("\n".join(stuck_lines))
     elif a.cluster and not a.no_stuck and spaces:
         print("\nStuck states: not analysed (the distributed search counts the edges, it does not keep them)")
     elif not a.no_stuck and spaces:
-        print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)")
+        print("\nStuck states: none (from every reachable state the buffer can be released and every pin dropped)"
+              + por_note)
     if cover_lines:
         print(f"\nCoverage of the reachable graph by a Hypothesis campaign ({a.examples} examples x "
               f"{a.steps} steps, seed {a.seed}):")

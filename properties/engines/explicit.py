@@ -40,6 +40,7 @@ from ..property import Property
 from ..trace import Trace, TraceStep
 from ..verdict import Verdict, make_verdict
 from .interface import Budget as EngineBudget, EngineResult
+from .por import PartialOrder, parse_mode, partial_order
 from .reduce import Reduction, reduction_for
 from .stuck import find_stuck
 from .symmetry import KeyPacker, Symmetry
@@ -136,6 +137,7 @@ class StateSpace:
     order: np.ndarray | None = field(default=None, repr=False)        # the state id of each sorted key
     row_keys: np.ndarray | None = field(default=None, repr=False)     # packed rows by id (symmetry only)
     reduction: Reduction | None = field(default=None, repr=False)     # dead fields reset (None: no reduction)
+    partial_order: PartialOrder | None = field(default=None, repr=False)  # stubborn sets followed
     _states: np.ndarray | None = field(default=None, repr=False)
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -174,9 +176,15 @@ class StateSpace:
     def summary(self) -> dict[str, Any]:
         return {"states": self.n_states, "transitions": self.transitions, "edges": self.n_edges,
                 "self_loops": self.self_loops, "depth": self.max_depth, "symmetry": self.symmetry,
-                **({"reduction": self.reduction.mode} if self.reduction is not None else {}),
+                **({"reduction": self.mode} if self.mode != "none" else {}),
                 "complete": self.complete, "seconds": round(self.seconds, 3),
                 **({"stopped": self.stopped} if self.stopped else {})}
+
+    @property
+    def mode(self) -> str:
+        """The reduction searched: ``none``, ``dead``, ``por`` or ``dead+por``."""
+        parts = [m for m, on in (("dead", self.reduction is not None), ("por", self.partial_order is not None)) if on]
+        return "+".join(parts) or "none"
 
     # --- states and traces ---------------------------------------------------------------------
     def state(self, i: int) -> tuple:
@@ -302,7 +310,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             progress: Callable[[str], None] | None = None,
             roots: Sequence[Sequence[Any]] | None = None,
             until_found: Iterable[str] | None = None, avoid: Iterable[Property] = (),
-            reduce: str | Reduction = "none") -> StateSpace:
+            reduce: str | Reduction = "none", por_drop: str | None = None) -> StateSpace:
     """Enumerate the reachable states of ``model`` breadth first, checking ``props`` (those that
     apply to the model's policy, scope and revision) on every state and transition.
 
@@ -313,7 +321,11 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     not followed (the search keeps to the states reached without them; see :func:`clean_traces`).
     ``reduce``: ``"dead"`` searches the canonical states of the
     dead-variable reduction (:mod:`properties.engines.reduce`: the same verdicts, shortest
-    lengths, findings and stuck states; counts of canonical states), ``"none"`` every state.
+    lengths, findings and stuck states; counts of canonical states), ``"none"`` every state;
+    ``"por"`` and ``"dead+por"`` follow stubborn sets (:mod:`properties.engines.por`: the same
+    verdicts and findings, traces possibly longer -- :func:`check` shortens them -- and not the
+    stuck states; refused with ``symmetry`` or ``avoid``). ``por_drop``: a condition of the
+    partial-order relations left out (the tests' mutation check only).
 
     The order in which states are first discovered, which gives their ids, is: frontier chunk by
     chunk (``_FRONTIER_CHUNK`` states), within a chunk instance by instance, within an instance
@@ -335,8 +347,17 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
     active = [p for p in props if p.active(model.policy, model.scope, model.revision)]
     avoid_ids = {p.id for p in avoid if p.active(model.policy, model.scope, model.revision)}
     checked = active + [p for p in avoid if p.id in avoid_ids and p not in active]
-    red = reduce if isinstance(reduce, Reduction) else reduction_for(model, checked, reduce)
+    dead, por = (reduce, False) if isinstance(reduce, Reduction) else parse_mode(reduce)
+    red = dead if isinstance(dead, Reduction) else reduction_for(model, checked, dead)
     vm = VecModel(model, checked, reduction=red)
+    po = None
+    if por:
+        if symmetry:
+            raise ValueError("partial-order reduction with symmetry is not implemented (see properties.engines.por)")
+        if avoid_ids:
+            raise ValueError("partial-order reduction cannot leave out steps (avoid): search without it")
+        po = partial_order(model, checked, [st.index for st in vm.steps], drop=por_drop,
+                           noop=[not st.fields for st in vm.steps])
     state_props = vm.state_props
     packer, sym = _packing(model, symmetry)
     width = model.schema.width
@@ -407,6 +428,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             complete = False
             break
         level += 1
+        if po is not None and found:
+            po.observe(p for p in checked if p.id not in found)   # a property seen to fire: settled
         runs = _SortedRuns()                      # this level's new keys so far, with their ids
         lv_keys, lv_rows, lv_parent, lv_via = [], [], [], []
         lv_src, lv_dkey, lv_inst, lv_ret = [], [], [], []
@@ -454,8 +477,29 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
             n = frontier.shape[1]
             C = columns(model, frontier, memo_bytes=max(_MEMO_ROW_BYTES * n, _MEMO_MIN))
             batch = min(dedup.capacity, max(_BATCH_PER_ROW * n, _FRONTIER_CHUNK))
-            for st in vm.steps:
-                g = np.asarray(st.guard(C), dtype=bool)
+            if po is not None:
+                # every guard first: each row's stubborn set is chosen from its enabled steps
+                G = np.empty((len(vm.steps), n), bool)
+                for j, st in enumerate(vm.steps):
+                    G[j] = st.guard(C)
+                sel, reduced = po.select(G)
+                bad = np.zeros(n, bool)      # reduced rows that the cycle proviso expands fully
+                deferred: list[tuple] = []   # successors outside a reduced row's set, kept for those
+
+            def emit(st: Any, rows: np.ndarray, keys: np.ndarray, r: np.ndarray, post: Any) -> None:
+                nm = len(rows)
+                if keep_edges:
+                    lv_src.append((f_base + rows).astype(np.int32))
+                    if not edge_ids:
+                        lv_dkey.append(keys)
+                    lv_inst.append(np.full(nm, st.index, np.int16))
+                    lv_ret.append(r[rows] if r.ndim else np.full(nm, r, np.int16))
+                if dedup.n + nm > batch:
+                    flush()
+                dedup.add(keys, rows, st.index, post)
+
+            for j, st in enumerate(vm.steps):
+                g = np.asarray(st.guard(C), dtype=bool) if po is None else G[j]
                 if g.ndim == 0:
                     if not g:
                         continue
@@ -473,8 +517,12 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                     if not m:
                         continue
                 ret, changes = st.apply(C)
+                if po is not None:
+                    amp = sel[j] & reduced             # rows that follow this step as reduced
                 if not changes:
                     self_loops += m * st.copies
+                    if po is not None:
+                        bad |= amp                     # a self-loop closes a cycle
                     continue
                 for k, col in changes:
                     if k in int_hi:
@@ -486,6 +534,10 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                 else:
                     rows, dkey = _changed_rows(C, changes, gm, n), None
                 nm = len(rows)
+                if po is not None and amp.any():
+                    loops = amp.copy()
+                    loops[rows] = False
+                    bad |= loops
                 if not nm:
                     self_loops += m * st.copies
                     continue
@@ -510,21 +562,37 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                 self_loops += (m - nm) * st.copies
                 if not nm:
                     continue
-                if keep_edges:
-                    lv_src.append((f_base + rows).astype(np.int32))
-                    if not edge_ids:
-                        lv_dkey.append(keys)
-                    lv_inst.append(np.full(nm, st.index, np.int16))
-                    r = np.asarray(ret, dtype=np.int16)
-                    lv_ret.append(r[rows] if r.ndim else np.full(nm, r, np.int16))
-                if dedup.n + nm > batch:
-                    flush()
-                dedup.add(keys, rows, st.index, post)
+                r = np.asarray(ret, dtype=np.int16)
+                if po is not None:
+                    follow = sel[j][rows]
+                    if not follow.all():
+                        out = ~follow
+                        deferred.append((st, rows[out], keys[out], r))
+                        rows, keys = rows[follow], keys[follow]
+                    # the cycle proviso: a reduced row with a successor seen before is expanded
+                    red_rows = reduced[rows]
+                    if red_rows.any():
+                        k = keys[red_rows]
+                        pos = np.searchsorted(seen_sorted, k)
+                        np.minimum(pos, len(seen_sorted) - 1, out=pos)
+                        bad[rows[red_rows][seen_sorted[pos] == k]] = True
+                    if not len(rows):
+                        continue
+                emit(st, rows, keys, r, post)
                 why = over_time_or_memory()
                 if why:
                     stopped = why
                     cut = True
                     break
+            if po is not None:
+                po.rows_reduced += int(np.count_nonzero(reduced & ~bad))
+                po.rows_proviso += int(np.count_nonzero(reduced & bad))
+            if po is not None and not cut:
+                for st, rows, keys, r in deferred:     # the rows the proviso expands fully
+                    keep = bad[rows]
+                    if keep.any():
+                        emit(st, rows[keep], keys[keep], r, None)
+                deferred = []
             flush()
             if keep_edges:
                 lv_chunks.append((len(lv_src), f_base))
@@ -613,7 +681,8 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         edge_ret=cat(e_ret, np.int16), transitions=transitions, self_loops=self_loops,
         seconds=time.monotonic() - started, checked=tuple(p.id for p in active), found=found,
         stopped="" if complete else stopped, sorted_keys=seen_sorted, order=seen_ids,
-        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None, reduction=red)
+        row_keys=np.concatenate(row_key_parts) if row_key_parts is not None else None, reduction=red,
+        partial_order=po)
 
 
 def _check_states(model: Model, state_props: list[VecProperty], block: np.ndarray, first_id: int,
@@ -988,7 +1057,7 @@ def verdicts(space: StateSpace, props: Iterable[Property]) -> list[Verdict]:
     def trace_of(pid: str) -> Trace | None:
         f = space.found.get(pid)
         return None if f is None else space.trace_to(f.state, f.instance)
-    extra = {"reduction": space.reduction.mode} if space.reduction is not None else {}
+    extra = {"reduction": space.mode} if space.mode != "none" else {}
     return judge(space, props, trace_of, extra, "explicit engine")
 
 
@@ -1041,7 +1110,49 @@ def check(model: Model, props: Iterable[Property], symmetry: bool = False, budge
     props = list(props)
     space = explore(model, props, symmetry=symmetry, budget=budget, progress=progress, keep_edges=keep_edges,
                     reduce=reduce)
-    return space, clean_traces(model, verdicts(space, props), budget, reduce=reduce)
+    vs = verdicts(space, props)
+    if space.partial_order is not None:
+        vs = shortest_traces(model, vs, budget, symmetry=symmetry,
+                             reduce=space.reduction if space.reduction is not None else "none")
+    dead = space.reduction if space.reduction is not None else "none"
+    return space, clean_traces(model, vs, budget, reduce=reduce if space.partial_order is None else dead)
+
+
+def shortest_traces(model: Model, vs: list[Verdict], budget: Budget | None = None, symmetry: bool = False,
+                    reduce: str | Reduction = "none") -> list[Verdict]:
+    """The traces of a partial-order-reduced search made shortest: one breadth-first search without
+    that reduction (``reduce``: the dead-variable one or none), bounded by one step less than the
+    longest trace, that stops once every traced property has fired; a property it finds in fewer
+    steps than its trace gets the shorter (shortest) trace. The evidence says ``trace_shortest``:
+    true when the bounded search covered every shorter trace, false when its budget cut it first
+    (the trace is kept)."""
+    traced = {v.property: v for v in vs if v.trace is not None}
+    longest = max((len(v.trace) for v in traced.values()), default=0)
+    if not longest:
+        return [dataclasses.replace(v, evidence={**v.evidence, "trace_shortest": True}) if v.property in traced
+                else v for v in vs]
+    b = budget or Budget()
+    props = [get_property(pid) for pid in traced]
+    space = explore(model, props, symmetry=symmetry,
+                    budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=longest - 1),
+                    keep_edges=False, until_found=list(traced), reduce=reduce)
+    mon = Monitor(model, props)
+    out = []
+    for v in vs:
+        if v.property not in traced:
+            out.append(v)
+            continue
+        f = space.found.get(v.property)
+        trace = space.trace_to(f.state, f.instance) if f is not None else None
+        if trace is not None and len(trace) < len(v.trace) and mon.fires(trace, v.property):
+            out.append(dataclasses.replace(v, trace=trace, evidence={**v.evidence, "trace_length": len(trace),
+                                                                    "trace_shortest": True}))
+            continue
+        # not found in fewer steps: shortest if the search covered every level below the trace
+        # (found at its own length or more: nothing shorter; a breadth-first search finds shortest)
+        covered = f is not None or space.complete or space.stopped.startswith("depth budget")
+        out.append(dataclasses.replace(v, evidence={**v.evidence, "trace_shortest": bool(covered)}))
+    return out
 
 
 def caller_faults(model: Model) -> list[Property]:
@@ -1143,8 +1254,10 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
 class ExplicitEngine:
     """``symmetry``: merge states that differ only in interchangeable slots; ``keep_edges``:
     keep the graph's edges (graph export, stuck states); ``stuck``: look for stuck states once the
-    graph is complete (``extras["stuck"]``); ``reduce``: ``"dead"`` for the dead-variable
-    reduction (:mod:`properties.engines.reduce`). The budget's ``states``, ``seconds``, ``depth`` and
+    graph is complete (``extras["stuck"]``; under partial-order reduction from a second search
+    without it, ``extras["stuck_searched"]``); ``reduce``: ``"dead"`` for the dead-variable
+    reduction (:mod:`properties.engines.reduce`), ``"por"``/``"dead+por"`` with partial-order
+    reduction (:mod:`properties.engines.por`). The budget's ``states``, ``seconds``, ``depth`` and
     ``memory`` bound the search; a cut search says ``unknown`` for what it did not find."""
 
     symmetry: bool = False
@@ -1160,6 +1273,13 @@ class ExplicitEngine:
                                 keep_edges=self.keep_edges or self.stuck, reduce=self.reduce)
         extras = {}
         if self.stuck and space.complete and not (space.symmetry and model.scope.buffers > 1):
-            extras["stuck"] = find_stuck(space)
+            graph = space
+            if space.partial_order is not None:
+                # stubborn sets do not keep "no goal is reachable from here": a search without them
+                graph = explore(model, (), symmetry=self.symmetry, budget=budget, keep_edges=True,
+                                reduce=space.reduction if space.reduction is not None else "none")
+                extras["stuck_searched"] = f"without partial-order reduction ({graph.n_states} states)"
+            if graph.complete:
+                extras["stuck"] = find_stuck(graph)
         return EngineResult(self.name, model.policy.name, model.scope.name, model.revision, verdicts,
                             time.monotonic() - started, space.summary(), extras, space)
