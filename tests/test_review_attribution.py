@@ -31,7 +31,7 @@ VGEM_STUBS = dataclasses.replace(CATALOG["vgem"].with_knobs(has_kmap=True, has_k
 
 @pytest.fixture(scope="module")
 def data():
-    return collect(ReviewConfig(scope=SCOPES["tiny"], seed=1, states=20000, timeout=20, engines=("explicit", "arith"),
+    return collect(ReviewConfig(revisions=("v4.11", "v5.12"), scope=SCOPES["tiny"], seed=1, states=20000, timeout=20, engines=("explicit", "arith"),
                                 exporters=(*(CATALOG[n] for n in NAMES), VGEM_STUBS), jobs=1))
 
 

@@ -99,7 +99,7 @@ def trivial_bfs(counters: int = 6, top: int = 9) -> tuple[int, float]:
 def model_bfs(policy: str, scope: str, limit: int) -> tuple[int, int, float]:
     """Plain BFS over the dma-buf model's ``successors`` until ``limit`` states; returns
     (states, transitions, seconds)."""
-    m = Model(CATALOG[policy], scope)
+    m = Model(CATALOG[policy], scope, CATALOG[policy].exportable_revisions[0])
     seen = {m.init}
     frontier = [m.init]
     trans = 0
@@ -123,7 +123,7 @@ def state_by_state(policy: str, scope: str, seconds: float) -> dict[str, Any]:
     ``Model.successors`` one state at a time, a set of tuples for deduplication, a parent map for
     shortest traces, and every property checked on every transition by the monitor's compiled
     per-action functions (the Hypothesis engine's checks). Stops after ``seconds``."""
-    m = Model(CATALOG[policy], scope)
+    m = Model(CATALOG[policy], scope, CATALOG[policy].exportable_revisions[0])
     mon = Monitor(m, PROPERTIES)
     names = [i.name for i in m.instances]
     fast = [mon.fast[n] for n in names]
@@ -181,7 +181,7 @@ def _in_child(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def _explore(policy: str, scope: Any, seconds: float | None, symmetry: bool = False,
              depth: int | None = None, props: bool = True, stuck: bool = False,
              edges: bool = True) -> dict[str, Any]:
-    model = Model(CATALOG[policy], scope)
+    model = Model(CATALOG[policy], scope, CATALOG[policy].exportable_revisions[0])
     t = time.perf_counter()
     sp = explore(model, PROPERTIES if props else (), symmetry=symmetry,
                  budget=Budget(seconds=seconds, depth=depth), keep_edges=edges)
@@ -300,7 +300,7 @@ def speedup(policies: tuple[str, ...] = ("i915", "reference"), scope: str = "tin
 
     out = []
     for pol in policies:
-        model = Model(CATALOG[pol], scope)
+        model = Model(CATALOG[pol], scope, CATALOG[pol].exportable_revisions[0])
         row: dict[str, Any] = {"policy": pol, "scope": scope}
         if memory:
             for name, fn in (("new", explore), ("old", old_explore)):
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         for pol in policies:
             def one(pol=pol) -> dict[str, Any]:
                 from ..index import PROPERTIES as props  # (the property catalog: only this section)
-                return reduction_agreement(Model(CATALOG[pol], "tiny"), props, stuck=a.reduce_stuck)
+                return reduction_agreement(Model(CATALOG[pol], "tiny", CATALOG[pol].exportable_revisions[0]), props, stuck=a.reduce_stuck)
             d = {"policy": pol, **_in_child(one)}
             figures["reduce"].append(d)
             if "error" in d:
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         for pol in policies:
             def one_por(pol=pol) -> dict[str, Any]:
                 from ..index import PROPERTIES as props  # (the property catalog: only this section)
-                return por_agreement(Model(CATALOG[pol], "tiny"), props)
+                return por_agreement(Model(CATALOG[pol], "tiny", CATALOG[pol].exportable_revisions[0]), props)
             d = {"policy": pol, **_in_child(one_por)}
             figures["por"].append(d)
             if "error" in d:

@@ -252,7 +252,8 @@ class ReviewData:
         """The policies checked at ``revision`` (all, with ``None``): those whose revisions name it
         and whose ops its ``dma_buf_export()`` accepts."""
         return [p for p in self.config.exporters
-                if revision is None or (revision in p.revisions and p.exportable_at(revision))]
+                if revision is None or (revision in self.config.revisions and revision in p.revisions
+                                        and p.exportable_at(revision))]
 
     def not_exportable(self, revision: str) -> list[NotExportable]:
         """The policies the ``dma_buf_export()`` of ``revision`` refuses: listed, never checked there."""
@@ -942,7 +943,7 @@ def _drift(data: ReviewData) -> Finding:
             "the refused export itself. "
             + (f"Of the policies reviewed, the v4.11 `dma_buf_export()` refuses {_names([n.exporter for n in refused])}, "
                f"so they are not exportable at v4.11 and are checked at "
-               f"{', '.join(sorted({r for n in refused for r in n.exportable_at})) or 'no revision'} only: {shown}. "
+               f"{', '.join(r for r in data.config.revisions if any(r in n.exportable_at for n in refused)) or 'no revision'} only: {shown}. "
                if refused else "No policy reviewed lacks one of them. ")
             + "Resolved in v4.19 ('Make mmap callback actually optional'); at v5.12 the property does not apply."))
     internal = [f for f in data.arith if f.claim == "MMAP-INTERNAL-OVERFLOW"]

@@ -40,7 +40,7 @@ SPEC = Path(__file__).resolve().parents[2] / "spec"
 CORPUS_FILE = SPEC / "kernel-corpus.md"
 SEED_DIFF_FILE = SPEC / "seed-commit-0959a1683d78.txt"
 
-COMMITS = {"v4.11": "0959a1683d78", "v5.12": "de9114ece5df"}
+COMMITS = {"v4.11": "0959a1683d78", "v5.12": "de9114ece5df", "v6.12": "v6.12"}  # v6.12: the tag
 HEADER = "include/linux/dma-buf.h"
 CORE = "drivers/dma-buf/dma-buf.c"
 
@@ -368,6 +368,14 @@ _LETTERS = {
     "A": ("v4.11", CORE, ("DOC: dma buf device access",)),
     "M": ("v5.12", None, None),
 }
+# Letters of the v6.12 rows: the corpus keeps that text (§6.3, §6.6) in its later (v6.18-based) form and
+# without line numbers, so a quote is placed in its file and section only.
+_UNNUMBERED = {
+    "L": ("v6.12", CORE, "DOC: locking convention"),
+    "R": ("v6.12", HEADER, "struct dma_buf_ops, struct dma_buf_attach_ops"),
+}
+_UNNUMBERED_NOTE = ("the project keeps this text (corpus §6.3, §6.6) in its v6.18-based form, with no line "
+                    "numbers")
 
 
 def claim_sources(claim) -> tuple[SourceLine, ...]:
@@ -376,6 +384,10 @@ def claim_sources(claim) -> tuple[SourceLine, ...]:
     place, raises :class:`SourceError`. A claim whose source is the code only (``C``, ``U``) has no
     documentation sentence: ()."""
     places = []
+    letters = [p.split()[0] for p in claim.source.split(",") if p.split()]
+    if any(x in _UNNUMBERED for x in letters):
+        rev, file, section = _UNNUMBERED[next(x for x in letters if x in _UNNUMBERED)]
+        return tuple(SourceLine(normalise(q), file, rev, section, None, _UNNUMBERED_NOTE) for q in claim.quotes)
     for part in claim.source.split(","):
         words = part.split()
         if not words or words[0] not in _LETTERS:
