@@ -93,6 +93,28 @@ def test_v6_12_calls_become_module_steps():
                                ("dma_buf_pin", {"att": 0}), unlock], trace_id=1, exporter="udmabuf")
 
 
+def test_v6_12_random_calls_keep_the_lock_convention():
+    """A random walk at v6.12 is a correct importer: replayed on the model, no step breaks the
+    locking convention; the same calls with the lock/unlock pairs dropped do (the check can fail)."""
+    import random
+    from model.events import EVENT_BIT
+    from properties.conform.translate import random_calls
+    m = _model(revision="v6.12")
+    breaks = EVENT_BIT["resv_not_held"] | EVENT_BIT["resv_held_unlocked_call"] | EVENT_BIT["resv_deadlock"]
+
+    def replay(calls):
+        st, ev = m.init, 0
+        for name, args in calls:
+            st, _ret, e, _b = m.step(st, m.find(name, **args).index)
+            ev |= e
+        return ev
+
+    walks = [random_calls(m, random.Random(k), 30, kernel_side=True) for k in range(20)]
+    assert sum(c[0] == "dma_resv_lock" for w in walks for c in w) > 5
+    assert not any(replay(w) & breaks for w in walks)
+    assert any(replay([c for c in w if not c[0].startswith("dma_resv_")]) & breaks for w in walks)
+
+
 def test_put_of_the_last_reference_with_an_attachment_is_refused():
     calls = CREATE + [("dma_buf_get", {"fd": 0}), ("dma_buf_attach", {"buf": 0}), ("dma_buf_put", {"buf": 0})]
     t = translate(_model(), calls, trace_id=1, exporter="udmabuf")

@@ -86,6 +86,13 @@ ones (by step index), which the model does not tell apart. The model has no dyna
 an attachment that the trace pins is made with ``dma_buf_dynamic_attach`` (6.12's dma_buf_pin
 WARNs on a static one), and every third other one too. Interrupted begin/end calls are dropped
 like interrupted SYNCs.
+
+At v6.12 (``KERNEL_ACTIONS_V6_12``) the model says which variant and which attachment: the three
+calls ``dma_resv_lock(buf); <call of the locked list>; dma_resv_unlock(buf)`` become one module
+step with ``<l>`` = 1 (the module holds the lock inside that one ioctl), an ``_unlocked`` variant
+is the step with ``<l>`` = 0, ``dma_buf_dynamic_attach`` is ``kdattach`` and ``dma_buf_attach``
+``kattach``. The lock held across several calls, and a pin of a static attachment (6.12 WARNs),
+cannot be performed (TranslateError). Random traces keep the convention (``random_calls``).
 """
 from __future__ import annotations
 
