@@ -1,7 +1,8 @@
 """The kernel-side runner: translation of the model's kernel-side actions (no QEMU), and one
 boot of the 6.12 cloud kernel with the module built from its Debian headers (marked ``qemu``):
 hand-written kernel-side cases with their outcomes, and a few hundred random traces mixing
-userspace and kernel-side actions at revision v5.12, compared step by step with the model.
+userspace and kernel-side actions at revision v6.12 (the lock convention kept as a correct
+importer keeps it), compared step by step with the model.
 """
 from __future__ import annotations
 
@@ -13,19 +14,19 @@ from properties.conform import GuestError, guest, run_batch
 from properties.conform.compare import compare_result, load_known, summarise
 from properties.conform.protocol import write_batch
 from properties.conform.run import build_traces
-from properties.conform.translate import KERNEL_ACTIONS, TranslateError, translate
+from properties.conform.translate import KERNEL_ACTIONS, KERNEL_ACTIONS_V6_12, TranslateError, translate
 from model.catalog import CATALOG
 from model.machine import Model
 from model.scope import SCOPES
 
 KERNEL = "6.12-cloud"
-REVISION = "v5.12"
+REVISION = "v6.12"
 N = 2  # pages per buffer (scope default)
 RANDOM = 120  # random mixed traces per exporter in the boot
 
 
-def _model(exporter: str = "udmabuf") -> Model:
-    return Model(CATALOG[exporter], SCOPES["default"], REVISION)
+def _model(exporter: str = "udmabuf", revision: str = "v5.12") -> Model:
+    return Model(CATALOG[exporter], SCOPES["default"], revision)
 
 
 CREATE = [("dma_buf_export", {"buf": 0}), ("dma_buf_fd", {"buf": 0})]
@@ -63,6 +64,57 @@ def test_kernel_calls_become_module_steps():
     write_batch([t.batch()])  # the runner accepts every step
 
 
+def test_v6_12_calls_become_module_steps():
+    """At v6.12 "lock; <locked call>; unlock" is one module step under dma_resv_lock, the
+    _unlocked variants are the module's unlocked calls, dynamic attachments are the model's."""
+    lock, unlock = ("dma_resv_lock", {"buf": 0}), ("dma_resv_unlock", {"buf": 0})
+    calls = CREATE + [
+        ("dma_buf_get", {"fd": 0}), ("dma_buf_dynamic_attach", {"buf": 0}),
+        lock, ("dma_buf_map_attachment", {"att": 0, "direction": 1}), unlock,
+        ("dma_buf_unmap_attachment_unlocked", {"att": 0}),
+        lock, ("dma_buf_pin", {"att": 0}), unlock, lock, ("dma_buf_unpin", {"att": 0}), unlock,
+        ("dma_buf_vmap_unlocked", {"buf": 0}), lock, ("dma_buf_vunmap", {"buf": 0}), unlock,
+        ("dma_buf_attach", {"buf": 0}),
+    ]
+    t = translate(_model(revision="v6.12"), calls, trace_id=8, exporter="udmabuf")
+    assert [(s.op, s.args, s.expect) for s in t.steps] == [
+        ("create", (), "ok=0"), ("kget", (0,), "ok=0"), ("kdattach", (0,), "ok=0"),
+        ("kmap", (0, 1, 1), "ok"), ("kunmap", (0, 0), "ok"), ("kpin", (0,), "ok"), ("kunpin", (0,), "ok"),
+        ("kvmap", (0, 0), "ok=0"), ("kvunmap", (0, 1), "ok"), ("kattach", (0,), "ok=1"),
+    ]
+    write_batch([t.batch()])
+    m = _model(revision="v6.12")
+    # the module holds the lock inside one call only; a pin of a static attachment WARNs on 6.12
+    with pytest.raises(TranslateError, match="around one call only"):
+        translate(m, CREATE + [lock, ("dma_buf_vmap", {"buf": 0}), ("dma_buf_vmap", {"buf": 0}), unlock],
+                  trace_id=1, exporter="udmabuf")
+    with pytest.raises(TranslateError, match="dma_buf_dynamic_attach"):
+        translate(m, CREATE + [("dma_buf_get", {"fd": 0}), ("dma_buf_attach", {"buf": 0}), lock,
+                               ("dma_buf_pin", {"att": 0}), unlock], trace_id=1, exporter="udmabuf")
+
+
+def test_v6_12_random_calls_keep_the_lock_convention():
+    """A random walk at v6.12 is a correct importer: replayed on the model, no step breaks the
+    locking convention; the same calls with the lock/unlock pairs dropped do (the check can fail)."""
+    import random
+    from model.events import EVENT_BIT
+    from properties.conform.translate import random_calls
+    m = _model(revision="v6.12")
+    breaks = EVENT_BIT["resv_not_held"] | EVENT_BIT["resv_held_unlocked_call"] | EVENT_BIT["resv_deadlock"]
+
+    def replay(calls):
+        st, ev = m.init, 0
+        for name, args in calls:
+            st, _ret, e, _b = m.step(st, m.find(name, **args).index)
+            ev |= e
+        return ev
+
+    walks = [random_calls(m, random.Random(k), 30, kernel_side=True) for k in range(20)]
+    assert sum(c[0] == "dma_resv_lock" for w in walks for c in w) > 5
+    assert not any(replay(w) & breaks for w in walks)
+    assert any(replay([c for c in w if not c[0].startswith("dma_resv_")]) & breaks for w in walks)
+
+
 def test_put_of_the_last_reference_with_an_attachment_is_refused():
     calls = CREATE + [("dma_buf_get", {"fd": 0}), ("dma_buf_attach", {"buf": 0}), ("dma_buf_put", {"buf": 0})]
     t = translate(_model(), calls, trace_id=1, exporter="udmabuf")
@@ -80,8 +132,11 @@ def test_interrupted_begin_is_dropped_and_unknown_actions_refused():
 
 def test_random_mixed_traces_reach_every_kernel_action():
     traces, _ = build_traces(["udmabuf", "system-heap"], RANDOM, 1, "default", REVISION, kernel_side=True)
-    calls = {s.model.split("(")[0] for t in traces for s in t.steps}
-    assert set(KERNEL_ACTIONS) <= calls
+    calls = {c.split("(")[0] for t in traces for s in t.steps for c in s.model.split("; ")}
+    # (dma_resv_lock/unlock are folded into the locked call's step: "lock; call; unlock")
+    assert set(KERNEL_ACTIONS) | set(KERNEL_ACTIONS_V6_12) <= calls
+    assert all(s.model.startswith("dma_resv_lock") for t in traces for s in t.steps
+               if s.op in ("kpin", "kunpin") or (s.op == "kmap" and s.args[2]))
     ops = {s.op for t in traces for s in t.steps}
     assert {"kattach", "kdattach", "kread", "kwrite"} <= ops
     # same seed, same traces

@@ -125,7 +125,7 @@ def cmd_conform(a: argparse.Namespace) -> int:
                if not POLICIES[POLICY_OF[e]].exportable_at(a.revision)]
     if refused:
         raise UsageError(f"conform: --revision {a.revision}: not exportable there, so nothing to compare: "
-                         f"{', '.join(dict.fromkeys(refused))}; the default, v5.12, exports them")
+                         f"{', '.join(dict.fromkeys(refused))}; the default, v6.12, exports them")
     try:
         known = load_known(a.known) if a.known else load_known()
     except KnownError as e:
@@ -192,14 +192,15 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
                        "The scope defaults to 'default' here (2 buffers of 2 pages).")
     common(c)
     # the drivers the runner drives exist from v4.20 on, and the v4.11 dma_buf_export() refuses
-    # their ops (no kmap, kmap_atomic: corpus §3.5): the model predicts the real kernels at v5.12
-    c.set_defaults(scope="default", revision="v5.12")
+    # their ops (no kmap, kmap_atomic: corpus §3.5); the kernels booted are 6.12: the model
+    # predicts them at v6.12 (v5.12 stays selectable)
+    c.set_defaults(scope="default", revision="v6.12")
     for act in c._actions:  # the shared --scope help names the other commands' default
         if act.dest == "scope":
             act.help = "tiny, small or default (default here: default)"
         elif act.dest == "revision":
-            act.help = ("the model's revision (default here: v5.12; at v4.11 dma_buf_export() refuses "
-                        "every exporter the runner drives)")
+            act.help = ("the model's revision (default here: v6.12, the kernels booted; v5.12 works too; at "
+                        "v4.11 dma_buf_export() refuses every exporter the runner drives)")
     c.add_argument("--kernel", action="append", metavar="KEY",
                    help="kernel to boot: 6.12-cloud (default), 6.12, 6.1, or all (repeatable)")
     c.add_argument("--traces", type=whole_number(1, MAX_PER_EXPORTER, "a number of traces"), default=200,
@@ -210,7 +211,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     c.add_argument("--kernel-side", action="store_true",
                    help="mix kernel-side actions (dma_buf_get/put, attach/detach, map/unmap, begin/end_cpu_access, "
                    "vmap/vunmap and loads and stores through it, pin/unpin) into the traces; they run in a "
-                   "module built from the kernel's Debian headers (use with --revision v5.12)")
+                   "module built from the kernel's Debian headers; at v6.12 also dma_resv_lock/unlock around "
+                   "each locked call, the _unlocked variants and dma_buf_dynamic_attach")
     c.add_argument("--known", default=None, metavar="FILE",
                    help="known-differences file (default: properties/conform/known.toml)")
     c.add_argument("--timeout", type=TIMEOUT, default=None,

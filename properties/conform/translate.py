@@ -86,6 +86,13 @@ ones (by step index), which the model does not tell apart. The model has no dyna
 an attachment that the trace pins is made with ``dma_buf_dynamic_attach`` (6.12's dma_buf_pin
 WARNs on a static one), and every third other one too. Interrupted begin/end calls are dropped
 like interrupted SYNCs.
+
+At v6.12 (``KERNEL_ACTIONS_V6_12``) the model says which variant and which attachment: the three
+calls ``dma_resv_lock(buf); <call of the locked list>; dma_resv_unlock(buf)`` become one module
+step with ``<l>`` = 1 (the module holds the lock inside that one ioctl), an ``_unlocked`` variant
+is the step with ``<l>`` = 0, ``dma_buf_dynamic_attach`` is ``kdattach`` and ``dma_buf_attach``
+``kattach``. The lock held across several calls, and a pin of a static attachment (6.12 WARNs),
+cannot be performed (TranslateError). Random traces keep the convention (``random_calls``).
 """
 from __future__ import annotations
 
@@ -106,6 +113,7 @@ from ..scenarios.litmus import LitmusError, collect, load_litmus
 __all__ = [
     "USERSPACE_ACTIONS",
     "KERNEL_ACTIONS",
+    "KERNEL_ACTIONS_V6_12",
     "POLICY_OF",
     "Step",
     "ConformTrace",
@@ -134,6 +142,18 @@ KERNEL_ACTIONS = ("dma_buf_get", "dma_buf_put", "dma_buf_attach", "dma_buf_detac
                   "dma_buf_unmap_attachment", "dma_buf_begin_cpu_access", "dma_buf_end_cpu_access",
                   "dma_buf_vmap", "dma_buf_vunmap", "kernel_read", "kernel_write", "dma_buf_pin",
                   "dma_buf_unpin")
+#: the v6.12 kernel-side actions the module performs too (the model has them from v6.12 on):
+#: the reservation lock around one call of the locked list, the ``_unlocked`` variants (the core
+#: takes the lock itself) and dma_buf_dynamic_attach (``kdattach``)
+KERNEL_ACTIONS_V6_12 = ("dma_resv_lock", "dma_resv_unlock", "dma_buf_map_attachment_unlocked",
+                        "dma_buf_unmap_attachment_unlocked", "dma_buf_vmap_unlocked", "dma_buf_vunmap_unlocked",
+                        "dma_buf_dynamic_attach")
+#: the functions of the convention's locked list the module calls (kmod/: under dma_resv_lock)
+_LOCKED_CALLS = ("dma_buf_map_attachment", "dma_buf_unmap_attachment", "dma_buf_vmap", "dma_buf_vunmap",
+                 "dma_buf_pin", "dma_buf_unpin")
+_UNLOCKED_OF = {"dma_buf_map_attachment_unlocked": "dma_buf_map_attachment",
+                "dma_buf_unmap_attachment_unlocked": "dma_buf_unmap_attachment",
+                "dma_buf_vmap_unlocked": "dma_buf_vmap", "dma_buf_vunmap_unlocked": "dma_buf_vunmap"}
 #: the module's table sizes (kmod/dmabuf_check_kmod.c: NBUF, NATT, NVMAP)
 KMOD_SLOTS = 16
 _OP_OF = {"dup": "dup", "close": "close", "mmap": "mmap", "munmap": "munmap", "ioctl_sync": "sync",
@@ -145,7 +165,9 @@ RUNNER_NPAGES_MAX = (2**64 - 1) // 4096
 _STALE = EVENT_BIT["user_stale_read"]
 _KSTALE = EVENT_BIT["kernel_stale_read"]
 #: importer bugs the module refuses (a kernel would misbehave, not answer): never in random traces
-_IMPORTER_BUGS = EVENT_BIT["detach_while_mapped"] | EVENT_BIT["detach_while_pinned"] | EVENT_BIT["vunmap_bug"]
+_IMPORTER_BUGS = (EVENT_BIT["detach_while_mapped"] | EVENT_BIT["detach_while_pinned"] | EVENT_BIT["vunmap_bug"]
+                  # v6.12: breaks of the locking convention (the kernel deadlocks or WARNs; model only)
+                  | EVENT_BIT["resv_not_held"] | EVENT_BIT["resv_held_unlocked_call"] | EVENT_BIT["resv_deadlock"])
 _EMFILE, _ENOMEM = -ERRNO["EMFILE"], -ERRNO["ENOMEM"]
 #: how often the random walk picks each kind of step (when it can)
 _WEIGHTS = {"create": 2, "dup": 1, "close": 1, "mmap": 3, "munmap": 1, "ioctl_sync": 3,
@@ -155,6 +177,12 @@ _KWEIGHTS = {"dma_buf_get": 3, "dma_buf_put": 1, "dma_buf_attach": 2, "dma_buf_d
              "dma_buf_map_attachment": 2, "dma_buf_unmap_attachment": 1, "dma_buf_begin_cpu_access": 2,
              "dma_buf_end_cpu_access": 2, "dma_buf_vmap": 2, "dma_buf_vunmap": 1, "kernel_read": 3,
              "kernel_write": 3, "dma_buf_pin": 1, "dma_buf_unpin": 1}
+#: at v6.12: the same, the locked calls (taken inside dma_resv_lock/unlock) sharing their weight
+#: with the ``_unlocked`` variants, and attach with dma_buf_dynamic_attach
+_KWEIGHTS_V6_12 = dict(_KWEIGHTS, dma_buf_attach=1, dma_buf_dynamic_attach=1, dma_buf_map_attachment=1,
+                       dma_buf_map_attachment_unlocked=1, dma_buf_vmap=1, dma_buf_vmap_unlocked=1,
+                       dma_buf_unmap_attachment=1, dma_buf_unmap_attachment_unlocked=1, dma_buf_vunmap=1,
+                       dma_buf_vunmap_unlocked=1)
 #: how often the random walk prefers a step that does something over one that fails
 _P_USEFUL = 0.8
 
@@ -329,16 +357,25 @@ class _Replayer:
         return None
 
     # --- kernel side ----------------------------------------------------------------------
-    def kernel(self, n: int, name: str, args: Mapping[str, Any]) -> str | None:
+    def kernel(self, n: int, name: str, args: Mapping[str, Any], locked: int | None = None) -> str | None:
         """One kernel-side model call -> one module step (``_Kernel`` keeps the module's
-        handles, attachments and vmaps in step with the model's buffers and attachments)."""
+        handles, attachments and vmaps in step with the model's buffers and attachments).
+        ``locked``: the module's call under dma_resv_lock (1) or the ``_unlocked`` one (0); by
+        default (v5.12, where the model has no lock) both, alternately."""
         inst = self.instance(n, name, args)
         a = inst.kwargs
         nxt, ret, ev, _b = self.apply(n, inst)
         k = self.k
         call = str(inst)
         idx = len(self.steps)
-        locked = (self.trace_id + idx) % 2   # both variants of map/vmap, alternately
+        if name in _UNLOCKED_OF:
+            name, locked = _UNLOCKED_OF[name], 0
+        dynamic = name == "dma_buf_dynamic_attach"
+        if dynamic:
+            name = "dma_buf_attach"
+            k.v612 = True
+        if locked is None:
+            locked = (self.trace_id + idx) % 2   # both variants of map/vmap, alternately
         ok = "ok" if ret == 0 else _errno_outcome(ret)
         if name == "dma_buf_get":
             if ret >= 0:
@@ -367,7 +404,8 @@ class _Replayer:
             k.atts[slot] = a["buf"]
             k.att_of[ret] = slot
             k.att_step[slot] = idx
-            step = Step("kattach", (h,), call, ret, f"ok={slot}")
+            k.dyn_slot[slot] = dynamic
+            step = Step("kdattach" if dynamic else "kattach", (h,), call, ret, f"ok={slot}")
         elif name in ("dma_buf_detach", "dma_buf_map_attachment", "dma_buf_unmap_attachment",
                       "dma_buf_pin", "dma_buf_unpin"):
             slot = k.att_of.get(a["att"], -1)
@@ -384,6 +422,9 @@ class _Replayer:
             elif name == "dma_buf_unmap_attachment":
                 step = Step("kunmap", (slot, locked), call, ret, ok)
             else:
+                if k.v612 and not k.dyn_slot.get(slot, False):
+                    raise TranslateError(f"step {n}: {call} on an attachment not made with "
+                                         f"dma_buf_dynamic_attach: 6.12's dma_buf_pin WARNs, the module refuses")
                 if slot in k.att_step:
                     k.dynamic.add(k.att_step[slot])   # dma_buf_pin needs a dynamic importer on 6.12
                 step = Step("kpin" if name == "dma_buf_pin" else "kunpin", (slot,), call, ret, ok)
@@ -459,6 +500,9 @@ class _Kernel:
         self.att_of: dict[int, int] = {}
         self.att_step: dict[int, int] = {}
         self.dynamic: set[int] = set()
+        self.dyn_slot: dict[int, bool] = {}
+        #: the model is at v6.12: it says which attachments are dynamic (no rewrite by _dynamic)
+        self.v612 = False
 
     @staticmethod
     def lowest(table: Mapping[int, int]) -> int | None:
@@ -477,6 +521,8 @@ class _Kernel:
 def _dynamic(steps: list[Step], k: _Kernel, trace_id: int) -> list[Step]:
     """Attachments that are pinned, and every third other one, are made with
     dma_buf_dynamic_attach (``kdattach``); the model does not tell the two apart."""
+    if k.v612:
+        return steps
     out = []
     for i, st in enumerate(steps):
         if st.op == "kattach" and (i in k.dynamic or (trace_id + i) % 3 == 0):
@@ -511,6 +557,7 @@ def translate(
         raise TranslateError(f"unknown exporter {exporter!r} (known: {', '.join(POLICY_OF)})")
     calls = _calls(calls)
     rp = _Replayer(model, trace_id)
+    rp.k.v612 = "dma_resv_lock" in model.by_name
     notes: list[str] = []
     i = 0
     while i < len(calls):
@@ -526,7 +573,26 @@ def translate(
             i += 2
         elif name == "dma_buf_fd":
             raise TranslateError(f"step {n}: dma_buf_fd without the dma_buf_export just before it")
-        elif name in KERNEL_ACTIONS and not (name.endswith("cpu_access") and args.get("interrupted")):
+        elif name in ("dma_resv_lock", "dma_resv_unlock"):
+            # the module holds the lock inside one call: "lock; <locked call>; unlock" only
+            mid = calls[i + 1] if i + 1 < len(calls) else None
+            end = calls[i + 2] if i + 2 < len(calls) else None
+            if (name != "dma_resv_lock" or mid is None or mid[0] not in _LOCKED_CALLS or end is None
+                    or end[0] != "dma_resv_unlock" or end[1] != args):
+                raise TranslateError(f"step {n}: {format_call(name, tuple(args.items()))}: the module takes "
+                                     f"dma_resv_lock around one call only (lock; one of "
+                                     f"{', '.join(_LOCKED_CALLS)}; unlock of the same buffer)")
+            lock = rp.instance(n, name, args)
+            rp.state = rp.apply(n, lock)[0]
+            cut = rp.kernel(n + 1, mid[0], mid[1], locked=1)
+            if not cut:
+                unlock = rp.instance(n + 2, end[0], end[1])
+                rp.state = rp.apply(n + 2, unlock)[0]
+                st = rp.steps[-1]
+                rp.steps[-1] = dataclasses.replace(st, model=f"{lock}; {st.model}; {unlock}")
+            i += 3
+        elif name in KERNEL_ACTIONS + KERNEL_ACTIONS_V6_12 and not (name.endswith("cpu_access")
+                                                                     and args.get("interrupted")):
             cut = rp.kernel(n, name, args)
             i += 1
         elif name in KERNEL_ACTIONS:
@@ -561,7 +627,7 @@ def translate(
 
 def _user_instances(model: Model, kernel_side: bool = False) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    for name in USERSPACE_ACTIONS + (KERNEL_ACTIONS if kernel_side else ()):
+    for name in USERSPACE_ACTIONS + (KERNEL_ACTIONS + KERNEL_ACTIONS_V6_12 if kernel_side else ()):
         out[name] = [i for i in model.by_name.get(name, ())
                      if not model.instances[i].kwargs.get("interrupted", False)]
     return out
@@ -577,8 +643,15 @@ def random_calls(model: Model, rng: random.Random, length: int,
     artefact (-EMFILE, -ENOMEM) are never taken, nor interrupted SYNCs and begin/end calls,
     nor the importer bugs the module refuses (a detach while mapped or pinned, a vunmap
     without a vmap, a put of the last reference while attachments or vmaps remain).
+
+    At v6.12 the walk is a correct importer of the locking convention: each call of the locked
+    list is taken as ``dma_resv_lock; call; dma_resv_unlock`` of its buffer (one runner step), the
+    lock is never held between steps (so no function of the unlocked list runs with it held), and
+    only attachments made with dma_buf_dynamic_attach are pinned; the model's convention breaks
+    (``resv_not_held``, ``resv_held_unlocked_call``, ``resv_deadlock``) are never taken.
     """
-    weights_of = dict(_WEIGHTS, **(_KWEIGHTS if kernel_side else {}))
+    v612 = "dma_resv_lock" in model.by_name
+    weights_of = dict(_WEIGHTS, **((_KWEIGHTS_V6_12 if v612 else _KWEIGHTS) if kernel_side else {}))
     inst = _user_instances(model, kernel_side)
     exports = model.by_name["dma_buf_export"]
     fd_of = {model.instances[i].kwargs["buf"]: model.find("dma_buf_fd", **model.instances[i].kwargs).index
@@ -624,14 +697,30 @@ def _take(model, rng, state, kind, inst, exports, fd_of):
         return None
     useful, other = [], []
     off = model.schema.offset
+    locked = kind in _LOCKED_CALLS and "dma_resv_lock" in model.by_name
     for i in inst[kind]:
-        r = model.step(state, i)
+        pre = state
+        if locked:   # v6.12: the call inside dma_resv_lock/unlock of its buffer
+            kw = model.instances[i].kwargs
+            b = kw["buf"] if "buf" in kw else state[off[f"att_buf[{kw['att']}]"]]
+            if kind in ("dma_buf_pin", "dma_buf_unpin") and not state[off[f"att_dynamic[{kw['att']}]"]]:
+                continue      # 6.12's dma_buf_pin WARNs on a static attachment
+            rl = model.step(state, model.find("dma_resv_lock", buf=b).index)
+            if rl is None:
+                continue
+            pre = rl[0]
+        r = model.step(pre, i)
         if r is None:
             continue
+        if locked:
+            ru = model.step(r[0], model.find("dma_resv_unlock", buf=b).index)
+            if ru is None:
+                continue
+            r = (ru[0],) + tuple(r[1:])
         ret = r[1]
         if (kind == "dup" and ret == _EMFILE) or (kind == "mmap" and ret == _ENOMEM):
             continue
-        if kind in KERNEL_ACTIONS and not _kernel_step_ok(model, state, i, r):
+        if kind in KERNEL_ACTIONS + KERNEL_ACTIONS_V6_12 and not _kernel_step_ok(model, state, i, r):
             continue
         if kind == "munmap":
             ok = bool(state[off[f"vma_live[{model.instances[i].kwargs['vma']}]"]])
@@ -644,6 +733,10 @@ def _take(model, rng, state, kind, inst, exports, fd_of):
     i, r = rng.choice(pool)
     a = dict(model.instances[i].args)
     a.pop("interrupted", None)
+    if locked:
+        kw = model.instances[i].kwargs
+        b = kw["buf"] if "buf" in kw else state[off[f"att_buf[{kw['att']}]"]]
+        return r[0], [("dma_resv_lock", {"buf": b}), (kind, a), ("dma_resv_unlock", {"buf": b})]
     return r[0], [(kind, a)]
 
 
@@ -653,7 +746,7 @@ def _kernel_step_ok(model: Model, state: tuple, i: int, r: tuple) -> bool:
     kw = model.instances[i].kwargs
     if r[2] & _IMPORTER_BUGS:
         return False
-    if name == "dma_buf_attach" and r[1] < 0:
+    if name in ("dma_buf_attach", "dma_buf_dynamic_attach") and r[1] < 0:
         return False      # the model's attachment table is full: a scope artefact
     off = model.schema.offset
     if name == "dma_buf_put":
@@ -705,7 +798,7 @@ def random_traces(
 
 def _is_userspace(action: str, kernel_side: bool = False) -> bool:
     return (action in USERSPACE_ACTIONS or action in ("dma_buf_export", "dma_buf_fd")
-            or (kernel_side and action in KERNEL_ACTIONS))
+            or (kernel_side and action in KERNEL_ACTIONS + KERNEL_ACTIONS_V6_12))
 
 
 def litmus_traces(
@@ -757,7 +850,7 @@ def litmus_traces(
                 traces.append(translate(models[key], calls, trace_id=tid, exporter=exporter,
                                         source=str(path)))
             except TranslateError as e:
-                if kernel_side and any(s.action in KERNEL_ACTIONS for s in lt.steps):
+                if kernel_side and any(s.action in KERNEL_ACTIONS + KERNEL_ACTIONS_V6_12 for s in lt.steps):
                     # e.g. a buffer exported without an fd: the module only reaches buffers
                     # through the fds the userspace runner made
                     skipped.append(f"{path}: cannot be performed ({e})")
