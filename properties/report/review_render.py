@@ -357,7 +357,7 @@ class _Builder:
         doc.add(Para(
             "Every claim of the dma-buf CPU-access documentation (`spec/claims.md`: the v4.11 kerneldoc of "
             "`struct dma_buf_ops`, \"DOC: cpu access\", \"DOC: dma buf device access\", the code, the uapi, and "
-            "the v5.12 revision), what the model makes of it, and the evidence: per exporter policy, per engine "
+            "the v5.12 and v6.12 revisions), what the model makes of it, and the evidence: per exporter policy, per engine "
             "and per documentation revision, the verdict of every property that formalises it, with a trace for "
             "every violation and every undefined behaviour reached. The findings come first; each links to its "
             "evidence."))
