@@ -1118,6 +1118,13 @@ def check(model: Model, props: Iterable[Property], symmetry: bool = False, budge
     return space, clean_traces(model, vs, budget, reduce=reduce if space.partial_order is None else dead)
 
 
+def _bounded(model: Model, props: list[Property], budget: Budget | None, depth: int, **kw: Any) -> StateSpace:
+    """A breadth-first search to ``depth`` within ``budget`` (its own depth replaced) that stops once
+    every one of ``props`` has fired: what re-searching another search's traces needs."""
+    b = dataclasses.replace(budget or Budget(), depth=depth)
+    return explore(model, props, budget=b, keep_edges=False, until_found=[p.id for p in props], **kw)
+
+
 def shortest_traces(model: Model, vs: list[Verdict], budget: Budget | None = None, symmetry: bool = False,
                     reduce: str | Reduction = "none") -> list[Verdict]:
     """The traces of a partial-order-reduced search made shortest: one breadth-first search without
@@ -1131,11 +1138,8 @@ def shortest_traces(model: Model, vs: list[Verdict], budget: Budget | None = Non
     if not longest:
         return [dataclasses.replace(v, evidence={**v.evidence, "trace_shortest": True}) if v.property in traced
                 else v for v in vs]
-    b = budget or Budget()
     props = [get_property(pid) for pid in traced]
-    space = explore(model, props, symmetry=symmetry,
-                    budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=longest - 1),
-                    keep_edges=False, until_found=list(traced), reduce=reduce)
+    space = _bounded(model, props, budget, longest - 1, symmetry=symmetry, reduce=reduce)
     mon = Monitor(model, props)
     out = []
     for v in vs:
@@ -1192,11 +1196,9 @@ def clean_traces(model: Model, vs: list[Verdict], budget: Budget | None = None,
             dirty[v.property] = v
     if not dirty:
         return vs
-    b = budget or Budget()
     depth = max(len(v.trace) for v in dirty.values()) + CLEAN_EXTRA_STEPS
     props = [get_property(v.property) for v in dirty.values()]
-    space = explore(model, props, budget=Budget(states=b.states, seconds=b.seconds, memory=b.memory, depth=depth),
-                    keep_edges=False, until_found=list(dirty), avoid=faults, reduce=reduce)
+    space = _bounded(model, props, budget, depth, avoid=faults, reduce=reduce)
     check_mon = Monitor(model, props)
     out = []
     for v in vs:
@@ -1236,9 +1238,7 @@ def shorten(model: Model, prop: Property, trace: Trace, budget: Budget | None = 
     first; ``trace`` is kept)."""
     if len(trace) == 0:
         return trace, "shortest"
-    b = budget or Budget()
-    b = Budget(states=b.states, seconds=b.seconds, depth=len(trace) - 1, memory=b.memory)
-    space = explore(model, [prop], budget=b, keep_edges=False, until_found=[prop.id], reduce="dead")
+    space = _bounded(model, [prop], budget, len(trace) - 1, reduce="dead")
     f = space.found.get(prop.id)
     if f is not None:
         return space.trace_to(f.state, f.instance), "shortened"

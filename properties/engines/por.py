@@ -99,7 +99,7 @@ a state breaks C1), which then search without partial-order reduction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -152,16 +152,20 @@ class _Analysis:
         self._commute: dict[tuple, bool] = {}
         self._enable: dict[tuple, bool] = {}
 
+    def _folded_term(self, p: Property) -> tuple[Any, Any]:
+        """The model's folded terms (computed once) and ``p``'s predicate with the knobs substituted."""
+        if self._folded is None:
+            self._folded = _folded(self.model)
+        (term,) = substitute([p.term(self.model.schema)], _env(self.model))
+        return self._folded, term
+
     def step(self, p: Property) -> dict[int, frozenset]:
         """Instance -> pre-state fields read, for the instances ``p`` can fire on."""
         hit = self._step.get(p.id)
         if hit is not None:
             return hit
         m = self.model
-        if self._folded is None:
-            self._folded = _folded(m)
-        f = self._folded
-        (term,) = substitute([p.term(m.schema)], _env(m))
+        f, term = self._folded_term(p)
         fires_when = not p.target_is_bad
         out: dict[int, frozenset] = {}
         memo: dict[int, frozenset] = {}
@@ -280,10 +284,7 @@ class _Analysis:
         import z3   # only the visibility of state properties needs it
 
         m = self.model
-        if self._folded is None:
-            self._folded = _folded(m)
-        f = self._folded
-        (term,) = substitute([p.term(m.schema)], _env(m))
+        f, term = self._folded_term(p)
         rd = reads([term])[0]
         sv = self._z3()
         out = set()
