@@ -24,6 +24,7 @@ distinct pair of states, with the first instance that connects them and its retu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -139,6 +140,17 @@ class StateSpace:
     reduction: Reduction | None = field(default=None, repr=False)     # dead fields reset (None: no reduction)
     partial_order: PartialOrder | None = field(default=None, repr=False)  # stubborn sets followed
     _states: np.ndarray | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def predecessors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The edges reversed, in compressed form: the sources of the edges into state ``d`` are
+        ``rsrc[indptr[d]:indptr[d + 1]]`` (``(indptr, rsrc)``). Built once per graph: sorting the
+        edges is most of a backward search's time, and every stuck-state goal searches the same
+        graph."""
+        order = np.argsort(self.edge_dst, kind="stable")
+        indptr = np.zeros(self.n_states + 1, np.int64)
+        np.cumsum(np.bincount(self.edge_dst, minlength=self.n_states), out=indptr[1:])
+        return indptr, self.edge_src[order].astype(np.int64)
 
     # --- sizes ---------------------------------------------------------------------------------
     @property

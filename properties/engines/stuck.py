@@ -86,12 +86,8 @@ def goals_for(space: StateSpace) -> list[Goal]:
 
 def can_reach(space: StateSpace, targets: np.ndarray) -> np.ndarray:
     """Which states have a path (of zero or more steps) to a state in ``targets`` (a mask)."""
-    n = space.n_states
     reach = np.asarray(targets, bool).copy()
-    order = np.argsort(space.edge_dst, kind="stable")
-    rsrc = space.edge_src[order].astype(np.int64)
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(space.edge_dst, minlength=n), out=indptr[1:])
+    indptr, rsrc = space.predecessors
     frontier = np.flatnonzero(reach)
     while len(frontier):
         starts, ends = indptr[frontier], indptr[frontier + 1]
