@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup campaign test bench conform-setup browser-setup clean scale-setup bench-scale bench-explicit bench-distributed bench-z3 bench-power
+.PHONY: setup campaign test bench conform-setup browser-setup clean scale-setup bench-scale bench-explicit bench-explicit-small bench-distributed bench-z3 bench-power
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ bench-scale: $(STAMP)
 # every catalog policy's whole tiny graph.
 bench-explicit: $(STAMP)
 	$(BIN)/python -m properties.bench.explicit --catalog --reduce --por --json reports/bench-explicit.json
+
+# Every catalog policy's whole small graph (dead-variable reduction), two searches at a time:
+# about two hours on this machine (docs/explicit.md, "small for every policy").
+bench-explicit-small: $(STAMP)
+	$(BIN)/python -m properties.bench.explicit --small-only --json reports/bench-explicit-small.json
 
 # Overhead per level of the explicit search on a loopback Dask cluster of two workers
 # (docs/explicit.md, "On a Dask cluster").

@@ -31,6 +31,12 @@ Prints, measured in the same run (the machines are shared and noisy: compare the
    (:func:`por_agreement`): states, transitions and seconds of each, the states a proper stubborn
    set expanded and those the cycle proviso expanded fully, and whether verdicts, shortest lengths,
    findings and ``undefined`` findings agree. Only section 10 runs with ``--por-only``.
+11. with ``--small``: every catalog policy's (or ``--only``) whole ``small`` graph at its first
+   exportable revision, with the dead-variable reduction (the default of ``explore``), every
+   property checked, no edges and no stuck states, ``--jobs`` children at a time (the machine's
+   cores; each child one search), each bounded by ``--small-seconds`` and ``--small-memory``:
+   states, transitions, depth, seconds, peak memory, and whether the search was complete; then
+   the wall time of the whole section. Only section 11 runs with ``--small-only``.
 
 Each measurement runs in a forked child (``os.fork``/``os.wait4``), so that its peak resident set
 is its own.
@@ -158,35 +164,55 @@ def state_by_state(policy: str, scope: str, seconds: float) -> dict[str, Any]:
 
 def _in_child(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``fn`` in a forked child; its result with the child's peak resident set (MB)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(r)
-        try:
-            out = fn()
-        except BaseException as e:  # noqa: BLE001 - reported by the parent
-            out = {"error": f"{type(e).__name__}: {e}"}
-        with os.fdopen(w, "w") as f:
-            json.dump(out, f)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    _, _, usage = os.wait4(pid, 0)
-    out = json.loads(text) if text else {"error": "the child died"}
-    out["peak_mb"] = round(usage.ru_maxrss / 1024)
-    return out
+    return _in_children([fn], 1, lambda i, d: None)[0]
+
+
+def _in_children(fns: Sequence[Callable[[], dict[str, Any]]], jobs: int,
+                 done: Callable[[int, dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """:func:`_in_child` for each of ``fns``, ``jobs`` children at a time; ``done(i, result)`` as
+    each one ends (in the order they end). The results in the order of ``fns``."""
+    out: list[dict[str, Any] | None] = [None] * len(fns)
+    running: dict[int, tuple[int, int]] = {}            # pid -> (index, read end)
+    todo = list(range(len(fns)))
+    while todo or running:
+        while todo and len(running) < max(1, jobs):
+            i = todo.pop(0)
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                os.close(r)
+                try:
+                    res = fns[i]()
+                except BaseException as e:  # noqa: BLE001 - reported by the parent
+                    res = {"error": f"{type(e).__name__}: {e}"}
+                with os.fdopen(w, "w") as f:
+                    json.dump(res, f)
+                os._exit(0)
+            os.close(w)
+            running[pid] = (i, r)
+        pid, _, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        i, r = running.pop(pid)
+        with os.fdopen(r) as f:        # the child wrote everything before it ended
+            text = f.read()
+        res = json.loads(text) if text else {"error": "the child died"}
+        res["peak_mb"] = round(usage.ru_maxrss / 1024)
+        out[i] = res
+        done(i, res)
+    return [o for o in out if o is not None]
 
 
 def _explore(policy: str, scope: Any, seconds: float | None, symmetry: bool = False,
              depth: int | None = None, props: bool = True, stuck: bool = False,
-             edges: bool = True) -> dict[str, Any]:
+             edges: bool = True, reduce: str = "none", memory: int | None = None) -> dict[str, Any]:
     model = Model(CATALOG[policy], scope, CATALOG[policy].exportable_revisions[0])
     t = time.perf_counter()
     sp = explore(model, PROPERTIES if props else (), symmetry=symmetry,
-                 budget=Budget(seconds=seconds, depth=depth), keep_edges=edges)
+                 budget=Budget(seconds=seconds, depth=depth, memory=memory), keep_edges=edges, reduce=reduce)
     secs = time.perf_counter() - t
-    out = {"policy": policy, "scope": model.scope.name, **sp.summary(), "seconds": round(secs, 2),
+    out = {"policy": policy, "scope": model.scope.name, "revision": model.revision, **sp.summary(),
+           "reduction": reduce, "stopped": sp.stopped, "seconds": round(secs, 2),
            "states_per_s": round(sp.n_states / secs) if secs else None,
            "transitions_per_s": round(sp.transitions / secs) if secs else None}
     if stuck and sp.complete:
@@ -490,6 +516,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--por-only", action="store_true", help="section 10 only")
     ap.add_argument("--reduce-stuck", action="store_true", help="section 9: also compare the stuck states "
                     "(edges kept: about 1 KB a state of the unreduced search)")
+    ap.add_argument("--small", action="store_true", help="also section 11: every catalog policy's whole small "
+                    "graph with the dead-variable reduction, --jobs at a time")
+    ap.add_argument("--small-only", action="store_true", help="section 11 only")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="section 11: searches at a time "
+                    "(default: the cores)")
+    ap.add_argument("--small-seconds", type=float, default=3600.0, help="section 11: budget of each search")
+    ap.add_argument("--small-memory", type=float, default=10.0, help="section 11: resident memory of each "
+                    "search, in GiB (default 10)")
     ap.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     a = ap.parse_args(argv)
     figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -508,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         a.reduce = True
     if a.por_only:
         a.por = True
+        a.skip += ["1", "2", "3", "4", "7"]
+    if a.small_only:
+        a.small = True
         a.skip += ["1", "2", "3", "4", "7"]
     if "1" not in a.skip:
         n, secs = trivial_bfs()
@@ -628,6 +665,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"dead+por {r['states']:>10,} states {r['transitions']:>12,} tr {r['seconds']:>6.1f} s; "
                 f"rows reduced {r['rows_reduced']:,}, proviso {r['rows_proviso']:,} "
                 + ("agree" if not d["differences"] else "DIFFER: " + "; ".join(d["differences"][:3])))
+    if a.small:
+        say(f"11. every policy's whole small graph (dead-variable reduction, every property checked, no edges, "
+            f"no stuck states; {a.jobs} at a time, each within {a.small_seconds:g} s and {a.small_memory:g} GiB):")
+        memory = int(a.small_memory * 2**30)
+        started = time.perf_counter()
+
+        def told(i: int, d: dict[str, Any]) -> None:
+            pol = policies[i]
+            if "error" in d:
+                say(f"  {pol:<32} ERROR {d['error']}")
+                return
+            say(f"  {pol:<32} {d['revision']:<6} {d['states']:>12,} states {d['transitions']:>15,} tr depth "
+                f"{d['depth']:>2} {'complete' if d['complete'] else 'CUT: ' + d['stopped']} {d['seconds']:>8.1f} s "
+                f"{d['states_per_s'] or 0:>8,} st/s {d['peak_mb']:>6,} MB")
+
+        figures["small"] = _in_children(
+            [lambda pol=pol: {"policy": pol, **_explore(pol, "small", a.small_seconds, edges=False, reduce="dead",
+                                                        memory=memory)} for pol in policies], a.jobs, told)
+        wall = time.perf_counter() - started
+        figures["small_wall_seconds"] = round(wall, 1)
+        done = sum(1 for d in figures["small"] if d.get("complete"))
+        say(f"   {done} of {len(policies)} complete; the section took {wall / 60:.1f} min wall")
     if a.json:
         write_report(figures, a.json)
         say(f"figures written to {a.json}")
