@@ -86,7 +86,7 @@ _udmabuf = ExporterPolicy(
     why="corpus §7.4 (S14/S15): begin_cpu_udmabuf / end_cpu_udmabuf (-EINVAL without sg table), "
         "mmap with a fault handler, no map_atomic callback (optional from v4.19: the v4.11 "
         "dma_buf_export() refuses it, §3.5)",
-    swappable=False, end_requires_begin=True, has_kmap_atomic=False,
+    swappable=False, end_requires_begin=True, has_kmap_atomic=False, cache_sgt_mapping=True,
 )
 
 _system_heap = ExporterPolicy(
@@ -132,7 +132,7 @@ _vgem = ExporterPolicy(
         "swapped once nothing holds them; no kmap callbacks, which the v4.11 dma_buf_export() "
         "refuses (§3.5)",
     has_begin=False, has_end=False, has_kmap=False, has_kmap_atomic=False,
-    coherent=True, swappable=True, starts_resident=False,
+    coherent=True, swappable=True, starts_resident=False, cache_sgt_mapping=True,
 )
 
 
