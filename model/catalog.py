@@ -32,8 +32,11 @@ reference exporter is dynamic (``dynamic``: it moves storage under the lock and 
 dma_buf_move_notify); the real drivers of the catalog are not (udmabuf, the system heap and the
 GEM shmem helpers vgem uses have no ``ops->pin`` at v6.12, so the core pins for every importer),
 and none of their locked-list callbacks takes the reservation lock, so they break no v6.12 claim.
-Their v6.12 callbacks otherwise keep the knobs above: the v6.12 sources were not re-read for
-other differences (corpus §7.4, §7.5 hold later text; see docs/review.md).
+Their knobs were checked against the Debian source of the 6.12 kernel the conformance runs boot
+(linux-source-6.12 6.12.95-1~bpo12+1, ``python -m properties.conform.sources 6.12``): each entry's
+``why`` gives ``file:function:line`` for them (tests/test_conform_sources.py checks the places).
+udmabuf and vgem's DRM PRIME ops set ``cache_sgt_mapping`` (the core's cached mapping, v5.12 on:
+the kernel has had it since ~v5.3 [U], after the corpus's v5.12 text, and dropped it in ~v6.16).
 
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is

@@ -34,7 +34,12 @@ not change. For a non-dynamic attachment the core pins the storage at attach ("T
 automatically for non-dynamic importers from dma_buf_attach()", the ``@pin`` kerneldoc; the model
 follows this text at v6.12: the code moved that pin to map time only in ~v6.16, corpus §6.1), so a
 move is refused while one is attached (``mutant_static_no_pin`` drops that pin: the event
-``moved_static``).
+``moved_static``). The 6.12 core also maps such an attachment DMA_BIDIRECTIONAL at attach time,
+as it does a dynamic attachment of a non-dynamic exporter, and keeps the mapping until detach
+(``device.attach_time_mapping``): so the convention's tables say that dma_buf_attach (of a dynamic
+exporter) and dma_buf_dynamic_attach (of a non-dynamic one) call pin / map_dma_buf under the lock
+the core takes, dma_buf_detach unmap_dma_buf when a mapping is kept, and a map or unmap of an
+attachment with a kept mapping calls no callback at all.
 
 ``exporter_move`` is the model's name (the kernel has none: each dynamic exporter evicts or
 migrates in its own code, e.g. TTM, and then calls dma_buf_move_notify).
