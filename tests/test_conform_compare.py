@@ -284,3 +284,17 @@ def test_fake_guest_with_garbled_and_agreeing_output(tmp_path):
     assert run.uname == UNAME and run.seconds is not None
     table = format_table([run])
     assert "udmabuf" in table and "system-heap" in table and "75.0%" in table
+
+
+def test_the_source_fetch_refuses_bad_input(capsys):
+    # python -m properties.conform.sources: one line on stderr, exit 2 (no network needed)
+    from properties.conform.sources import main, source_package
+    from properties.conform.kernels import cached_kernel
+
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err
+    assert main(["7.0-nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown kernel '7.0-nope'" in err
+    fk = cached_kernel("6.12")
+    if fk is not None:
+        assert source_package(fk) == "linux-source-6.12"
