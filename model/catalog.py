@@ -32,8 +32,11 @@ reference exporter is dynamic (``dynamic``: it moves storage under the lock and 
 dma_buf_move_notify); the real drivers of the catalog are not (udmabuf, the system heap and the
 GEM shmem helpers vgem uses have no ``ops->pin`` at v6.12, so the core pins for every importer),
 and none of their locked-list callbacks takes the reservation lock, so they break no v6.12 claim.
-Their v6.12 callbacks otherwise keep the knobs above: the v6.12 sources were not re-read for
-other differences (corpus §7.4, §7.5 hold later text; see docs/review.md).
+Their knobs were checked against the Debian source of the 6.12 kernel the conformance runs boot
+(linux-source-6.12 6.12.95-1~bpo12+1, ``python -m properties.conform.sources 6.12``): each entry's
+``why`` gives ``file:function:line`` for them (tests/test_conform_sources.py checks the places).
+udmabuf and vgem's DRM PRIME ops set ``cache_sgt_mapping`` (the core's cached mapping, v5.12 on:
+the kernel has had it since ~v5.3 [U], after the corpus's v5.12 text, and dropped it in ~v6.16).
 
 Broken policies start from ``reference`` (an exporter that keeps every documented exporter rule)
 and change one behaviour each; mutants change the core instead, so that each core property is
@@ -85,8 +88,21 @@ _udmabuf = ExporterPolicy(
                 "first use and syncs for the CPU, end syncs for the device and fails before any begin",
     why="corpus §7.4 (S14/S15): begin_cpu_udmabuf / end_cpu_udmabuf (-EINVAL without sg table), "
         "mmap with a fault handler, no map_atomic callback (optional from v4.19: the v4.11 "
-        "dma_buf_export() refuses it, §3.5)",
-    swappable=False, end_requires_begin=True, has_kmap_atomic=False,
+        "dma_buf_export() refuses it, §3.5). "
+        "v6.12, checked in Debian linux-source-6.12 6.12.95-1~bpo12+1: "
+        "drivers/dma-buf/udmabuf.c:udmabuf_ops:238 '.cache_sgt_mapping = true,' (cache_sgt_mapping; no .pin: not dynamic); "
+        "drivers/dma-buf/udmabuf.c:udmabuf_ops:242 .mmap, :udmabuf_ops:243 .vmap, :udmabuf_ops:245 .begin_cpu_access, "
+        "drivers/dma-buf/udmabuf.c:udmabuf_ops:246 .end_cpu_access (has_mmap, has_vmap, has_begin, has_end); "
+        "drivers/dma-buf/udmabuf.c:udmabuf_pin_folios:300 memfd_pin_folios at create, unpinned only at release (starts "
+        "resident, not swappable); drivers/dma-buf/udmabuf.c:begin_cpu_udmabuf:212 get_sg_table on the first begin maps the sg "
+        "table for the direction (dma_map_sgtable), drivers/dma-buf/udmabuf.c:begin_cpu_udmabuf:218 "
+        "dma_sync_sgtable_for_cpu on the later ones (begin_sync 'direction'; no pin, no lock, no fence wait); "
+        "drivers/dma-buf/udmabuf.c:end_cpu_udmabuf:231 -EINVAL without the sg table (end_requires_begin), "
+        "drivers/dma-buf/udmabuf.c:end_cpu_udmabuf:233 dma_sync_sgtable_for_device (end_flush); drivers/dma-buf/udmabuf.c:mmap_udmabuf:68 "
+        "vm_ops only, vm_file left alone (mmap_own_file false), drivers/dma-buf/udmabuf.c:udmabuf_vm_fault:54 "
+        "vmf_insert_pfn, one page per fault (mmap_prefault false); drivers/dma-buf/udmabuf.c:vmap_udmabuf:81 dma_resv_assert_held, "
+        "the lock is the caller's (callback_takes_resv false)",
+    swappable=False, end_requires_begin=True, has_kmap_atomic=False, cache_sgt_mapping=True,
 )
 
 _system_heap = ExporterPolicy(
@@ -95,7 +111,20 @@ _system_heap = ExporterPolicy(
                 "the mapped attachments and the vmap alias; mmap maps every page at once",
     why="corpus §7.5 (S16): system_heap_dma_buf_begin/end_cpu_access never fail, system_heap_mmap "
         "uses remap_pfn_range, no kmap callbacks (the heaps came after kmap was removed; the v4.11 "
-        "dma_buf_export() refuses them, §3.5)",
+        "dma_buf_export() refuses them, §3.5). "
+        "v6.12, checked in Debian linux-source-6.12 6.12.95-1~bpo12+1: drivers/dma-buf/heaps/system_heap.c:system_heap_buf_ops:306 "
+        ".begin_cpu_access, drivers/dma-buf/heaps/system_heap.c:system_heap_buf_ops:307 .end_cpu_access, drivers/dma-buf/heaps/system_heap.c:system_heap_buf_ops:308 "
+        ".mmap, drivers/dma-buf/heaps/system_heap.c:system_heap_buf_ops:309 .vmap; no .pin, no cache_sgt_mapping (not dynamic, every "
+        "map is new); drivers/dma-buf/heaps/system_heap.c:system_heap_allocate:371 "
+        "alloc_largest_available: pages allocated at export, never swapped; "
+        "drivers/dma-buf/heaps/system_heap.c:system_heap_dma_buf_begin_cpu_access:159 mutex_lock, not interruptible, "
+        "drivers/dma-buf/heaps/system_heap.c:system_heap_dma_buf_begin_cpu_access:162 invalidate_kernel_vmap_range and "
+        "drivers/dma-buf/heaps/system_heap.c:system_heap_dma_buf_begin_cpu_access:167 dma_sync_sgtable_for_cpu of each mapped "
+        "attachment (begin_sync 'direction', never fails), drivers/dma-buf/heaps/system_heap.c:system_heap_dma_buf_end_cpu_access:183 "
+        "flush_kernel_vmap_range, drivers/dma-buf/heaps/system_heap.c:system_heap_dma_buf_end_cpu_access:188 "
+        "dma_sync_sgtable_for_device (end_flush); drivers/dma-buf/heaps/system_heap.c:system_heap_mmap:206 remap_pfn_range of every "
+        "page (mmap_prefault); drivers/dma-buf/heaps/system_heap.c:system_heap_vmap:249 mutex_lock of its own "
+        "buffer->lock, not the reservation lock (callback_takes_resv false)",
     swappable=False, has_kmap=False, has_kmap_atomic=False, mmap_prefault=True,
 )
 
@@ -130,9 +159,23 @@ _vgem = ExporterPolicy(
         "alone, refuses copy-on-write (MAP_PRIVATE) mappings, and drm_gem_shmem_fault inserts one "
         "shmem page per fault; the shmem pages are allocated on first get_pages and can be "
         "swapped once nothing holds them; no kmap callbacks, which the v4.11 dma_buf_export() "
-        "refuses (§3.5)",
+        "refuses (§3.5). "
+        "v6.12, checked in Debian linux-source-6.12 6.12.95-1~bpo12+1: drivers/gpu/drm/vgem/vgem_drv.c:vgem_driver:119 "
+        "DRM_GEM_SHMEM_DRIVER_OPS; drivers/gpu/drm/drm_prime.c:drm_gem_prime_dmabuf_ops:813 '.cache_sgt_mapping = true,' "
+        "(cache_sgt_mapping), no .begin_cpu_access, .end_cpu_access or .pin (has_begin, has_end "
+        "false; not dynamic), drivers/gpu/drm/drm_prime.c:drm_gem_prime_dmabuf_ops:819 .mmap, "
+        "drivers/gpu/drm/drm_prime.c:drm_gem_prime_dmabuf_ops:820 .vmap; drivers/gpu/drm/vgem/vgem_drv.c:vgem_gem_create_object:106 'obj->map_wc = "
+        "true;' and drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_mmap:629 pgprot_writecombine (coherent); "
+        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_get_pages:177 drm_gem_get_pages on first use (starts_resident false; "
+        "the shmem pages go back to the page cache, swappable, when the last user puts them); "
+        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_mmap:616 is_cow_mapping refused, vm_file left alone (mmap_own_file "
+        "false); drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_fault:534 vmf_insert_pfn, one page per fault (mmap_prefault false); "
+        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_vmap:330 dma_resv_assert_held (callback_takes_resv false). Not modelled: "
+        "drivers/gpu/drm/drm_prime.c:drm_gem_map_attach:617 drm_gem_pin, so an attachment holds the pages, and "
+        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_mmap:620 drm_gem_shmem_get_pages, so a mapping holds them until it is "
+        "closed; the model lets memory pressure evict vgem storage that only these hold",
     has_begin=False, has_end=False, has_kmap=False, has_kmap_atomic=False,
-    coherent=True, swappable=True, starts_resident=False,
+    coherent=True, swappable=True, starts_resident=False, cache_sgt_mapping=True,
 )
 
 

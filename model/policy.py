@@ -118,6 +118,12 @@ class ExporterPolicy:
                               "handler syncs for the CPU")
     zap_via: str = _k("own-file", "address space the exporter zaps PTEs through",
                       ("own-file", "anon-file"))
+    # --- the core's cached mapping (v5.12 on; the core dropped it in ~v6.16) --------------------
+    cache_sgt_mapping: bool = _k(False, "ops->cache_sgt_mapping: the core keeps an attachment's first "
+                                 "mapping and its direction until detach; a later dma_buf_map_attachment "
+                                 "in another direction, unless the kept one is DMA_BIDIRECTIONAL, "
+                                 "returns -EBUSY",
+        since="v5.12")
     # --- dynamic dma-buf and the reservation lock (act at v6.12 only) --------------------------
     dynamic: bool = _k(False, "v6.12: a dynamic exporter (ops->pin exists): it may move storage that "
                        "dynamic attachments have mapped, under the reservation lock, and calls "

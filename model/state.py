@@ -51,8 +51,9 @@ def _b(name: str, dims: tuple[str, ...], doc: str, init: bool = False, ghost: bo
     return FieldSpec(name, dims, lambda sc: 1, "bool", init, ghost, doc, since)
 
 
-def _i(name: str, dims: tuple[str, ...], hi: Callable[[Scope], int], doc: str, ghost: bool = False) -> FieldSpec:
-    return FieldSpec(name, dims, hi, "int", 0, ghost, doc)
+def _i(name: str, dims: tuple[str, ...], hi: Callable[[Scope], int], doc: str, ghost: bool = False,
+       since: str = "") -> FieldSpec:
+    return FieldSpec(name, dims, hi, "int", 0, ghost, doc, since)
 
 
 _R = lambda sc: sc.refs  # noqa: E731
@@ -105,6 +106,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     _b("att_mapped", A, "the attachment is mapped for DMA (dma_buf_map_attachment)"),
     _i("att_pins", A, _R, "dma_buf_pin calls on the attachment not yet undone by dma_buf_unpin "
        "(v5.12 only; always 0 at v4.11, which has no dma_buf_pin)"),
+    # the dma-buf core's cached mapping (v5.12 on): attach->sgt and attach->dir, kept by
+    # dma_buf_map_attachment() when ops->cache_sgt_mapping is set (or made at attach time when the
+    # importer's and the exporter's dynamic-ness differ, v6.12) and dropped only at detach
+    _b("att_sgt", A, "the core keeps a cached mapping of the attachment (attach->sgt: the first "
+       "dma_buf_map_attachment with ops->cache_sgt_mapping, or the attach-time mapping)", since="v5.12"),
+    _i("att_dir", A, lambda sc: 2, "direction of the cached mapping (attach->dir; 0 when none is cached)",
+       since="v5.12"),
     # --- the reservation lock and dynamic attachments: v6.12 only (the state of an earlier ------
     # --- revision has no such fields, so its searches and proofs are those of before) ---------
     _b("resv_held", B, "the kernel importer holds the buffer's reservation lock (dma_resv_lock(dmabuf->resv)); "
@@ -204,7 +212,8 @@ def _attachment(at) -> str:
         return "none"
     return (f"attached to dma-buf {at('att_buf')}" + (", mapped for DMA" if at("att_mapped") else "")
             + (f", {at('att_pins')} dma_buf_pin" if at("att_pins") else "")
-            + (", dynamic (importer_ops->move_notify)" if at("att_dynamic") else ""))
+            + (", dynamic (importer_ops->move_notify)" if at("att_dynamic") else "")
+            + (f", cached mapping {_DIRECTION[at('att_dir')]} (attach->sgt)" if at("att_sgt") else ""))
 
 
 FIELD_WORDS: tuple[FieldWords, ...] = (
@@ -231,7 +240,8 @@ FIELD_WORDS: tuple[FieldWords, ...] = (
                cleared="unmapped"),
     FieldWords(("pte",), "PTE of page {1} of vm_area_struct {0}",
                lambda at: "present" if at("pte") else "not present", cleared="zapped"),
-    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins", "att_dynamic"), "attachment {0}", _attachment),
+    FieldWords(("att_live", "att_buf", "att_mapped", "att_pins", "att_dynamic", "att_sgt", "att_dir"), "attachment {0}",
+               _attachment),
     FieldWords(("resv_held",), "reservation lock (dmabuf->resv) of dma-buf {0}",
                lambda at: "held by the kernel importer" if at("resv_held") else "not held"),
 )

@@ -24,6 +24,9 @@ dma_buf_vmap without ``ops->vmap``             NULL (modelled as -ENOMEM)      -
 mmap of a byte range past ULONG_MAX            size check (-EINVAL)            -EOVERFLOW (v4.17)
 dma_buf_export of ops without kmap,            -EINVAL, WARN_ON, nothing       accepted (optional
 kmap_atomic or mmap (``export_requires``)      created (corpus §3.5)           from v4.19, §6.1)
+the core's cached mapping (``att_sgt``,         none                            kept from the first
+``att_dir``, knob ``cache_sgt_mapping``)                                        map; -EBUSY in
+                                                                                another direction
 =============================================  ==============================  ====================
 
 v6.12 is v5.12 plus the reservation lock and dynamic attachments (``model/actions/resv.py``): the

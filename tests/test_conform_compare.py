@@ -183,6 +183,9 @@ def test_project_known_file_is_valid(known):
         assert k.semantics is None or k.semantics in SEMANTICS
         assert k.exporter in ("*", "udmabuf", "system-heap", "vgem")
     assert KNOWN_FILE.name == "known.toml"
+    # every quoted kernel line has its place (tests/test_conform_sources.py checks the places)
+    assert all(k.source and k.source_version for k in known if k.kind == "kernel"), \
+        [k.id for k in known if not k.source]
 
 
 @pytest.mark.parametrize("text,msg", [
@@ -196,6 +199,17 @@ def test_project_known_file_is_valid(known):
     ("[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='x'\n"
      "[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='x'\n",
      r"#2 \(a\): id 'a' used twice"),
+    ("[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='calls f(x);'\n"
+     "source=[{file='f.c', line=3, function='f', code='f(x);'}]\n", "'source' needs 'source_version'"),
+    ("[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='calls f(x);'\n"
+     "source_version='1'\nsource=[{file='f.c', line=0, function='f', code='f(x);'}]\n",
+     "source #1: 'line' must be a positive integer"),
+    ("[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='calls f(x);'\n"
+     "source_version='1'\nsource=[{file='f.c', line=3, function='f', code='g(y);'}]\n",
+     "source #1: the explanation does not quote its code 'g\\(y\\);'"),
+    ("[[known]]\nid='a'\nkernel='*'\nexporter='*'\nop='*'\nexpected='*'\ngot='*'\nexplanation='calls f(x);'\n"
+     "source_version='1'\nsource=[{file='f.c', line=3, code='f(x);'}]\n",
+     "source #1: must be a table with exactly code, file, function, line"),
     ("known = 3\n", "must be an array of tables"),
     ("[[known]\n", "not valid TOML"),
     ("other = 1\n", "unknown top-level key 'other'"),
@@ -270,3 +284,17 @@ def test_fake_guest_with_garbled_and_agreeing_output(tmp_path):
     assert run.uname == UNAME and run.seconds is not None
     table = format_table([run])
     assert "udmabuf" in table and "system-heap" in table and "75.0%" in table
+
+
+def test_the_source_fetch_refuses_bad_input(capsys):
+    # python -m properties.conform.sources: one line on stderr, exit 2 (no network needed)
+    from properties.conform.sources import main, source_package
+    from properties.conform.kernels import cached_kernel
+
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err
+    assert main(["7.0-nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown kernel '7.0-nope'" in err
+    fk = cached_kernel("6.12")
+    if fk is not None:
+        assert source_package(fk) == "linux-source-6.12"

@@ -216,3 +216,18 @@ def test_litmus_values_outside_the_scope_reach_the_runner():
         ("sync 0 9", "EINVAL"), ("sync 0 9223372036854775808", "EINVAL"), ("sync 0 9223372036854775809", "EINVAL")]
     batch = write_batch([t.batch() for t in traces])
     assert "S mmap 0 18446744073709551615 1" in batch and "S sync 0 9223372036854775808" in batch
+
+
+def test_v5_12_keeps_an_attachment_static_when_the_model_refuses_its_map():
+    # 6.12 maps a dynamic attachment of udmabuf DMA_BIDIRECTIONAL at attach time and keeps it, so
+    # a map the v5.12 model refuses with -EBUSY (udmabuf's cached mapping) would succeed there:
+    # such an attachment is not made dynamic, even when its step index picks it (trace 559)
+    from properties.conform.translate import _busy_maps
+
+    traces = random_traces("udmabuf", 560, 1, revision="v5.12", kernel_side=True, min_len=8, max_len=40)
+    kept = 0
+    for t in traces:
+        for att, j in _busy_maps(list(t.steps)).items():
+            assert t.steps[att].op == "kattach" and t.steps[j].expect == "EBUSY", t.id
+            kept += (t.id + att) % 3 == 0
+    assert kept >= 1

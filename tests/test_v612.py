@@ -98,7 +98,9 @@ def test_each_new_property_fails_on_its_litmus_file(name, capsys):
 def test_a_deadlocking_callback_needs_the_lock_held():
     m = Model(CATALOG["broken-callback-takes-resv"], "tiny", "v6.12")
     mon = Monitor(m, NEW)
-    start = [("dma_buf_export", dict(buf=0)), ("dma_buf_attach", dict(buf=0))]
+    # a dynamic attachment: a static one of a dynamic exporter is pinned and mapped at attach time
+    # (6.12 dma_buf_dynamic_attach), and its maps return that cached mapping, calling no callback
+    start = [("dma_buf_export", dict(buf=0)), ("dma_buf_dynamic_attach", dict(buf=0))]
     mapping = ("dma_buf_map_attachment", dict(att=0, direction=0))
     unlocked = replay(m, [*start, mapping])                                   # importer's bug only
     locked = replay(m, [*start, ("dma_resv_lock", dict(buf=0)), mapping])     # the exporter's bug
@@ -106,6 +108,49 @@ def test_a_deadlocking_callback_needs_the_lock_held():
     assert mon.fires(locked, "P-RESV-NO-DEADLOCK") and not mon.fires(locked, "P-RESV-LOCKED-CALL")
     core_locks = replay(m, [*start, ("dma_buf_map_attachment_unlocked", dict(att=0, direction=0))])
     assert mon.fires(core_locks, "P-RESV-NO-DEADLOCK")
+    static = replay(m, [("dma_buf_export", dict(buf=0)), ("dma_buf_attach", dict(buf=0))])
+    assert mon.fires(static, "P-RESV-NO-DEADLOCK")     # the core pins and maps under its lock
+    cached = replay(m, [("dma_buf_export", dict(buf=0)), ("dma_buf_dynamic_attach", dict(buf=0)),
+                        ("dma_resv_lock", dict(buf=0)), mapping])
+    assert mon.fires(cached, "P-RESV-NO-DEADLOCK")
+    ref = Model(CATALOG["reference"], "tiny", "v6.12")    # the same exporter without the broken callback
+    ok = replay(ref, [("dma_buf_export", dict(buf=0)), ("dma_buf_attach", dict(buf=0)),
+                      ("dma_resv_lock", dict(buf=0)), mapping])
+    assert not Monitor(ref, NEW).fires(ok, "P-RESV-NO-DEADLOCK")
+
+
+_MAP_AGAIN = [("dma_buf_export", dict(buf=0)), ("dma_buf_attach", dict(buf=0)),
+              ("dma_resv_lock", dict(buf=0)),
+              ("dma_buf_map_attachment", dict(att=0, direction=1)),      # DMA_TO_DEVICE, kept
+              ("dma_buf_unmap_attachment", dict(att=0)),
+              ("dma_buf_map_attachment", dict(att=0, direction=2))]      # DMA_FROM_DEVICE
+
+
+@pytest.mark.parametrize("revision", ["v5.12", "v6.12"])
+def test_a_cached_mapping_refuses_another_direction(revision):
+    # ops->cache_sgt_mapping (udmabuf, vgem's drm_gem_prime_dmabuf_ops): the first mapping is kept
+    # with its direction; a map in another direction returns -EBUSY (6.12 dma-buf.c:1130-1132)
+    steps = _MAP_AGAIN if revision == "v6.12" else [s for s in _MAP_AGAIN if s[0] != "dma_resv_lock"]
+    for name, busy in (("udmabuf", True), ("vgem", True), ("system-heap", False)):
+        m = Model(CATALOG[name], "tiny", revision)
+        t = replay(m, steps)
+        assert t.steps[-1].ret == (-16 if busy else 0), (name, revision)
+        mapped = t.steps[-1].state[m.schema.offset["att_mapped[0]"]]
+        assert bool(mapped) is not busy, (name, revision)     # a refused map maps nothing
+
+
+def test_a_cached_mapping_is_dropped_at_detach_and_bidirectional_takes_any():
+    m = Model(CATALOG["udmabuf"], "tiny", "v6.12")
+    again = _MAP_AGAIN[:-1] + [("dma_resv_unlock", dict(buf=0)), ("dma_buf_detach", dict(att=0)),
+                               ("dma_buf_attach", dict(buf=0)), ("dma_resv_lock", dict(buf=0)),
+                               ("dma_buf_map_attachment", dict(att=0, direction=2))]
+    assert replay(m, again).steps[-1].ret == 0
+    bidi = [(n, dict(a, direction=0) if n == "dma_buf_map_attachment" and a["direction"] == 1 else a)
+            for n, a in _MAP_AGAIN]
+    assert replay(m, bidi).steps[-1].ret == 0
+    # a dynamic attachment of a non-dynamic exporter is mapped DMA_BIDIRECTIONAL at attach time
+    dyn = [(("dma_buf_dynamic_attach" if n == "dma_buf_attach" else n), a) for n, a in _MAP_AGAIN]
+    assert replay(m, dyn).steps[-1].ret == 0
 
 
 def test_a_static_attachment_keeps_the_storage_in_place():

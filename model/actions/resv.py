@@ -34,7 +34,12 @@ not change. For a non-dynamic attachment the core pins the storage at attach ("T
 automatically for non-dynamic importers from dma_buf_attach()", the ``@pin`` kerneldoc; the model
 follows this text at v6.12: the code moved that pin to map time only in ~v6.16, corpus §6.1), so a
 move is refused while one is attached (``mutant_static_no_pin`` drops that pin: the event
-``moved_static``).
+``moved_static``). The 6.12 core also maps such an attachment DMA_BIDIRECTIONAL at attach time,
+as it does a dynamic attachment of a non-dynamic exporter, and keeps the mapping until detach
+(``device.attach_time_mapping``): so the convention's tables say that dma_buf_attach (of a dynamic
+exporter) and dma_buf_dynamic_attach (of a non-dynamic one) call pin / map_dma_buf under the lock
+the core takes, dma_buf_detach unmap_dma_buf when a mapping is kept, and a map or unmap of an
+attachment with a kept mapping calls no callback at all.
 
 ``exporter_move`` is the model's name (the kernel has none: each dynamic exporter evicts or
 migrates in its own code, e.g. TTM, and then calls dma_buf_move_notify).
@@ -47,7 +52,7 @@ from ..policy import since
 from ..rules import not_held
 from ..state import LIFE_LIVE
 from ..terms import TRUE, Term, and_, any_of, eq, not_, or_, select
-from .device import dma_buf_attach, dma_buf_map_attachment, dma_buf_unmap_attachment
+from .device import attach_time_mapping, dma_buf_attach, dma_buf_map_attachment, dma_buf_unmap_attachment
 from .kernel_access import dma_buf_vmap, dma_buf_vunmap
 from .registry import action
 
@@ -76,6 +81,12 @@ def _last_vunmap(m, a) -> Term:
     return and_(m.k.has_vmap, eq(select(list(m.s.vmapping_counter), a["buf"]), 1))
 
 
+def _uncached(m, a) -> Term:
+    """The core calls ops->map_dma_buf / ops->unmap_dma_buf: the attachment has no cached mapping
+    (attach->sgt; with one, the map returns it and the unmap returns early)."""
+    return not_(m.s.att_sgt[a["att"]])
+
+
 _Row = tuple[Callable[[Any, dict], Term], Callable[[Any, dict], Term] | None]
 
 # "1. Importers must hold the dma-buf reservation lock when calling these functions" and
@@ -84,8 +95,8 @@ _Row = tuple[Callable[[Any, dict], Term], Callable[[Any, dict], Term] | None]
 LOCKED: dict[str, _Row] = {
     "dma_buf_pin": (_att_buf, lambda m, a: TRUE),                 # ops->pin
     "dma_buf_unpin": (_att_buf, lambda m, a: TRUE),               # ops->unpin
-    "dma_buf_map_attachment": (_att_buf, lambda m, a: TRUE),      # ops->map_dma_buf
-    "dma_buf_unmap_attachment": (_att_buf, lambda m, a: TRUE),    # ops->unmap_dma_buf
+    "dma_buf_map_attachment": (_att_buf, _uncached),              # ops->map_dma_buf, unless cached
+    "dma_buf_unmap_attachment": (_att_buf, _uncached),            # ops->unmap_dma_buf, unless cached
     "dma_buf_vmap": (_buf, _first_vmap),                          # ops->vmap on the first vmap only
     "dma_buf_vunmap": (_buf, _last_vunmap),                       # ops->vunmap on the last one
 }
@@ -94,17 +105,17 @@ LOCKED: dict[str, _Row] = {
 # (dma_buf_mmap() is not an action of the model: no importer forwards its own mmap). The
 # ``_unlocked`` variants take the lock themselves around the same callbacks as their locked forms.
 UNLOCKED: dict[str, _Row] = {
-    "dma_buf_attach": (_buf, None),
-    "dma_buf_dynamic_attach": (_buf, None),
-    "dma_buf_detach": (_att_buf, None),
+    "dma_buf_attach": (_buf, lambda m, a: m.k.dynamic),           # ops->pin, ops->map_dma_buf at attach
+    "dma_buf_dynamic_attach": (_buf, lambda m, a: not_(m.k.dynamic)),  # ops->map_dma_buf at attach
+    "dma_buf_detach": (_att_buf, lambda m, a: m.s.att_sgt[a["att"]]),  # unmap (and unpin) of the cached mapping
     "dma_buf_export": (_buf, None),
     "dma_buf_fd": (_buf, None),
     "dma_buf_get": (lambda m, a: m.s.fd_buf[a["fd"]], None),
     "dma_buf_put": (_buf, None),
     "dma_buf_begin_cpu_access": (_buf, None),
     "dma_buf_end_cpu_access": (_buf, None),
-    "dma_buf_map_attachment_unlocked": (_att_buf, lambda m, a: TRUE),
-    "dma_buf_unmap_attachment_unlocked": (_att_buf, lambda m, a: TRUE),
+    "dma_buf_map_attachment_unlocked": (_att_buf, _uncached),
+    "dma_buf_unmap_attachment_unlocked": (_att_buf, _uncached),
     "dma_buf_vmap_unlocked": (_buf, _first_vmap),
     "dma_buf_vunmap_unlocked": (_buf, _last_vunmap),
 }
@@ -188,6 +199,7 @@ def dma_buf_dynamic_attach(m, buf):
     ret = dma_buf_attach(m, buf)
     for a in range(m.scope.attachments):
         m.set(n.att_dynamic, a, True, and_(ret >= 0, eq(ret, a)))
+    attach_time_mapping(m, ret, ret >= 0, True)
     return ret
 
 

@@ -20,6 +20,12 @@ Known differences (``known.toml``), one ``[[known]]`` table each::
                                                # variant of the page mapping predicts (SEMANTICS)
     kind = "kernel"                            # "kernel": the kernel differs from the v4.11
                                                # documentation; "model": a model limitation
+    source_version = "6.12.95-1~bpo12+1"       # optional: the Debian source the lines are of
+    source = [                                 # optional (with source_version): each kernel line
+      { file = "drivers/gpu/drm/drm_gem_shmem_helper.c", line = 523,   # the explanation quotes
+        function = "drm_gem_shmem_fault",
+        code = "page_offset = (vmf->address - vma->vm_start) >> PAGE_SHIFT;" },
+    ]
     explanation = "..."                        # why, with the kernel source that does it
 
 Patterns use ``fnmatch`` syntax, so ``val=*`` in ``expected``/``got`` matches any load.
@@ -42,6 +48,7 @@ __all__ = [
     "SEMANTICS",
     "Known",
     "KnownError",
+    "SourceLine",
     "load_known",
     "StepVerdict",
     "TraceVerdict",
@@ -72,6 +79,19 @@ class KnownError(ValueError):
 
 
 @dataclass(frozen=True)
+class SourceLine:
+    """A kernel line an explanation quotes: ``code`` is line ``line`` of ``file`` (stripped of its
+    indentation) in the Debian source of the entry's ``source_version``."""
+    file: str
+    line: int
+    function: str
+    code: str
+
+    def label(self, version: str) -> str:
+        return f"{self.file}:{self.line} {self.function}() ({version})"
+
+
+@dataclass(frozen=True)
 class Known:
     id: str
     kernel: tuple[str, ...]
@@ -82,6 +102,8 @@ class Known:
     explanation: str
     kind: str = "kernel"
     semantics: str | None = None
+    source_version: str = ""
+    source: tuple[SourceLine, ...] = ()
 
     def matches(self, uname: str, exporter: str, step: Step, got: str, alt: str | None) -> bool:
         """Does this entry explain ``step`` predicted ``step.expect`` but seeing ``got``?
@@ -99,7 +121,34 @@ class Known:
         return True
 
 
-_KNOWN_KEYS = {"id", "kernel", "exporter", "op", "expected", "got", "explanation", "kind", "semantics"}
+_KNOWN_KEYS = {"id", "kernel", "exporter", "op", "expected", "got", "explanation", "kind", "semantics",
+               "source", "source_version"}
+_SOURCE_KEYS = {"file", "line", "function", "code"}
+
+
+def _source_lines(e: dict, where: str) -> tuple[str, tuple[SourceLine, ...]]:
+    """An entry's ``source_version`` and ``source`` (both or neither); KnownError on bad input."""
+    if "source" not in e and "source_version" not in e:
+        return "", ()
+    version, lines = e.get("source_version"), e.get("source")
+    if not isinstance(version, str) or not version.strip():
+        raise KnownError(f"{where}: 'source' needs 'source_version', the Debian version of the source")
+    if not isinstance(lines, list) or not lines:
+        raise KnownError(f"{where}: 'source' must be a non-empty array of tables (file, line, function, code)")
+    out = []
+    for i, t in enumerate(lines, 1):
+        at = f"{where}: source #{i}"
+        if not isinstance(t, dict) or set(t) != _SOURCE_KEYS:
+            raise KnownError(f"{at}: must be a table with exactly {', '.join(sorted(_SOURCE_KEYS))}")
+        if not isinstance(t["line"], int) or isinstance(t["line"], bool) or t["line"] < 1:
+            raise KnownError(f"{at}: 'line' must be a positive integer")
+        for key in ("file", "function", "code"):
+            if not isinstance(t[key], str) or not t[key].strip():
+                raise KnownError(f"{at}: {key!r} must be a non-empty string")
+        if " ".join(t["code"].split()) not in " ".join(e["explanation"].split()):
+            raise KnownError(f"{at}: the explanation does not quote its code {t['code']!r}")
+        out.append(SourceLine(t["file"], t["line"], t["function"], t["code"]))
+    return version, tuple(out)
 
 
 def load_known(path: str | Path = KNOWN_FILE) -> tuple[Known, ...]:
@@ -146,9 +195,10 @@ def load_known(path: str | Path = KNOWN_FILE) -> tuple[Known, ...]:
         sem = e.get("semantics")
         if sem is not None and (not isinstance(sem, str) or sem not in SEMANTICS):
             raise KnownError(f"{where}: unknown semantics {sem!r} (known: {', '.join(SEMANTICS)})")
+        version, source = _source_lines(e, where)
         out.append(Known(id=e["id"], kernel=tuple(kern), exporter=e["exporter"], op=e["op"],
                          expected=e["expected"], got=e["got"], explanation=" ".join(e["explanation"].split()),
-                         kind=kind, semantics=sem))
+                         kind=kind, semantics=sem, source_version=version, source=source))
     return tuple(out)
 
 

@@ -84,7 +84,9 @@ dma_buf_pin(att) / dma_buf_unpin(att)     ``kpin``/``kunpin``         the return
 ``<l>``: map and vmap alternate between the calls under ``dma_resv_lock`` and the ``_unlocked``
 ones (by step index), which the model does not tell apart. The model has no dynamic importers:
 an attachment that the trace pins is made with ``dma_buf_dynamic_attach`` (6.12's dma_buf_pin
-WARNs on a static one), and every third other one too. Interrupted begin/end calls are dropped
+WARNs on a static one), and every third other one too, unless the model refuses a map of it with
+-EBUSY (its cached mapping): 6.12 maps a dynamic attachment DMA_BIDIRECTIONAL at attach time, so
+that map would succeed (a pinned one: the trace is cut before that map). Interrupted begin/end calls are dropped
 like interrupted SYNCs.
 
 At v6.12 (``KERNEL_ACTIONS_V6_12``) the model says which variant and which attachment: the three
@@ -518,14 +520,36 @@ class _Kernel:
         return max(vs) if vs else None
 
 
+def _busy_maps(steps: list[Step]) -> dict[int, int]:
+    """Attach step -> its first ``kmap`` predicted ``EBUSY`` (the model's cached mapping in
+    another direction), following the module's attachment slots through detaches."""
+    made: dict[int, int] = {}   # slot -> the attach step that made it
+    busy: dict[int, int] = {}
+    for i, st in enumerate(steps):
+        if st.op == "kattach" and st.expect.startswith("ok="):
+            made[int(st.expect[3:])] = i
+        elif st.op == "kdetach" and st.expect == "ok":
+            made.pop(st.args[0], None)
+        elif st.op == "kmap" and st.expect == "EBUSY" and st.args[0] in made:
+            busy.setdefault(made[st.args[0]], i)
+    return busy
+
+
 def _dynamic(steps: list[Step], k: _Kernel, trace_id: int) -> list[Step]:
     """Attachments that are pinned, and every third other one, are made with
-    dma_buf_dynamic_attach (``kdattach``); the model does not tell the two apart."""
+    dma_buf_dynamic_attach (``kdattach``); the v5.12 model has static attachments only. It tells
+    the two apart in one way: 6.12's core maps a dynamic attachment of these (non-dynamic)
+    exporters DMA_BIDIRECTIONAL at attach time and keeps that mapping, so a map the model refuses
+    with -EBUSY (a kept mapping in another direction, ``cache_sgt_mapping``) succeeds there. Such
+    an attachment stays static; when it must be dynamic (it is pinned), the trace is cut before
+    that map."""
     if k.v612:
         return steps
+    busy = _busy_maps(steps)
+    cut = min((j for i, j in busy.items() if i in k.dynamic), default=len(steps))
     out = []
-    for i, st in enumerate(steps):
-        if st.op == "kattach" and (i in k.dynamic or (trace_id + i) % 3 == 0):
+    for i, st in enumerate(steps[:cut]):
+        if st.op == "kattach" and (i in k.dynamic or ((trace_id + i) % 3 == 0 and i not in busy)):
             st = dataclasses.replace(st, op="kdattach")
         out.append(st)
     return out
