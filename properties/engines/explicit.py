@@ -425,6 +425,28 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
                         f"({rss / 2**20:,.0f} MB resident)")
         return ""
 
+    level_rss: list[int] = []      # resident memory at the start of each level
+
+    def next_level_too_large() -> str:
+        """The memory is checked between instances, but a level's deduplication allocates in
+        large steps (the sorted array of seen states is merged anew): a level that grows like the
+        last one can pass the budget by gigabytes before the next check, and the kernel's OOM
+        killer then ends the process with nothing written. So a level is not started when it
+        would pass the budget at the growth of the last one (twice its increase: the merge holds
+        the old and the new array at once)."""
+        if budget.memory is None:
+            return ""
+        level_rss.append(resident_bytes())
+        if len(level_rss) < 3:
+            return ""
+        last, before = level_rss[-1] - level_rss[-2], level_rss[-2] - level_rss[-3]
+        growth = last / before if before > 0 else 1.0
+        predicted = level_rss[-1] + 2 * max(last, 0) * max(growth, 1.0)
+        if predicted <= budget.memory:
+            return ""
+        return (f"memory budget of {budget.memory / 2**20:,.0f} MB would be passed by the next level "
+                f"({level_rss[-1] / 2**20:,.0f} MB resident, about {predicted / 2**20:,.0f} MB expected)")
+
     def out_of_budget() -> bool:
         nonlocal stopped
         if budget.states is not None and n_total >= budget.states:
@@ -432,7 +454,7 @@ def explore(model: Model, props: Iterable[Property] = (), symmetry: bool = False
         elif budget.depth is not None and level >= budget.depth:
             stopped = f"depth budget of {budget.depth} reached"
         else:
-            stopped = over_time_or_memory()
+            stopped = over_time_or_memory() or next_level_too_large()
         return bool(stopped)
 
     while len(frontier_keys):
