@@ -170,12 +170,13 @@ _vgem = ExporterPolicy(
         "the shmem pages go back to the page cache, swappable, when the last user puts them); "
         "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_mmap:616 is_cow_mapping refused, vm_file left alone (mmap_own_file "
         "false); drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_fault:534 vmf_insert_pfn, one page per fault (mmap_prefault false); "
-        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_vmap:330 dma_resv_assert_held (callback_takes_resv false). Not modelled: "
-        "drivers/gpu/drm/drm_prime.c:drm_gem_map_attach:617 drm_gem_pin, so an attachment holds the pages, and "
+        "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_vmap:330 dma_resv_assert_held (callback_takes_resv false); "
+        "drivers/gpu/drm/drm_prime.c:drm_gem_map_attach:617 drm_gem_pin, so an attachment holds the pages (attach_holds_pages), and "
         "drivers/gpu/drm/drm_gem_shmem_helper.c:drm_gem_shmem_mmap:620 drm_gem_shmem_get_pages, so a mapping holds them until it is "
-        "closed; the model lets memory pressure evict vgem storage that only these hold",
+        "closed (mmap_holds_pages): memory pressure cannot evict vgem storage while either exists",
     has_begin=False, has_end=False, has_kmap=False, has_kmap_atomic=False,
     coherent=True, swappable=True, starts_resident=False, cache_sgt_mapping=True,
+    attach_holds_pages=True, mmap_holds_pages=True,
 )
 
 

@@ -31,9 +31,14 @@ def device_pinned(s, scope: Scope, b: int) -> Term:
 
 def pinned(s, k, scope: Scope, b: int) -> Term:
     """Is buffer ``b``'s storage held in place: pinned by begin, mapped for a device, pinned for
-    a device with ``dma_buf_pin`` (v5.12), vmapped, or of a kind that is never evicted?"""
+    a device with ``dma_buf_pin`` (v5.12), vmapped, attached or mmapped where the exporter holds
+    the pages for those (GEM shmem, ``attach_holds_pages``, ``mmap_holds_pages``), or of a kind
+    that is never evicted?"""
+    attached = any_of(and_(s.att_live[a], eq(s.att_buf[a], b)) for a in range(scope.attachments))
+    mmapped = any_of(and_(s.vma_live[v], eq(s.vma_buf[v], b)) for v in range(scope.vmas))
     return or_(s.pins[b] > 0, device_mapped(s, scope, b), device_pinned(s, scope, b),
-               s.vmapping_counter[b] > 0, not_(k.swappable))
+               s.vmapping_counter[b] > 0, not_(k.swappable), and_(k.attach_holds_pages, attached),
+               and_(k.mmap_holds_pages, mmapped))
 
 
 def reads_term(d) -> Term:

@@ -124,6 +124,13 @@ class ExporterPolicy:
                                  "in another direction, unless the kept one is DMA_BIDIRECTIONAL, "
                                  "returns -EBUSY",
         since="v5.12")
+    # --- what holds the storage of a GEM shmem object (vgem, v5.12 on) -------------------------
+    attach_holds_pages: bool = _k(False, "every attachment holds the storage in place while it exists "
+                                  "(GEM PRIME: drm_gem_map_attach() pins the object, drm_gem_map_detach() "
+                                  "unpins it): memory pressure cannot evict it", since="v5.12")
+    mmap_holds_pages: bool = _k(False, "a userspace mapping holds the storage while it exists (GEM shmem: "
+                                "drm_gem_shmem_mmap() gets the pages, the vma's close puts them): memory "
+                                "pressure cannot evict it", since="v5.12")
     # --- dynamic dma-buf and the reservation lock (act at v6.12 only) --------------------------
     dynamic: bool = _k(False, "v6.12: a dynamic exporter (ops->pin exists): it may move storage that "
                        "dynamic attachments have mapped, under the reservation lock, and calls "
@@ -207,6 +214,15 @@ def knobs_at(revision: str) -> tuple[str, ...]:
     to act on before it (a search over the policies of an earlier revision leaves it out)."""
     return tuple(k.name for k in KNOBS.values()
                  if not k.since or REVISIONS.index(revision) >= REVISIONS.index(k.since))
+
+
+def later_knobs_fixed(revision: str) -> dict[str, Any]:
+    """The knobs ``revision`` does not have, as model variables ``k.<name>`` fixed at their
+    defaults (choices by index): a query over every policy of ``revision`` leaves them out, and a
+    rule shared by the revisions that reads one (``derived.pinned``) then reads its default."""
+    at = set(knobs_at(revision))
+    return {"k." + k.name: (k.choices.index(k.default) if k.choices else k.default)
+            for k in KNOBS.values() if k.name not in at}
 
 
 def knob_vars() -> dict[str, Term]:

@@ -42,7 +42,7 @@ import z3
 from model.catalog import CATALOG
 from model.events import EVENTS
 from model.machine import Model, transition_terms
-from model.policy import ExporterPolicy, KNOBS, knobs_at
+from model.policy import ExporterPolicy, KNOBS, knobs_at, later_knobs_fixed
 from model.scope import Scope, get_scope
 from model.terms import FALSE, TRUE, Term, and_, lift, not_, or_, substitute, to_z3
 
@@ -274,7 +274,7 @@ def synthesize(safety: Sequence[Property], witnesses: Sequence[Property] = (), s
     say = progress or (lambda msg: None)
     sc = get_scope(scope) if isinstance(scope, str) else scope
     schema, terms = transition_terms(sc, revision)
-    fixed_vals = {"k." + k: False for k in EXCLUDED_KNOBS}
+    fixed_vals = {**later_knobs_fixed(revision), **{"k." + k: False for k in EXCLUDED_KNOBS}}
     for k, v in (fixed or {}).items():
         kn = KNOBS[k]
         fixed_vals["k." + k] = kn.choices.index(v) if kn.choices else v
@@ -652,7 +652,7 @@ def prove_for_every_policy(props: Sequence[Property], scope: Scope | str = "smal
     from the invariants so proved. One entry per property: ``proved`` and, if not, why."""
     sc = get_scope(scope) if isinstance(scope, str) else scope
     schema, terms = transition_terms(sc, revision)
-    fixed = {"k." + k: False for k in EXCLUDED_KNOBS}
+    fixed = {**later_knobs_fixed(revision), **{"k." + k: False for k in EXCLUDED_KNOBS}}
     free = knob_z3_vars([k for k in knobs_at(revision) if "k." + k not in fixed])
     enc = Encoding(schema, terms, fixed=fixed, free=free)
     cands = [p for p in PROPERTIES if p.kind == "always" and p.fits(sc) and revision in p.revisions]
