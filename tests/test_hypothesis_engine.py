@@ -1,5 +1,7 @@
 """The Hypothesis engine: the stateful test itself, each broken policy caught with a short
 trace, and the same seed giving the same result."""
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -23,7 +25,13 @@ def test_reference_exporter_state_machine_keeps_every_invariant():
         suppress_health_check=list(HealthCheck)))
 
 
-@pytest.mark.parametrize("policy", [p.name for p in (*BROKEN, *MUTANTS)])
+# The broken policies in the default suite, the mutants (each breaks one rule of the core) with
+# DMABUF_SLOW_TESTS=1: the suite passed nine and a half of its ten minutes after the cached
+# mapping made udmabuf's and vgem's graphs larger (2026-12-04).
+@pytest.mark.parametrize("policy", [p.name for p in BROKEN] + [
+    pytest.param(p.name, marks=pytest.mark.skipif(not os.environ.get("DMABUF_SLOW_TESTS"),
+                                                  reason="the mutants; set DMABUF_SLOW_TESTS=1"))
+    for p in MUTANTS])
 def test_broken_policy_is_caught_with_a_short_trace(policy):
     p = CATALOG[policy]
     props = [q for c in p.breaks for q in by_claim(c)]
